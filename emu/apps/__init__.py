@@ -1,0 +1,1 @@
+"""Application endpoints. Learned apps live in sub-packages and import torch lazily, inside themselves."""

@@ -1,0 +1,149 @@
+"""Link: a queue, a serialiser, then loss, propagation delay and jitter.
+
+The serialiser is a callback state machine, not a process: one heap event when a packet finishes
+serialising and one when it arrives at the far end. Nothing is scheduled while the link is idle.
+
+Subclasses change only how long serialisation takes (``_service_done_s``): ``Link`` serialises at a
+constant ``rate_bps``; ``TraceLink`` follows a capacity trace.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from heapq import heappush
+from typing import Any, Optional, Union
+
+from simpy.events import NORMAL
+
+from emu.links.impairments import (
+    BernoulliLossConfig, GilbertElliottLossConfig, JitterConfig, make_loss, Jitter,
+)
+from emu.packet import Packet
+from emu.queues.base import Queue
+from emu.queues.droptail import DropTailQueue
+from emu.sim import Sim
+
+LOSS = "loss"  # drop reason of the loss stage
+LossConfig = Union[BernoulliLossConfig, GilbertElliottLossConfig]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkConfig:
+    """A constant-rate link. ``rate_bps`` > 0, ``delay_s`` >= 0 (one-way propagation)."""
+
+    rate_bps: float
+    delay_s: float = 0.0
+    loss: Optional[LossConfig] = None
+    jitter: Optional[JitterConfig] = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.rate_bps, bool) or not isinstance(self.rate_bps, (int, float)) or not self.rate_bps > 0:
+            raise ValueError(f"rate_bps: must be a positive number of bits per second, got {self.rate_bps!r}")
+        if isinstance(self.delay_s, bool) or not isinstance(self.delay_s, (int, float)) or not self.delay_s >= 0:
+            raise ValueError(f"delay_s: must be >= 0 seconds, got {self.delay_s!r}")
+
+
+class Link:
+    """A one-way link from one element to ``out``, with its own queue.
+
+    Args:
+        sim: the run.
+        name: unique, used for drop records and errors.
+        config: rate, propagation delay, loss and jitter.
+        queue: the discipline in front of the serialiser (default: DropTail, 1000 packets).
+        out: the receiver at the far end (anything with ``receive(pkt)``); may be connected later.
+    """
+
+    def __init__(self, sim: Sim, name: str, config: LinkConfig, queue: Optional[Queue] = None,
+                 out: Any = None) -> None:
+        self.sim = sim
+        self.name = name
+        self.config = config
+        self.queue = queue if queue is not None else DropTailQueue()
+        self.out = out
+        self.delay_s = float(config.delay_s)
+        self._s_per_byte = 8.0 / config.rate_bps if config.rate_bps else 0.0
+        self._where = sim.records.where_id(name)
+        self._records = sim.records
+        self.queue.on_drop = self._queue_dropped
+        self._loss = make_loss(config.loss, sim.rng(f"{name}.loss")) if config.loss else None
+        self._jitter = Jitter(config.jitter, sim.rng(f"{name}.jitter")) if config.jitter else None
+        self._busy = False
+        self._env = sim.env
+        self._heap = sim._queue
+        self._eid = sim._eid
+        self.tx_pkts = 0
+        self.tx_bytes = 0
+        self.lost_pkts = 0
+        self.propagating_pkts = 0
+        self._serialised_cb = (self._serialised,)
+        self._arrived_cb = (self._arrived,)
+        sim.register(self)
+
+    # -- wiring -------------------------------------------------------------------------------------------------
+
+    def connect(self, out: Any) -> "Link":
+        self.out = out
+        return self
+
+    def check_wiring(self) -> None:
+        if self.out is None or not callable(getattr(self.out, "receive", None)):
+            raise ValueError(f"link {self.name!r}: output is not connected (set out= or call connect())")
+
+    @property
+    def queued_pkts(self) -> int:
+        return self.queue.len_pkts
+
+    @property
+    def in_flight_pkts(self) -> int:
+        return (1 if self._busy else 0) + self.propagating_pkts
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    # -- datapath -----------------------------------------------------------------------------------------------
+
+    def receive(self, pkt: Packet) -> None:
+        now = self._env._now
+        if self.queue.enqueue(pkt, now) and not self._busy:
+            self._start(now)
+
+    def _service_done_s(self, pkt: Packet, now_s: float) -> float:
+        """When serialising ``pkt``, started at ``now_s``, finishes."""
+        return now_s + pkt.size_bytes * self._s_per_byte
+
+    def _start(self, now_s: float) -> None:
+        pkt = self.queue.dequeue(now_s)
+        if pkt is None:
+            self._busy = False
+            return
+        self._busy = True
+        pkt.callbacks = self._serialised_cb
+        heappush(self._heap, (self._service_done_s(pkt, now_s), NORMAL, next(self._eid), pkt))
+
+    def _serialised(self, pkt: Packet) -> None:
+        now = self._env._now
+        self.tx_pkts += 1
+        self.tx_bytes += pkt.size_bytes
+        if self._loss is not None and self._loss.lost():
+            self.lost_pkts += 1
+            self._records.dropped(pkt, self._where, LOSS, now)
+        else:
+            arrive_s = now + self.delay_s
+            if self._jitter is not None:
+                arrive_s = self._jitter.delivery_time_s(arrive_s)
+            self.propagating_pkts += 1
+            pkt.callbacks = self._arrived_cb
+            heappush(self._heap, (arrive_s, NORMAL, next(self._eid), pkt))
+        self._start(now)
+
+    def _arrived(self, pkt: Packet) -> None:
+        self.propagating_pkts -= 1
+        self.out.receive(pkt)
+
+    def _queue_dropped(self, pkt: Packet, reason: str, now_s: float) -> None:
+        self._records.dropped(pkt, self._where, reason, now_s)
+
+    def stats(self) -> dict:
+        return {"link": self.name, "tx_pkts": self.tx_pkts, "tx_bytes": self.tx_bytes, "lost_pkts": self.lost_pkts,
+                "queue": self.queue.kind, **self.queue.stats.as_dict()}

@@ -1,0 +1,294 @@
+"""Hosts, routers and the Network builder with static shortest-path routing.
+
+Nodes are wired with one-way ``Link`` objects; ``Network.link(a, b, ...)`` adds both directions unless
+``duplex=False``. Routes are computed once, before time starts, as hop-count shortest paths (ties broken by
+node name so runs are reproducible); every node forwards by destination host name.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Optional, Union
+
+from emu.links.impairments import JitterConfig
+from emu.links.link import Link, LinkConfig, LossConfig
+from emu.packet import Packet
+from emu.queues import Queue, make_queue
+from emu.sim import Sim
+from emu.units import parse_rate_bps, parse_time_s
+
+NO_ROUTE = "no_route"
+UNBOUND_PORT = "unbound_port"
+
+
+class Node:
+    """Common part of hosts and routers: a name and a forwarding table ``dst host -> outgoing link``."""
+
+    def __init__(self, sim: Sim, name: str) -> None:
+        self.sim = sim
+        self.name = name
+        self.routes: dict[str, Link] = {}
+        self.links_out: dict[str, Link] = {}
+        self._where = sim.records.where_id(name)
+
+    def forward(self, pkt: Packet) -> None:
+        link = self.routes.get(pkt.dst)
+        if link is None:
+            self.sim.records.dropped(pkt, self._where, NO_ROUTE, self.sim.now_s)
+            return
+        link.receive(pkt)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class Router(Node):
+    """Forwards every packet to the link towards ``pkt.dst``."""
+
+    def receive(self, pkt: Packet) -> None:
+        link = self.routes.get(pkt.dst)
+        if link is None:
+            self.sim.records.dropped(pkt, self._where, NO_ROUTE, self.sim.now_s)
+            return
+        link.receive(pkt)
+
+
+class Host(Node):
+    """An end host: ``send`` routes a packet out; ``receive`` hands it to whatever is bound to ``pkt.dport``."""
+
+    def __init__(self, sim: Sim, name: str) -> None:
+        super().__init__(sim, name)
+        self.ports: dict[int, Any] = {}
+        self._next_port = 49152
+
+    def bind(self, port: Optional[int], receiver: Any) -> int:
+        """Deliver packets addressed to ``port`` to ``receiver.receive``; ``port=None`` picks a free one."""
+        if port is None:
+            while self._next_port in self.ports:
+                self._next_port += 1
+            port = self._next_port
+        if port in self.ports:
+            raise ValueError(f"host {self.name!r}: port {port} is already bound")
+        if not callable(getattr(receiver, "receive", None)):
+            raise ValueError(f"host {self.name!r}: port {port} receiver has no receive(pkt) method")
+        self.ports[port] = receiver
+        return port
+
+    def unbind(self, port: int) -> None:
+        self.ports.pop(port, None)
+
+    def send(self, pkt: Packet) -> None:
+        link = self.routes.get(pkt.dst)
+        if link is None:
+            self.sim.records.dropped(pkt, self._where, NO_ROUTE, self.sim.now_s)
+            return
+        link.receive(pkt)
+
+    def receive(self, pkt: Packet) -> None:
+        handler = self.ports.get(pkt.dport)
+        if handler is None:
+            self.sim.records.dropped(pkt, self._where, UNBOUND_PORT, self.sim.now_s)
+            return
+        handler.receive(pkt)
+
+
+QueueSpec = Union[str, Queue, None]
+
+
+class Network:
+    """Builds a topology on one ``Sim``.
+
+    Example::
+
+        sim = Sim(seed=1)
+        net = Network(sim)
+        a, b = net.host("a"), net.host("b")
+        net.link(a, b, rate="10Mbps", delay="5ms", queue="codel")
+        sim.run(until_s=1.0)
+    """
+
+    def __init__(self, sim: Sim) -> None:
+        self.sim = sim
+        self.nodes: dict[str, Node] = {}
+        self.links: dict[tuple[str, str], Link] = {}
+        self._routes_built = False
+        sim.register(self)
+
+    # -- nodes ------------------------------------------------------------------------------------------------
+
+    def _add(self, node: Node) -> Node:
+        if node.name in self.nodes:
+            raise ValueError(f"node name {node.name!r} is already used")
+        self.nodes[node.name] = node
+        self._routes_built = False
+        return node
+
+    def host(self, name: str) -> Host:
+        return self._add(Host(self.sim, name))  # type: ignore[return-value]
+
+    def router(self, name: str) -> Router:
+        return self._add(Router(self.sim, name))  # type: ignore[return-value]
+
+    def _node(self, node: Union[str, Node]) -> Node:
+        name = node if isinstance(node, str) else node.name
+        if name not in self.nodes:
+            raise ValueError(f"unknown node {name!r}; nodes: {', '.join(sorted(self.nodes)) or '(none)'}")
+        return self.nodes[name]
+
+    @property
+    def hosts(self) -> dict[str, Host]:
+        return {n: h for n, h in self.nodes.items() if isinstance(h, Host)}
+
+    # -- links --------------------------------------------------------------------------------------------------
+
+    def _make_queue(self, spec: QueueSpec, params: Optional[dict], link_name: str) -> Queue:
+        if spec is None:
+            spec = "droptail"
+        if isinstance(spec, Queue):
+            if params:
+                raise ValueError(f"link {link_name!r}: queue_params given with a queue object")
+            return spec
+        params = dict(params or {})
+        preset = params.pop("preset", None)
+        return make_queue(spec, preset=preset, rng=self.sim.rng(f"{link_name}.queue"), **params)
+
+    def link(self, a: Union[str, Node], b: Union[str, Node], *, rate: Any = None, delay: Any = 0.0,
+             queue: QueueSpec = None, queue_params: Optional[dict] = None, trace: Any = None,
+             loss: Optional[LossConfig] = None, jitter: Optional[JitterConfig] = None,
+             duplex: bool = True, reverse_queue: QueueSpec = None, reverse_queue_params: Optional[dict] = None,
+             reverse_rate: Any = None, reverse_trace: Any = None) -> Link:
+        """Connect ``a`` to ``b``; return the a->b link (b->a is ``net.links[(b, a)]`` when ``duplex``).
+
+        ``rate`` ("10Mbps" or bit/s) makes a constant-rate link; ``trace`` (a path to a Mahimahi or throughput
+        log, or a schedule) makes a trace-driven one. Loss and jitter apply to the a->b direction only.
+        """
+        node_a, node_b = self._node(a), self._node(b)
+        fwd = self._one_way(node_a, node_b, rate, delay, queue, queue_params, trace, loss, jitter)
+        if duplex:
+            rev_rate = reverse_rate if reverse_rate is not None else (rate if reverse_trace is None else None)
+            if rev_rate is None and reverse_trace is None:
+                rev_rate = rate if rate is not None else None
+            if rev_rate is None and reverse_trace is None:
+                raise ValueError(f"link {node_b.name}->{node_a.name}: give reverse_rate or reverse_trace "
+                                 "for the reverse direction of a trace-driven duplex link")
+            self._one_way(node_b, node_a, rev_rate, delay, reverse_queue, reverse_queue_params, reverse_trace,
+                          None, None)
+        return fwd
+
+    def _one_way(self, a: Node, b: Node, rate: Any, delay: Any, queue: QueueSpec, queue_params: Optional[dict],
+                 trace: Any, loss: Optional[LossConfig], jitter: Optional[JitterConfig]) -> Link:
+        name = f"{a.name}->{b.name}"
+        if (a.name, b.name) in self.links:
+            raise ValueError(f"link {name!r} already exists")
+        delay_s = parse_time_s(delay, f"link {name}: delay")
+        q = self._make_queue(queue, queue_params, name)
+        if trace is not None:
+            if rate is not None:
+                raise ValueError(f"link {name!r}: give either rate= or trace=, not both")
+            from emu.links.trace_link import TraceLink
+
+            link: Link = TraceLink(self.sim, name, trace, delay_s=delay_s, queue=q, out=b, loss=loss,
+                                   jitter=jitter)
+        else:
+            if rate is None:
+                raise ValueError(f"link {name!r}: give rate= (e.g. '10Mbps') or trace= (a trace path)")
+            config = LinkConfig(rate_bps=parse_rate_bps(rate, f"link {name}: rate"), delay_s=delay_s,
+                                loss=loss, jitter=jitter)
+            link = Link(self.sim, name, config, queue=q, out=b)
+        self.links[(a.name, b.name)] = link
+        a.links_out[b.name] = link
+        self._routes_built = False
+        return link
+
+    # -- routing ------------------------------------------------------------------------------------------------
+
+    def build_routes(self) -> None:
+        """Fill every node's table with the next link on a hop-count shortest path to each host."""
+        neighbours_in: dict[str, list[str]] = {n: [] for n in self.nodes}
+        for (src, dst) in self.links:
+            neighbours_in[dst].append(src)
+        for lst in neighbours_in.values():
+            lst.sort()
+        for node in self.nodes.values():
+            node.routes = {}
+        for dst_name, dst in self.nodes.items():
+            if not isinstance(dst, Host):
+                continue
+            # BFS backwards from the destination: dist[n] = hops from n to dst.
+            dist = {dst_name: 0}
+            frontier = deque([dst_name])
+            while frontier:
+                cur = frontier.popleft()
+                for prev in neighbours_in[cur]:
+                    if prev not in dist:
+                        dist[prev] = dist[cur] + 1
+                        frontier.append(prev)
+            for name, node in self.nodes.items():
+                if name == dst_name or name not in dist:
+                    continue
+                best = min((nb for nb in node.links_out if dist.get(nb) == dist[name] - 1), default=None)
+                if best is not None:
+                    node.routes[dst_name] = node.links_out[best]
+        self._routes_built = True
+
+    def check_wiring(self) -> None:
+        if not self._routes_built:
+            self.build_routes()
+
+    def path(self, src: Union[str, Node], dst: Union[str, Node]) -> list[str]:
+        """Node names on the route from ``src`` to ``dst`` (routes are built if needed)."""
+        if not self._routes_built:
+            self.build_routes()
+        node, target = self._node(src), self._node(dst).name
+        names = [node.name]
+        while node.name != target:
+            link = node.routes.get(target)
+            if link is None:
+                raise ValueError(f"no route from {names[0]!r} to {target!r}")
+            node = link.out
+            names.append(node.name)
+            if len(names) > len(self.nodes) + 1:
+                raise ValueError(f"routing loop from {names[0]!r} to {target!r}")
+        return names
+
+
+def dumbbell(sim: Sim, n_pairs: int = 1, *, bottleneck_rate: Any = "10Mbps", bottleneck_delay: Any = "10ms",
+             access_rate: Any = "1Gbps", access_delay: Any = 0.0, queue: QueueSpec = "droptail",
+             queue_params: Optional[dict] = None, trace: Any = None, reverse_rate: Any = None,
+             loss: Optional[LossConfig] = None) -> Network:
+    """``n_pairs`` senders ``s0..`` -> router ``left`` -> bottleneck -> ``right`` -> receivers ``d0..``.
+
+    The bottleneck queue (``queue``) sits on ``left->right``; the reverse path gets a large DropTail.
+    ``trace`` makes the bottleneck trace-driven (``reverse_rate`` then sets the return path, default the
+    access rate).
+    """
+    if not isinstance(n_pairs, int) or n_pairs < 1:
+        raise ValueError(f"n_pairs: must be an integer >= 1, got {n_pairs!r}")
+    net = Network(sim)
+    left, right = net.router("left"), net.router("right")
+    net.link(left, right, rate=None if trace is not None else bottleneck_rate, delay=bottleneck_delay,
+             queue=queue, queue_params=queue_params, trace=trace, loss=loss,
+             reverse_rate=reverse_rate if reverse_rate is not None else (access_rate if trace is not None else None),
+             reverse_queue="droptail", reverse_queue_params={"limit_pkts": 100_000})
+    for i in range(n_pairs):
+        s, d = net.host(f"s{i}"), net.host(f"d{i}")
+        net.link(s, left, rate=access_rate, delay=access_delay, queue_params={"limit_pkts": 100_000})
+        net.link(right, d, rate=access_rate, delay=access_delay, queue_params={"limit_pkts": 100_000})
+    net.build_routes()
+    return net
+
+
+def chain(sim: Sim, n_routers: int = 2, *, rate: Any = "10Mbps", delay: Any = "5ms", queue: QueueSpec = "droptail",
+          queue_params: Optional[dict] = None) -> Network:
+    """Host ``src`` -> routers ``r0..r{n-1}`` -> host ``dst``, every hop with the same rate, delay and queue."""
+    if not isinstance(n_routers, int) or n_routers < 0:
+        raise ValueError(f"n_routers: must be an integer >= 0, got {n_routers!r}")
+    net = Network(sim)
+    names = ["src"] + [f"r{i}" for i in range(n_routers)] + ["dst"]
+    net.host("src")
+    for name in names[1:-1]:
+        net.router(name)
+    net.host("dst")
+    for a, b in zip(names, names[1:]):
+        net.link(a, b, rate=rate, delay=delay, queue=queue, queue_params=queue_params)
+    net.build_routes()
+    return net

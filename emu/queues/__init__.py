@@ -1,0 +1,57 @@
+"""Queues: the one interface (``Queue``) and its disciplines, built by name through ``make_queue``."""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import importlib
+from typing import Any
+
+from emu.queues.base import FifoQueue, Queue, QueueStats
+from emu.queues.droptail import DropTailConfig, DropTailQueue
+
+# name -> "module:QueueClass:ConfigClass"; ids equal the file names. Loaded lazily.
+QUEUE_REGISTRY: dict[str, str] = {
+    "droptail": "emu.queues.droptail:DropTailQueue:DropTailConfig",
+    "codel": "emu.queues.codel:CoDelQueue:CoDelConfig",
+    "pie": "emu.queues.pie:PIEQueue:PIEConfig",
+    "dualpi2": "emu.queues.dualpi2:DualPI2Queue:DualPI2Config",
+}
+
+
+def queue_names() -> list[str]:
+    return sorted(QUEUE_REGISTRY)
+
+
+def queue_classes(name: str) -> tuple[type, type]:
+    """Return ``(QueueClass, ConfigClass)`` for a registered name, or raise ValueError listing valid names."""
+    if name not in QUEUE_REGISTRY:
+        raise ValueError(f"queue: unknown queue {name!r}; valid names: {', '.join(queue_names())}")
+    module_name, cls_name, cfg_name = QUEUE_REGISTRY[name].split(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, cls_name), getattr(module, cfg_name)
+
+
+def make_queue(name: str, preset: str | None = None, rng: Any = None, **params: Any) -> Queue:
+    """Build a queue by registry name, e.g. ``make_queue("codel", target_s=0.005)``.
+
+    ``preset`` names a classmethod of the config (``make_queue("dualpi2", preset="linux")``); ``params``
+    override its fields. ``rng`` (a numpy Generator) goes to queues that draw random numbers.
+    """
+    queue_cls, config_cls = queue_classes(name)
+    if preset is not None:
+        factory = getattr(config_cls, preset, None)
+        if factory is None or not callable(factory):
+            raise ValueError(f"queue {name!r}: unknown preset {preset!r}")
+        config = dataclasses.replace(factory(), **params) if params else factory()
+    else:
+        try:
+            config = config_cls(**params)
+        except TypeError as exc:
+            valid = ", ".join(f.name for f in dataclasses.fields(config_cls))
+            raise ValueError(f"queue {name!r}: {exc}; valid fields: {valid}") from None
+    if rng is not None and "rng" in inspect.signature(queue_cls.__init__).parameters:
+        return queue_cls(config, rng=rng)
+    return queue_cls(config)
+
+
+__all__ = ["Queue", "FifoQueue", "QueueStats", "DropTailQueue", "DropTailConfig", "make_queue", "queue_names"]
