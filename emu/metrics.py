@@ -154,11 +154,12 @@ class Recorder:
     def _fold_delivered(self) -> None:
         if not len(self.d_flow):
             return
-        flow = np.frombuffer(self.d_flow, dtype=np.int32)
+        # Copies, not views: the arrays are emptied below, which a live buffer view would forbid.
+        flow = np.frombuffer(self.d_flow, dtype=np.int32).copy()
         size = np.frombuffer(self.d_size, dtype=np.int32).astype(np.int64)
-        arrived = np.frombuffer(self.d_arrived, dtype=np.float64)
+        arrived = np.frombuffer(self.d_arrived, dtype=np.float64).copy()
         delay = arrived - np.frombuffer(self.d_created, dtype=np.float64)
-        qdelay = np.frombuffer(self.d_qdelay, dtype=np.float64)
+        qdelay = np.frombuffer(self.d_qdelay, dtype=np.float64).copy()
         dbin = np.searchsorted(_HIST_EDGES_S, delay, side="right") - 1
         qbin = np.searchsorted(_HIST_EDGES_S, qdelay, side="right") - 1
         tbin = (arrived / self.bin_s).astype(np.int64)

@@ -10,7 +10,7 @@ from collections import deque
 from typing import Any, Optional, Union
 
 from emu.links.impairments import JitterConfig
-from emu.links.link import Link, LinkConfig, LossConfig
+from emu.links.link import Link, LinkConfig, LossConfig, check_mtu
 from emu.packet import Packet
 from emu.queues import Queue, make_queue
 from emu.sim import Sim
@@ -154,7 +154,7 @@ class Network:
     def link(self, a: Union[str, Node], b: Union[str, Node], *, rate: Any = None, delay: Any = 0.0,
              queue: QueueSpec = None, queue_params: Optional[dict] = None, trace: Any = None,
              loss: Optional[LossConfig] = None, jitter: Optional[JitterConfig] = None,
-             duplex: bool = True, reverse_queue: QueueSpec = None, reverse_queue_params: Optional[dict] = None,
+             mtu_bytes: Optional[int] = None, duplex: bool = True, reverse_queue: QueueSpec = None, reverse_queue_params: Optional[dict] = None,
              reverse_rate: Any = None, reverse_trace: Any = None) -> Link:
         """Connect ``a`` to ``b``; return the a->b link (b->a is ``net.links[(b, a)]`` when ``duplex``).
 
@@ -162,7 +162,7 @@ class Network:
         log, or a schedule) makes a trace-driven one. Loss and jitter apply to the a->b direction only.
         """
         node_a, node_b = self._node(a), self._node(b)
-        fwd = self._one_way(node_a, node_b, rate, delay, queue, queue_params, trace, loss, jitter)
+        fwd = self._one_way(node_a, node_b, rate, delay, queue, queue_params, trace, loss, jitter, mtu_bytes)
         if duplex:
             rev_rate = reverse_rate if reverse_rate is not None else (rate if reverse_trace is None else None)
             if rev_rate is None and reverse_trace is None:
@@ -171,11 +171,12 @@ class Network:
                 raise ValueError(f"link {node_b.name}->{node_a.name}: give reverse_rate or reverse_trace "
                                  "for the reverse direction of a trace-driven duplex link")
             self._one_way(node_b, node_a, rev_rate, delay, reverse_queue, reverse_queue_params, reverse_trace,
-                          None, None)
+                          None, None, mtu_bytes)
         return fwd
 
     def _one_way(self, a: Node, b: Node, rate: Any, delay: Any, queue: QueueSpec, queue_params: Optional[dict],
-                 trace: Any, loss: Optional[LossConfig], jitter: Optional[JitterConfig]) -> Link:
+                 trace: Any, loss: Optional[LossConfig], jitter: Optional[JitterConfig],
+                 mtu_bytes: Optional[int] = None) -> Link:
         name = f"{a.name}->{b.name}"
         if (a.name, b.name) in self.links:
             raise ValueError(f"link {name!r} already exists")
@@ -188,11 +189,13 @@ class Network:
 
             link: Link = TraceLink(self.sim, name, trace, delay_s=delay_s, queue=q, out=b, loss=loss,
                                    jitter=jitter)
+            check_mtu(mtu_bytes)
+            link._mtu_bytes = mtu_bytes if mtu_bytes is not None else 1 << 62
         else:
             if rate is None:
                 raise ValueError(f"link {name!r}: give rate= (e.g. '10Mbps') or trace= (a trace path)")
             config = LinkConfig(rate_bps=parse_rate_bps(rate, f"link {name}: rate"), delay_s=delay_s,
-                                loss=loss, jitter=jitter)
+                                mtu_bytes=mtu_bytes, loss=loss, jitter=jitter)
             link = Link(self.sim, name, config, queue=q, out=b)
         self.links[(a.name, b.name)] = link
         a.links_out[b.name] = link

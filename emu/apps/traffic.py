@@ -50,12 +50,20 @@ class Source:
     """Base of the open-loop sources: builds packets of ``size_bytes`` for ``flow`` and sends them from ``host``.
 
     Subclasses implement ``_next_gap_s()``: seconds until the next packet, or None to stop.
+    ``size_dist="exponential"`` draws each packet's size from an exponential distribution of mean ``size_bytes``
+    (rounded up to whole bytes), e.g. for M/M/1 validation; the default ``"fixed"`` sends ``size_bytes`` always.
     """
 
     def __init__(self, sim: Sim, host: Any, dst: str, *, flow: str, size_bytes: int = 1500, dport: int = 5000,
-                 sport: int = 0, ecn: int = NOT_ECT, start_s: float = 0.0, stop_s: Optional[float] = None) -> None:
+                 sport: int = 0, ecn: int = NOT_ECT, start_s: float = 0.0, stop_s: Optional[float] = None,
+                 size_dist: str = "fixed") -> None:
         if isinstance(size_bytes, bool) or not isinstance(size_bytes, int) or size_bytes < 1:
             raise ValueError(f"size_bytes: must be an integer >= 1, got {size_bytes!r}")
+        if size_dist not in ("fixed", "exponential"):
+            raise ValueError(f"size_dist: unknown {size_dist!r}; valid: exponential, fixed")
+        self.size_dist = size_dist
+        self._sizes: list[int] = []
+        self._size_i = 0
         if not start_s >= 0:
             raise ValueError(f"start_s: must be >= 0, got {start_s!r}")
         if stop_s is not None and not stop_s > start_s:
@@ -85,6 +93,17 @@ class Source:
     def _next_gap_s(self) -> Optional[float]:
         raise NotImplementedError
 
+    def _next_size(self) -> int:
+        i = self._size_i
+        if i >= len(self._sizes):
+            import numpy as np
+
+            sizes_rng = self.sim.rng(f"traffic.{self.flow}.size")
+            self._sizes = np.ceil(sizes_rng.exponential(self.size_bytes, _BATCH)).astype(np.int64).tolist()
+            i = 0
+        self._size_i = i + 1
+        return self._sizes[i]
+
     def _emit(self, _: Any = None) -> None:
         now = self._env._now
         if now >= self.stop_s:
@@ -92,7 +111,7 @@ class Source:
         sim = self.sim
         pid = sim._next_pkt_id
         sim._next_pkt_id = pid + 1
-        size = self.size_bytes
+        size = self.size_bytes if self.size_dist == "fixed" else self._next_size()
         seq = self.sent_pkts
         send = self._send
         if send is None:

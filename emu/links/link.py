@@ -23,6 +23,12 @@ from emu.queues.droptail import DropTailQueue
 from emu.sim import Sim
 
 LOSS = "loss"  # drop reason of the loss stage
+MTU = "mtu"  # drop reason of packets larger than the link MTU
+
+
+def check_mtu(mtu_bytes: Optional[int]) -> None:
+    if mtu_bytes is not None and (isinstance(mtu_bytes, bool) or not isinstance(mtu_bytes, int) or mtu_bytes < 1):
+        raise ValueError(f"mtu_bytes: must be an integer >= 1 (or None for no limit), got {mtu_bytes!r}")
 LossConfig = Union[BernoulliLossConfig, GilbertElliottLossConfig]
 
 
@@ -32,10 +38,12 @@ class LinkConfig:
 
     rate_bps: float
     delay_s: float = 0.0
+    mtu_bytes: Optional[int] = None  # None: no limit; larger packets are dropped with reason "mtu"
     loss: Optional[LossConfig] = None
     jitter: Optional[JitterConfig] = None
 
     def __post_init__(self) -> None:
+        check_mtu(self.mtu_bytes)
         if isinstance(self.rate_bps, bool) or not isinstance(self.rate_bps, (int, float)) or not self.rate_bps > 0:
             raise ValueError(f"rate_bps: must be a positive number of bits per second, got {self.rate_bps!r}")
         if isinstance(self.delay_s, bool) or not isinstance(self.delay_s, (int, float)) or not self.delay_s >= 0:
@@ -61,6 +69,8 @@ class Link:
         self.queue = queue if queue is not None else DropTailQueue()
         self.out = out
         self.delay_s = float(config.delay_s)
+        mtu = getattr(config, "mtu_bytes", None)
+        self._mtu_bytes = mtu if mtu is not None else 1 << 62
         self._s_per_byte = 8.0 / config.rate_bps if config.rate_bps else 0.0
         self._where = sim.records.where_id(name)
         self._records = sim.records
@@ -105,6 +115,9 @@ class Link:
 
     def receive(self, pkt: Packet) -> None:
         now = self._env._now
+        if pkt.size_bytes > self._mtu_bytes:
+            self._records.dropped(pkt, self._where, MTU, now)
+            return
         if self.queue.enqueue(pkt, now) and not self._busy:
             self._start(now)
 

@@ -1,0 +1,5 @@
+import sys
+
+from emu.cli import main
+
+sys.exit(main())

@@ -1,0 +1,107 @@
+"""Command line: ``emu run | trace stats | plot``.
+
+    emu run examples/dumbbell_codel.toml --out runs/codel      # progress bar; writes results whole or not at all
+    emu trace stats ../shared/traces/mahimahi/ATT-LTE-driving.down --json
+    emu plot runs/codel                                        # redraw the figures from the written tables
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from emu.scenario import Scenario
+
+    scenario = Scenario.load(args.scenario)
+    if args.duration is not None:
+        from emu.units import parse_time_s
+
+        scenario.duration_s = parse_time_s(args.duration, "--duration")
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.force:
+        raise FileExistsError(f"{out}: already exists and is not empty (use --force to replace it)")
+    result = scenario.run(seed=args.seed, progress=not args.no_progress and sys.stderr.isatty() or args.progress)
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    result.write(out, formats=formats, plots=not args.no_plots, overwrite=args.force)
+    flows = result.flows()
+    cols = ["flow", "sent_pkts", "delivered_pkts", "dropped_pkts", "throughput_bps", "delay_p50_s", "delay_p99_s"]
+    with_units = flows[cols].copy()
+    with_units["throughput_Mbps"] = with_units.pop("throughput_bps") / 1e6
+    with_units["delay_p50_ms"] = with_units.pop("delay_p50_s") * 1e3
+    with_units["delay_p99_ms"] = with_units.pop("delay_p99_s") * 1e3
+    print(with_units.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(f"wrote {out}/ (summary.json, tables, plots)")
+    return 0
+
+
+def _cmd_trace_stats(args: argparse.Namespace) -> int:
+    from emu.links.tracefile import trace_stats
+
+    stats = trace_stats(args.path, opportunity_bytes=args.opportunity_bytes)
+    if args.json:
+        print(json.dumps(stats))
+    else:
+        for key, value in stats.items():
+            print(f"{key:>16}: {value}")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from emu.plots import plot_tables, read_tables
+
+    made = plot_tables(Path(args.dir), read_tables(Path(args.dir)))
+    for path in made:
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emu", description="Packet-level network emulator with L4S queues.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log diagnostics")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a scenario file and write its results directory")
+    run.add_argument("scenario", help="scenario TOML file")
+    run.add_argument("--out", required=True, help="results directory (written whole or not at all)")
+    run.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    run.add_argument("--duration", default=None, help="override the scenario's duration, e.g. 5s")
+    run.add_argument("--format", default="csv", help="table formats: csv, parquet or csv,parquet")
+    run.add_argument("--force", action="store_true", help="replace an existing results directory")
+    run.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    run.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.set_defaults(func=_cmd_run)
+
+    trace = sub.add_parser("trace", help="inspect trace files")
+    trace_sub = trace.add_subparsers(dest="trace_command", required=True)
+    stats = trace_sub.add_parser("stats", help="duration, mean, p5 and p95 throughput over 1-second windows")
+    stats.add_argument("path", help="Mahimahi trace or throughput log")
+    stats.add_argument("--json", action="store_true", help="print one JSON object")
+    stats.add_argument("--opportunity-bytes", type=int, default=1504,
+                       help="bytes per Mahimahi delivery opportunity (default 1504, as Mahimahi's link queue)")
+    stats.set_defaults(func=_cmd_trace_stats)
+
+    plot = sub.add_parser("plot", help="redraw the figures of a results directory")
+    plot.add_argument("dir", help="results directory written by emu run")
+    plot.set_defaults(func=_cmd_plot)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        print(f"emu: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

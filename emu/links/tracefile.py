@@ -1,0 +1,368 @@
+"""Trace files: format detection from content, readers, statistics, and the shared real-trace folder.
+
+Formats (detected from the content, never the file name; ``format=`` overrides):
+
+- ``"mahimahi"``: one non-negative integer millisecond timestamp per line, non-decreasing, the last > 0; each line
+  is one delivery opportunity (see ``emu.links.schedule.OpportunitySchedule``). -> ``OpportunitySchedule``.
+- ``"mbps"``: ``time_s value`` with the value in Mbit/s, two numeric columns separated by tabs or spaces
+  (fcc-hsdpa, pensieve-hsdpa, oboe, lumos5g). -> ``RateSchedule``.
+- ``"csv_bytes"``: ``seconds,bytes_per_second`` CSV without header (multipath-wifi-cellular). -> ``RateSchedule``.
+- ``"jens_kbps"``: a ``#`` comment header, then one capacity sample in kbit/s per line at the header's
+  ``:recommended_freqeuncy=`` [sic] rate (default 10 Hz) (telekom/aml-jens). -> ``RateSchedule``.
+
+Detection: a ``#`` header followed by one-column lines is ``jens_kbps``; otherwise the first data line decides:
+a comma -> ``csv_bytes``; two whitespace-separated columns -> ``mbps``; one column -> ``mahimahi``. Blank lines
+are ignored; ``#`` lines are comments in every format but ``mahimahi`` (Mahimahi itself accepts none).
+Every line is then checked against the detected format; a malformed line raises ``TraceFormatError`` naming the
+file, the 1-based line number and the line.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from emu.links.schedule import (
+    MAHIMAHI_OPPORTUNITY_BYTES, CapacitySchedule, OpportunitySchedule, RateSchedule,
+)
+
+__all__ = [
+    "FORMATS", "TraceFormatError", "detect_format", "load_trace", "read_mahimahi_ms", "read_rate_log",
+    "trace_stats", "shared_traces_dir", "require_shared_traces", "resolve_trace_path", "write_mahimahi",
+]
+
+FORMATS = ("mahimahi", "mbps", "csv_bytes", "jens_kbps")
+TRACES_ENV = "EMU_TRACES_DIR"
+_JENS_DEFAULT_HZ = 10.0  # telekom/aml-jens default_bundle: ":recommended_freqeuncy=10"
+_JENS_FREQ = re.compile(r":recommended_freq\w*\s*=\s*([0-9.]+)", re.IGNORECASE)
+
+PathLike = Union[str, os.PathLike]
+
+
+class TraceFormatError(ValueError):
+    """A malformed trace file; the message names the file and, where there is one, the 1-based line."""
+
+    def __init__(self, path: PathLike, problem: str, line_no: Optional[int] = None,
+                 line: Optional[str] = None) -> None:
+        self.path = str(path)
+        self.problem = problem
+        self.line_no = line_no
+        self.line = line
+        where = f"{self.path}:{line_no}" if line_no is not None else self.path
+        shown = f": {line!r}" if line is not None else ""
+        super().__init__(f"{where}: {problem}{shown}")
+
+
+# -- locating traces ---------------------------------------------------------------------------------------------
+
+def _repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def shared_traces_dir() -> Optional[Path]:
+    """The real-trace folder: ``$EMU_TRACES_DIR`` if set, else ``../shared/traces`` beside the repository root
+    (or beside the current directory); None if none exists."""
+    env = os.environ.get(TRACES_ENV)
+    if env:
+        path = Path(env).expanduser()
+        return path if path.is_dir() else None
+    for base in (_repo_root(), Path.cwd()):
+        candidate = base.parent / "shared" / "traces"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def require_shared_traces() -> Path:
+    """``shared_traces_dir()``, or a FileNotFoundError that says how to point at the folder."""
+    found = shared_traces_dir()
+    if found is not None:
+        return found
+    env = os.environ.get(TRACES_ENV)
+    if env:
+        raise FileNotFoundError(f"{TRACES_ENV}={env!r} is set but is not a folder; point it at the real traces "
+                                f"folder (the one holding mahimahi/, nyc-cellular-2019/, ...)")
+    raise FileNotFoundError(
+        f"the real traces folder ../shared/traces was not found beside the checkout "
+        f"({_repo_root().parent / 'shared' / 'traces'}); set {TRACES_ENV} to its location, or pass trace "
+        f"file paths directly")
+
+
+def resolve_trace_path(path: PathLike) -> Path:
+    """``path`` if it exists; else, for a relative path, the same path inside the shared traces folder
+    (so ``"mahimahi/Verizon-LTE-short.down"`` works from anywhere); else FileNotFoundError naming what was tried."""
+    p = Path(path).expanduser()
+    if p.is_file():
+        return p
+    tried = [str(p)]
+    if not p.is_absolute():
+        shared = shared_traces_dir()
+        if shared is not None:
+            q = shared / p
+            if q.is_file():
+                return q
+            tried.append(str(q))
+    if p.exists():
+        raise FileNotFoundError(f"trace path is not a file: {p}")
+    raise FileNotFoundError(f"trace file not found: {' nor '.join(tried)}")
+
+
+# -- reading -----------------------------------------------------------------------------------------------------
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise TraceFormatError(path, f"not a text trace (undecodable byte at offset {exc.start})") from None
+
+
+def _data_lines(path: Path, text: str, *, comments: bool) -> tuple[list[tuple[int, str]], list[str]]:
+    """(line number, stripped line) of each data line, and the comment lines (``#``) before the data."""
+    data: list[tuple[int, str]] = []
+    header: list[str] = []
+    for i, raw in enumerate(text.splitlines()):
+        s = raw.strip()
+        if not s:
+            continue
+        if s[0] == "#":
+            if not comments:
+                raise TraceFormatError(path, "comment lines are not allowed in a Mahimahi trace", i + 1, raw)
+            if not data:
+                header.append(s)
+            continue
+        data.append((i + 1, s))
+    if not data:
+        raise TraceFormatError(path, "empty trace (no data lines)")
+    return data, header
+
+
+def _detect(path: Path, text: str) -> str:
+    header_seen = False
+    for raw in text.splitlines():
+        s = raw.strip()
+        if not s:
+            continue
+        if s[0] == "#":
+            header_seen = True
+            continue
+        if "," in s:
+            return "csv_bytes"
+        fields = s.split()
+        if len(fields) == 1:
+            return "jens_kbps" if header_seen else "mahimahi"
+        return "mbps"
+    raise TraceFormatError(path, "empty trace (no data lines)")
+
+
+def detect_format(path: PathLike) -> str:
+    """The format of the trace at ``path``, one of ``FORMATS`` (from the content)."""
+    p = resolve_trace_path(path)
+    return _detect(p, _read_text(p))
+
+
+def _parse_mahimahi(path: Path, text: str) -> np.ndarray:
+    data, _ = _data_lines(path, text, comments=False)
+    try:
+        values = [int(s) for _, s in data]
+    except ValueError:
+        for line_no, s in data:
+            try:
+                int(s)
+            except ValueError:
+                raise TraceFormatError(path, "expected one integer millisecond timestamp", line_no, s) from None
+        raise  # pragma: no cover
+    ms = np.asarray(values, dtype=np.int64)
+    bad = np.flatnonzero(ms < 0)
+    if bad.size:
+        line_no, s = data[int(bad[0])]
+        raise TraceFormatError(path, "negative timestamp", line_no, s)
+    down = np.flatnonzero(np.diff(ms) < 0)
+    if down.size:
+        i = int(down[0]) + 1
+        line_no, s = data[i]
+        raise TraceFormatError(path, f"timestamps must be non-decreasing ({ms[i]} after {ms[i - 1]} on line "
+                                     f"{data[i - 1][0]})", line_no, s)
+    if ms[-1] == 0:
+        line_no, s = data[-1]
+        raise TraceFormatError(path, "the last timestamp (the loop period) must be > 0", line_no, s)
+    return ms
+
+
+def _parse_two_columns(path: Path, text: str, sep: Optional[str], what: str) -> tuple[np.ndarray, np.ndarray]:
+    data, _ = _data_lines(path, text, comments=True)
+    times = np.empty(len(data))
+    values = np.empty(len(data))
+    prev = -math.inf
+    for i, (line_no, s) in enumerate(data):
+        fields = s.split(sep) if sep else s.split()
+        if len(fields) != 2:
+            raise TraceFormatError(path, f"expected 2 columns ({what}), got {len(fields)}", line_no, s)
+        try:
+            t = float(fields[0])
+            v = float(fields[1])
+        except ValueError:
+            raise TraceFormatError(path, f"non-numeric field; expected {what}", line_no, s) from None
+        if not (math.isfinite(t) and math.isfinite(v)):
+            raise TraceFormatError(path, "non-finite number", line_no, s)
+        if v < 0:
+            raise TraceFormatError(path, "negative capacity", line_no, s)
+        if t < prev:
+            raise TraceFormatError(path, f"times must be non-decreasing ({t:g} after {prev:g})", line_no, s)
+        prev = t
+        times[i] = t
+        values[i] = v
+    return times, values
+
+
+def _parse_jens(path: Path, text: str) -> tuple[np.ndarray, np.ndarray, float]:
+    data, header = _data_lines(path, text, comments=True)
+    hz = _JENS_DEFAULT_HZ
+    for h in header:
+        m = _JENS_FREQ.search(h)
+        if m:
+            hz = float(m.group(1))
+            if not hz > 0:
+                raise TraceFormatError(path, f"sample frequency must be > 0, got {hz:g}")
+    values = np.empty(len(data))
+    for i, (line_no, s) in enumerate(data):
+        fields = s.split()
+        if len(fields) != 1:
+            raise TraceFormatError(path, f"expected 1 column (kbit/s), got {len(fields)}", line_no, s)
+        try:
+            v = float(fields[0])
+        except ValueError:
+            raise TraceFormatError(path, "non-numeric field; expected a capacity in kbit/s", line_no, s) from None
+        if not math.isfinite(v) or v < 0:
+            raise TraceFormatError(path, "capacity must be a finite number >= 0", line_no, s)
+        values[i] = v
+    return np.arange(len(values)) / hz, values * 1e3, hz
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    path: Path
+    format: str
+    ms: Optional[np.ndarray] = None          # mahimahi
+    times_s: Optional[np.ndarray] = None     # rate formats
+    rates_bps: Optional[np.ndarray] = None
+    period_s: Optional[float] = None         # rate formats with a fixed period (jens)
+
+
+def _parse(path: PathLike, format: Optional[str]) -> _Parsed:
+    if format is not None and format not in FORMATS:
+        raise ValueError(f"format: must be one of {', '.join(FORMATS)} (or None to detect), got {format!r}")
+    p = resolve_trace_path(path)
+    text = _read_text(p)
+    fmt = format or _detect(p, text)
+    if fmt == "mahimahi":
+        return _Parsed(p, fmt, ms=_parse_mahimahi(p, text))
+    if fmt == "mbps":
+        t, v = _parse_two_columns(p, text, None, "time_s Mbit/s")
+        return _Parsed(p, fmt, times_s=t, rates_bps=v * 1e6)
+    if fmt == "csv_bytes":
+        t, v = _parse_two_columns(p, text, ",", "seconds,bytes_per_second")
+        return _Parsed(p, fmt, times_s=t, rates_bps=v * 8.0)
+    t, v, hz = _parse_jens(p, text)
+    return _Parsed(p, fmt, times_s=t, rates_bps=v, period_s=len(v) / hz)
+
+
+def read_mahimahi_ms(path: PathLike) -> np.ndarray:
+    """The opportunity timestamps (int64 ms) of a Mahimahi trace, validated."""
+    return _parse(path, "mahimahi").ms
+
+
+def read_rate_log(path: PathLike, format: Optional[str] = None) -> tuple[np.ndarray, np.ndarray]:
+    """(times_s, rates_bps) of a throughput log (any format but ``mahimahi``), as written (not shifted)."""
+    parsed = _parse(path, format)
+    if parsed.format == "mahimahi":
+        raise TraceFormatError(parsed.path, "is a Mahimahi opportunity trace, not a throughput log")
+    return parsed.times_s, parsed.rates_bps
+
+
+def _schedule(parsed: _Parsed, opportunity_bytes: int) -> CapacitySchedule:
+    if parsed.format == "mahimahi":
+        return OpportunitySchedule(parsed.ms, opportunity_bytes, source=str(parsed.path))
+    try:
+        return RateSchedule(parsed.times_s, parsed.rates_bps, parsed.period_s, source=str(parsed.path))
+    except ValueError as exc:
+        raise TraceFormatError(parsed.path, str(exc)) from None
+
+
+def load_trace(path: PathLike, *, opportunity_bytes: int = MAHIMAHI_OPPORTUNITY_BYTES,
+               format: Optional[str] = None) -> CapacitySchedule:
+    """Read a trace file into a capacity schedule, detecting its format from the content.
+
+    Args:
+        path: the file; a relative path not found from here is also looked up in the shared traces folder.
+        opportunity_bytes: bytes per Mahimahi delivery opportunity (default 1504, Mahimahi's ``PACKET_SIZE``);
+            unused for throughput logs.
+        format: one of ``FORMATS`` to skip detection.
+
+    Raises:
+        FileNotFoundError: naming the path(s) tried.
+        TraceFormatError: (a ValueError) naming the file, the line number and the line.
+    """
+    if isinstance(opportunity_bytes, bool) or not isinstance(opportunity_bytes, int) or opportunity_bytes < 1:
+        raise ValueError(f"opportunity_bytes: must be an integer >= 1, got {opportunity_bytes!r}")
+    return _schedule(_parse(path, format), opportunity_bytes)
+
+
+# -- statistics --------------------------------------------------------------------------------------------------
+
+def trace_stats(path: PathLike, *, opportunity_bytes: int = MAHIMAHI_OPPORTUNITY_BYTES,
+                format: Optional[str] = None) -> dict:
+    """Duration and capacity statistics of one trace period, with the conventions of ../shared/traces/README.md.
+
+    - Mahimahi: ``duration_s`` = last timestamp (the period); ``mean_bps`` = lines x ``opportunity_bytes`` x 8 /
+      duration; ``p5_bps``/``p95_bps``/``max_bps`` over 1-second bins ``[i, i+1)`` covering the period (a last
+      partial bin counts as a whole second; lines stamped exactly at the period fall in the last bin). The
+      README uses 1500 B per line; pass ``opportunity_bytes=1500`` to reproduce its table.
+    - ``mbps`` / ``csv_bytes`` logs: ``duration_s`` = the schedule's period (last time - first time + last step
+      length); ``mean_bps`` = time-weighted mean of the step function; percentiles of the value sampled once per
+      second from the first time.
+    - ``jens_kbps``: ``duration_s`` = samples / frequency; mean of the samples; percentiles of 1-second averages
+      (whole seconds only).
+    """
+    parsed = _parse(path, format)
+    sched = _schedule(parsed, opportunity_bytes)
+    out: dict = {"path": str(parsed.path), "format": parsed.format, "duration_s": sched.period_s,
+                 "mean_bps": sched.mean_rate_bps}
+    if parsed.format == "mahimahi":
+        ms = parsed.ms
+        nbins = int(math.ceil(ms[-1] / 1000.0))
+        counts = np.bincount(np.minimum(ms // 1000, nbins - 1), minlength=nbins)
+        per_s = counts * (opportunity_bytes * 8.0)
+        out.update(opportunities=int(ms.size), opportunity_bytes=opportunity_bytes)
+    elif parsed.format == "jens_kbps":
+        v = parsed.rates_bps
+        hz = len(v) / parsed.period_s
+        per_bin = int(round(hz))
+        whole = len(v) // per_bin if per_bin >= 1 else 0
+        per_s = v[:whole * per_bin].reshape(whole, per_bin).mean(axis=1) if whole else np.array([v.mean()])
+        out.update(samples=int(v.size), sample_hz=hz)
+    else:
+        t = parsed.times_s
+        samples_at = t[0] + np.arange(0.0, sched.period_s, 1.0)
+        idx = np.clip(np.searchsorted(t, samples_at, side="right") - 1, 0, len(t) - 1)
+        per_s = parsed.rates_bps[idx]
+        out.update(samples=int(t.size))
+    out.update(p5_bps=float(np.percentile(per_s, 5)), p95_bps=float(np.percentile(per_s, 95)),
+               max_bps=float(per_s.max()))
+    return out
+
+
+# -- writing -----------------------------------------------------------------------------------------------------
+
+def write_mahimahi(path: PathLike, timestamps_ms: np.ndarray) -> Path:
+    """Write opportunity timestamps as a Mahimahi trace (validated first; the file is written whole)."""
+    OpportunitySchedule(timestamps_ms)  # validates
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text("".join(f"{int(m)}\n" for m in np.asarray(timestamps_ms)))
+    os.replace(tmp, p)
+    return p
