@@ -140,8 +140,7 @@ class OpportunitySchedule(CapacitySchedule):
         self._period_ms = self._ts[-1]
         self.period_s = self._period_ms / 1000.0
         self._tail_j = bisect_left(self._ts, self._period_ms)  # first line stamped with the period itself
-        self._last_k = -1
-        self._left = 0
+        self.reset()
 
     def __repr__(self) -> str:
         return (f"OpportunitySchedule({self._n} opportunities of {self.opportunity_bytes} B, period "
@@ -159,6 +158,7 @@ class OpportunitySchedule(CapacitySchedule):
 
     def reset(self) -> None:
         self._last_k = -1
+        self._last_s = -math.inf
         self._left = 0
 
     # -- looped index arithmetic ----------------------------------------------------------------------------
@@ -185,34 +185,32 @@ class OpportunitySchedule(CapacitySchedule):
     # -- service --------------------------------------------------------------------------------------------
 
     def service(self, start_s: float, size_bytes: int) -> float:
-        opp = self.opportunity_bytes
-        k0 = self._first_k_at_or_after_ms(_ceil_ms(start_s))
-        last = self._last_k
-        if last >= k0:
-            # The opportunity last used is at this very instant; its leftover bytes serve this packet first.
+        # ``start_s <= _last_s`` (the time of the opportunity last used) holds exactly when that opportunity is
+        # at or after ``start_s``: for a link, when the packet enters service at that very instant.
+        if start_s <= self._last_s:
+            # The leftover bytes of the opportunity last used serve this packet first.
             left = self._left
             if left > 0 and size_bytes <= left:
                 self._left = left - size_bytes
-                return self.opportunity_ms(last) / 1000.0
+                return self._last_s
             remaining = size_bytes - left
-            first = last + 1
+            first = self._last_k + 1
         else:
             remaining = size_bytes
-            first = k0
+            first = self._first_k_at_or_after_ms(_ceil_ms(start_s))
+        opp = self.opportunity_bytes
         needed = -(-remaining // opp) if remaining > 0 else 1  # ceil(remaining / opportunity_bytes), >= 1
         k = first + needed - 1
         self._last_k = k
         self._left = needed * opp - remaining
-        return self.opportunity_ms(k) / 1000.0
+        loops, j = divmod(k, self._n)
+        self._last_s = t = (loops * self._period_ms + self._ts[j]) / 1000.0
+        return t
 
     def next_service_s(self, t_s: float) -> float:
-        k0 = self._first_k_at_or_after_ms(_ceil_ms(t_s))
-        last = self._last_k
-        if last >= k0:
-            k = last if self._left > 0 else last + 1
-        else:
-            k = k0
-        return self.opportunity_ms(k) / 1000.0
+        if t_s <= self._last_s:
+            return self._last_s if self._left > 0 else self.opportunity_ms(self._last_k + 1) / 1000.0
+        return self.opportunity_ms(self._first_k_at_or_after_ms(_ceil_ms(t_s))) / 1000.0
 
     def opportunities_between(self, t0_s: float, t1_s: float) -> int:
         """Number of opportunities at times in ``[t0_s, t1_s)``."""

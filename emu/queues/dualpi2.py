@@ -1,7 +1,7 @@
 """DualPI2: the dual-queue coupled AQM of RFC 9332, with the Linux ``sch_dualpi2`` variant as a preset.
 
 Two FIFOs share one buffer. ECT(1) and CE packets go to the L (low-latency) queue, Not-ECT and ECT(0) to the C
-(Classic) queue (RFC 9332 §2.5.1.1; Linux ``l4s_ect``). One PI controller updates a base probability ``p'`` every
+(Classic) queue (RFC 9332 A.1 enqueue: ``ecn % 2 == 1``; Linux ``l4s_ect``). One PI controller updates a base probability ``p'`` every
 ``tupdate_s`` from a queue delay; Classic packets are dropped (Not-ECT) or CE-marked (ECT(0)) with ``p_C = p'^2``,
 L packets are CE-marked with ``p_L = max(p_native, p_CL)``, ``p_CL = min(k p', 1)``, where ``p_native`` is the
 L queue's own shallow ramp (RFC) or step (Linux) on the packet's sojourn time. A conditional-priority scheduler
@@ -18,7 +18,8 @@ here, so "confirmed" means "the quoted pseudocode lines agree"):
   ``Tupdate = min(target, RTT_max/3)`` (15 ms); ``alpha = 0.1 Tupdate / RTT_max^2`` (0.15 Hz);
   ``beta = 0.3 / RTT_max`` (3.0 Hz); ramp ``minTh = 800 us``, ``range = 400 us``; ``Th_len = 1 pkt``;
   ``p_Lmax = 1``; ``limit = MAX_LINK_RATE * 250 ms`` (bytes; enqueue drops if ``bytes + MTU > limit``).
-- Algorithm lines (A.1/A.2): classify on ``ecn & 1``; ``p' += alpha (curq - target) + beta (curq - prevq)``,
+- Algorithm lines (A.1/A.2; the ports are a Go netsim port, picoquic's test simulator and the ns-3 model of
+  draft-10): classify on ``ecn & 1``; ``p' += alpha (curq - target) + beta (curq - prevq)``,
   clamped to [0, 1]; ``p_CL = k p'``, ``p_C = p'^2``; the deterministic ``recur()`` draw; overload handling of A.2
   (L falls back to drop with ``p_C`` once ``p_CL >= p_Lmax``; C drops ECT(0) too once ``p_C >= p_Cmax``);
   the A.2 update uses ``curq = max(cq.time(), lq.time())`` (head-of-queue sojourn times); A.2 evaluates the
@@ -71,7 +72,7 @@ from emu.queues.base import OVERFLOW, Queue
 
 # Drop reasons (``stats.drops``).
 AQM = "aqm"            # Not-ECT packet dropped by the PI2 (p_C) or the native L AQM
-OVERLOAD = "overload"  # ECN-capable packet dropped because the AQM is overloaded (RFC 9332 §4.2.2, A.2)
+OVERLOAD = "overload"  # ECN-capable packet dropped because the AQM is overloaded (RFC 9332 A.2)
 # Mark reasons (``stats.marks``).
 MARK_CLASSIC = "classic"   # ECT(0) in C marked with p_C
 MARK_COUPLED = "coupled"   # L packet marked where p_CL >= native probability
@@ -94,7 +95,7 @@ def _finite(x) -> bool:
 def coupled_probabilities(p_prime: float, k: float) -> tuple[float, float]:
     """Return ``(p_C, p_CL)`` for base probability ``p_prime``: ``p_C = p'^2`` and ``p_CL = min(k p', 1)``.
 
-    RFC 9332 §2.4 / A.1: the square makes Reno-like (rate ~ 1/sqrt(p)) and scalable (rate ~ 1/p) flows get
+    RFC 9332 A.1: the square makes Reno-like (rate ~ 1/sqrt(p)) and scalable (rate ~ 1/p) flows get
     comparable rates, since ``p_C = (p_CL / k)^2``.
     """
     p_cl = k * p_prime
@@ -138,11 +139,11 @@ class DualPI2Config:
     drop_on_overload: bool = True          # RFC 9332 §A.2 / Linux default; False = Linux "overflow" (p' <= 1/k)
     aqm_min_backlog_bytes: int = 0         # Linux: no coupled/classic action while backlog < 2 MTU (3000 here)
     # -- conditional priority scheduler ----------------------------------------------------------------------
-    scheduler: str = "tshift"              # RFC 9332 §2.4.1 time-shifted FIFO; Linux: "wrr"
+    scheduler: str = "tshift"              # RFC 9332 time-shifted FIFO (named option); Linux "wrr"
     tshift_s: float = 0.050                # draft-era ns-3 DualPI2 model (RFC gives no number)
     c_protection_pct: int = 10             # Linux classic_protection: WRR weight of C in %, L gets 100 - this
     # -- classifier ------------------------------------------------------------------------------------------
-    classify: str = "l4s_ect"              # RFC 9332 §2.5.1.1 / Linux l4s_ect: ECT(1), CE -> L; "any_ect" adds ECT(0)
+    classify: str = "l4s_ect"              # RFC 9332 A.1 / Linux l4s_ect: ECT(1), CE -> L; "any_ect" adds ECT(0)
 
     def __post_init__(self) -> None:
         def int_at_least(name: str, lo: int, optional: bool = False) -> None:

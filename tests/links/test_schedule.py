@@ -147,7 +147,7 @@ def test_matches_a_brute_force_mahimahi_link_queue(seed):
     if seed % 2:
         ts[0] = 0
     opp = int(rng.choice([100, 1000, 1504]))
-    arrival_ms = np.sort(rng.integers(0, 300, 80)) + rng.choice([0.0, 0.5], 80)
+    arrival_ms = np.sort(rng.integers(0, 300, 80) + rng.choice([0.0, 0.5], 80))
     sizes = rng.choice([0, 1, 40, 376, 1000, 1500, 1504, 3100], 80)
     arrivals = [(float(a) / 1000.0, int(z)) for a, z in zip(arrival_ms, sizes)]
     expected = mahimahi_reference(ts.tolist(), opp, arrivals)

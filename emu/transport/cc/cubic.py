@@ -1,0 +1,149 @@
+"""CUBIC (RFC 9438).
+
+Window growth in congestion avoidance follows the cubic function of the time ``t`` since the current
+congestion-avoidance epoch began (§4.2), in segments::
+
+    W_cubic(t) = C * (t - K)^3 + W_max,        K = cbrt((W_max - cwnd_epoch) / C)     (eqs. 1, 2)
+
+with ``C = 0.4`` and ``beta_cubic = 0.7`` (§5.1). On each ACK the window moves towards
+``target = W_cubic(t + RTT)``, clamped to ``[cwnd, 1.5 cwnd]`` (§4.2), by ``(target - cwnd) / cwnd`` segments
+per acknowledged segment. The Reno-friendly estimate ``W_est`` grows by ``alpha_cubic * acked / cwnd`` with
+``alpha_cubic = 3 (1 - beta) / (1 + beta)`` (§4.3; 1 once ``W_est`` has reached the previous ``W_max``), and the
+window is ``W_est`` whenever ``W_cubic(t) < W_est``.
+
+On a congestion event (loss or CE, once per round trip, §4.6): ``ssthresh = cwnd = max(beta * cwnd, 2 MSS)`` and,
+with fast convergence (§4.7), ``W_max = cwnd (1 + beta) / 2`` if the window had not regained the previous
+``W_max``, else ``W_max = cwnd``. A timeout (§4.8) sets ``cwnd`` to one segment and restarts from slow start.
+HyStart++ (RFC 9406) is on by default, as CUBIC is usually deployed with a HyStart variant.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from emu.packet import ECT0, NOT_ECT
+from emu.transport.cc.base import WindowCC, WindowConfig, build_config, check_number
+from emu.transport.samples import AckSample, LossEvent
+
+
+@dataclass(frozen=True, kw_only=True)
+class CubicConfig(WindowConfig):
+    c: float = 0.4                 # RFC 9438 §5.1 C
+    beta: float = 0.7              # RFC 9438 §5.1 beta_cubic
+    fast_convergence: bool = True  # RFC 9438 §4.7
+    reno_friendly: bool = True     # RFC 9438 §4.3
+    hystart: bool = True           # RFC 9406 HyStart++ (delay-increase exit)
+    ecn: bool = False              # RFC 3168 ECT(0) sender
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_number("c", self.c, lo=0, lo_open=True)
+        check_number("beta", self.beta, lo=0, hi=1, lo_open=True, hi_open=True)
+        for name in ("fast_convergence", "reno_friendly", "ecn"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}: must be True or False, got {getattr(self, name)!r}")
+
+
+def w_cubic_pkts(t_s: float, w_max_pkts: float, k_s: float, c: float = 0.4) -> float:
+    """RFC 9438 eq. (1): the cubic window (segments) ``t_s`` seconds into an epoch."""
+    return c * (t_s - k_s) ** 3 + w_max_pkts
+
+
+def cubic_k_s(w_max_pkts: float, cwnd_epoch_pkts: float, c: float = 0.4) -> float:
+    """RFC 9438 eq. (2): time for W_cubic to climb from ``cwnd_epoch`` back to ``W_max`` (0 if already there)."""
+    diff = w_max_pkts - cwnd_epoch_pkts
+    if diff <= 0:
+        return 0.0
+    return (diff / c) ** (1.0 / 3.0)
+
+
+class CubicCC(WindowCC):
+    """RFC 9438 CUBIC. ``CubicCC(mss_bytes=1448, hystart=False)`` or ``CubicCC(config=CubicConfig(...))``."""
+
+    name = "cubic"
+
+    def __init__(self, mss_bytes: int = 1448, config: CubicConfig | None = None, **overrides) -> None:
+        config = build_config(CubicConfig, config, overrides)
+        super().__init__(mss_bytes, config)
+        self.config: CubicConfig = config
+        self.ecn = ECT0 if config.ecn else NOT_ECT
+        b = config.beta
+        self.alpha_cubic = 3.0 * (1.0 - b) / (1.0 + b)
+        self.w_max_pkts = 0.0        # window before the last reduction (after fast convergence)
+        self.epoch_s: float | None = None
+        self.k_s = 0.0
+        self.cwnd_epoch_pkts = 0.0
+        self.w_est_pkts = 0.0
+
+    # -- congestion avoidance -------------------------------------------------------------------------------------
+
+    def _start_epoch(self, now_s: float) -> None:
+        mss = self.mss_bytes
+        cwnd_pkts = self.cwnd_bytes / mss
+        self.epoch_s = now_s
+        self.cwnd_epoch_pkts = cwnd_pkts
+        if self.w_max_pkts < cwnd_pkts:   # no reduction yet, or the window already beyond it (§4.8 after RTO)
+            self.w_max_pkts = cwnd_pkts
+        self.k_s = cubic_k_s(self.w_max_pkts, cwnd_pkts, self.config.c)
+        self.w_est_pkts = cwnd_pkts
+
+    def on_ack(self, s: AckSample) -> None:
+        round_ended = self._observe(s)
+        if s.acked_bytes <= 0 or s.app_limited or self.in_recovery(s):
+            return
+        acked = float(s.acked_bytes)
+        if self.cwnd_bytes < self.ssthresh_bytes:
+            acked = self._slow_start(s, round_ended)
+            if acked <= 0:
+                return
+        if self.epoch_s is None:
+            self._start_epoch(s.now_s)
+        mss = self.mss_bytes
+        c = self.config.c
+        cwnd_pkts = self.cwnd_bytes / mss
+        acked_pkts = acked / mss
+        t = s.now_s - self.epoch_s
+        rtt = self.srtt_s if self.srtt_s > 0 else max(s.rtt_s, 0.0)
+        target = w_cubic_pkts(t + rtt, self.w_max_pkts, self.k_s, c)
+        if target < cwnd_pkts:
+            target = cwnd_pkts
+        elif target > 1.5 * cwnd_pkts:
+            target = 1.5 * cwnd_pkts
+        new_pkts = cwnd_pkts + (target - cwnd_pkts) / cwnd_pkts * acked_pkts
+        if self.config.reno_friendly:
+            alpha = 1.0 if self.w_est_pkts >= self.w_max_pkts else self.alpha_cubic   # §4.3
+            self.w_est_pkts += alpha * acked_pkts / cwnd_pkts
+            if w_cubic_pkts(t, self.w_max_pkts, self.k_s, c) < self.w_est_pkts and self.w_est_pkts > new_pkts:
+                new_pkts = self.w_est_pkts
+        self.cwnd_bytes = new_pkts * mss
+
+    # -- congestion events ----------------------------------------------------------------------------------------
+
+    def _set_w_max(self) -> None:
+        cwnd_pkts = self.cwnd_bytes / self.mss_bytes
+        if self.config.fast_convergence and cwnd_pkts < self.w_max_pkts:
+            self.w_max_pkts = cwnd_pkts * (1.0 + self.config.beta) / 2.0
+        else:
+            self.w_max_pkts = cwnd_pkts
+
+    def _reduce(self, now_s: float) -> None:
+        self._set_w_max()
+        self.ssthresh_bytes = max(self.cwnd_bytes * self.config.beta, self.min_cwnd_bytes)
+        self.cwnd_bytes = self.ssthresh_bytes
+        self.epoch_s = None
+        self.recovery_s = now_s
+        self.congestion_events += 1
+
+    def on_loss(self, event: LossEvent) -> None:
+        if event.is_timeout:
+            self._set_w_max()
+            self._timeout(event, self.config.beta)
+            self.epoch_s = None
+        elif event.sent_s > self.recovery_s:
+            self._reduce(event.now_s)
+
+    def on_ce(self, s: AckSample) -> None:
+        if self.config.ecn and s.sent_s > self.recovery_s:
+            self._reduce(s.now_s)
+
+    def state(self) -> dict:
+        return {**super().state(), "w_max_pkts": self.w_max_pkts, "k_s": self.k_s, "w_est_pkts": self.w_est_pkts}
