@@ -51,6 +51,26 @@ def _cmd_trace_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_chatterbox(args: argparse.Namespace) -> int:
+    from emu.apps.chatterbox.eval import ChatterboxEvalConfig, evaluate
+
+    if args.trace is not None:
+        from emu.links.tracefile import load_trace
+
+        load_trace(args.trace)  # a malformed trace fails here, naming file and line, before any work
+    config = ChatterboxEvalConfig(loss=args.loss, burst=args.burst, rtt_s=args.rtt_ms / 1000.0, trace=args.trace,
+                                  n_responses=args.responses, timeline_file=args.timeline)
+    result = evaluate(config, seed=args.seed)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    keys = ("stall_ratio", "token_delay_p99_s", "ttft_s", "bytes_per_token")
+    print(f"{'scheme':<12}" + "".join(f"{k:>20}" for k in keys))
+    for scheme, row in result.items():
+        print(f"{scheme:<12}" + "".join(f"{row[k]:>20.4f}" for k in keys))
+    return 0
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     from emu.plots import plot_tables, read_tables
 
@@ -85,6 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--opportunity-bytes", type=int, default=1504,
                        help="bytes per Mahimahi delivery opportunity (default 1504, as Mahimahi's link queue)")
     stats.set_defaults(func=_cmd_trace_stats)
+
+    evaluate = sub.add_parser("eval", help="evaluate an application's schemes on identical conditions")
+    eval_sub = evaluate.add_subparsers(dest="app", required=True)
+    chat = eval_sub.add_parser("chatterbox", help="LLM token streaming: stream vs duplicate vs chatterbox")
+    chat.add_argument("--trace", default=None, help="downlink capacity trace (Mahimahi or throughput log)")
+    chat.add_argument("--loss", type=float, default=0.0, help="downlink packet loss rate, 0..0.5")
+    chat.add_argument("--burst", type=float, default=1.0,
+                      help="mean loss-burst length in packets (Gilbert-Elliott); 1 = independent losses")
+    chat.add_argument("--rtt-ms", type=float, default=100.0, help="base round-trip time in ms")
+    chat.add_argument("--responses", type=int, default=10, help="responses streamed per scheme")
+    chat.add_argument("--timeline", default=None, help="replay a file of time_s<TAB>\"token\" lines instead")
+    chat.add_argument("--seed", type=int, default=0)
+    chat.add_argument("--json", action="store_true", help="print one JSON object keyed by scheme")
+    chat.set_defaults(func=_cmd_eval_chatterbox)
 
     plot = sub.add_parser("plot", help="redraw the figures of a results directory")
     plot.add_argument("dir", help="results directory written by emu run")

@@ -1,25 +1,24 @@
 """DualPI2: the dual-queue coupled AQM of RFC 9332, with the Linux ``sch_dualpi2`` variant as a preset.
 
 Two FIFOs share one buffer. ECT(1) and CE packets go to the L (low-latency) queue, Not-ECT and ECT(0) to the C
-(Classic) queue (RFC 9332 A.1 enqueue: ``ecn % 2 == 1``; Linux ``l4s_ect``). One PI controller updates a base probability ``p'`` every
-``tupdate_s`` from a queue delay; Classic packets are dropped (Not-ECT) or CE-marked (ECT(0)) with ``p_C = p'^2``,
-L packets are CE-marked with ``p_L = max(p_native, p_CL)``, ``p_CL = min(k p', 1)``, where ``p_native`` is the
-L queue's own shallow ramp (RFC) or step (Linux) on the packet's sojourn time. A conditional-priority scheduler
-serves L first but protects C from starvation: the RFC's time-shifted FIFO (``scheduler="tshift"``) or Linux's
-weighted-round-robin credit (``scheduler="wrr"``).
+(Classic) queue (RFC 9332 A.1 enqueue: ``ecn % 2 == 1``; Linux ``l4s_ect``). One PI controller updates a base
+probability ``p'`` every ``tupdate_s`` from a queue delay. Classic packets are dropped (Not-ECT) or CE-marked
+(ECT(0)) with ``p_C = p'^2``; L packets are CE-marked with ``p_L = max(p_native, p_CL)``, ``p_CL = min(k p', 1)``,
+where ``p_native`` is the L queue's own shallow ramp (RFC) or step (Linux) on the packet's sojourn time. A
+conditional-priority scheduler serves L first but protects C from starvation: the RFC's time-shifted FIFO
+(``scheduler="tshift"``) or Linux's weighted-round-robin credit (``scheduler="wrr"``).
 
 Where each default comes from
 -----------------------------
-Confirmed from RFC 9332 text (Appendix A.1 parameter block, Fig. 2, quoted line by line in three independent
-ports that agree with each other and with our survey notes; the RFC document itself could not be opened in full
-here, so "confirmed" means "the quoted pseudocode lines agree"):
+Confirmed against RFC 9332 Appendix A pseudocode text. The RFC document itself could not be opened in full here;
+its lines were read as quoted, line-numbered, in two independent ports (a Go netsim port and picoquic's test
+simulator) and checked against a third (the ns-3 DualPI2 model of draft-10) and our survey notes. All agree:
 
 - ``k = 2``; ``target = 15 ms``; ``RTT_max = 100 ms``; ``p_Cmax = min(1/k^2, 1)``;
   ``Tupdate = min(target, RTT_max/3)`` (15 ms); ``alpha = 0.1 Tupdate / RTT_max^2`` (0.15 Hz);
   ``beta = 0.3 / RTT_max`` (3.0 Hz); ramp ``minTh = 800 us``, ``range = 400 us``; ``Th_len = 1 pkt``;
   ``p_Lmax = 1``; ``limit = MAX_LINK_RATE * 250 ms`` (bytes; enqueue drops if ``bytes + MTU > limit``).
-- Algorithm lines (A.1/A.2; the ports are a Go netsim port, picoquic's test simulator and the ns-3 model of
-  draft-10): classify on ``ecn & 1``; ``p' += alpha (curq - target) + beta (curq - prevq)``,
+- Algorithm lines (A.1/A.2): classify on ``ecn & 1``; ``p' += alpha (curq - target) + beta (curq - prevq)``,
   clamped to [0, 1]; ``p_CL = k p'``, ``p_C = p'^2``; the deterministic ``recur()`` draw; overload handling of A.2
   (L falls back to drop with ``p_C`` once ``p_CL >= p_Lmax``; C drops ECT(0) too once ``p_C >= p_Cmax``);
   the A.2 update uses ``curq = max(cq.time(), lq.time())`` (head-of-queue sojourn times); A.2 evaluates the

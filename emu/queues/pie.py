@@ -173,7 +173,8 @@ class PIEQueue(FifoQueue):
         self.p = pie_step(self.p, qdelay, self.qdelay_old_s, self._target, self._alpha, self._beta, self._cap)
         self.qdelay_old_s = qdelay
         burst = self.burst_allowance_s - self._tupdate
-        self.burst_allowance_s = burst if burst > 0.0 else 0.0
+        # 1 ns tolerance: 0.150 - 10 x 0.015 leaves a float residue, and MAX_BURST / T_UPDATE updates must suffice.
+        self.burst_allowance_s = burst if burst > 1e-9 else 0.0
 
     def _catch_up(self, now_s: float) -> None:
         """Perform every update due at or before ``now_s``, in order."""

@@ -186,10 +186,12 @@ def test_several_drops_in_one_dequeue_when_late():
     q = CoDelQueue()
     fill(q, 600)
     q.dequeue(0.006)
-    q.dequeue(0.106)  # enter dropping, count 1, drop_next 0.206
+    t1 = 0.006 + 0.1
+    q.dequeue(t1)  # enter dropping, count 1, drop_next t1 + 0.1
+    assert q.count == 1
     q.dequeue(0.5)
-    # drop times 0.206, +0.1/sqrt(2), +0.1/sqrt(3), ... while <= 0.5
-    d, k, n = 0.206, 1, 0
+    # drop times t1 + 0.1, +0.1/sqrt(2), +0.1/sqrt(3), ... while <= 0.5
+    d, k, n = t1 + 0.1, 1, 0
     while d <= 0.5:
         n += 1
         k += 1
@@ -201,16 +203,23 @@ def test_several_drops_in_one_dequeue_when_late():
 
 def _enter_and_drop(q, t0, n_drops):
     """From a full queue at t0: go above target, enter dropping, make n_drops drops in total; return drop_next."""
-    q.dequeue(t0 + 0.006)
-    q.dequeue(t0 + 0.106)
-    while q.count < n_drops:
+    t_above = t0 + 0.006
+    q.dequeue(t_above)
+    q.dequeue(t_above + 0.1)
+    assert q.dropping
+    for _ in range(10 * n_drops):  # bounded: a broken state machine fails instead of hanging
+        if q.count >= n_drops:
+            break
         q.dequeue(q.drop_next_s)
+    assert q.count == n_drops
     return q.drop_next_s
 
 
 def drain(q, t):
-    while q.dequeue(t) is not None:
-        pass
+    for _ in range(100_000):
+        if q.dequeue(t) is None:
+            return
+    raise AssertionError("queue did not drain")
 
 
 def test_count_reused_when_reentering_soon_after():
@@ -223,7 +232,7 @@ def test_count_reused_when_reentering_soon_after():
     t_y = drop_next + 0.4
     fill(q, 300, t=t_y)
     q.dequeue(t_y + 0.006)
-    now = t_y + 0.106
+    now = (t_y + 0.006) + 0.1
     q.dequeue(now)
     # delta = count - lastcount = 4 > 1 and the last drop_next is < 16 intervals ago: start at count 4
     assert q.dropping and q.count == 4 and q.lastcount == 4
@@ -238,9 +247,10 @@ def test_count_restarts_at_one_after_a_long_pause():
     t_y = drop_next + 16 * 0.1  # re-entry more than 16 intervals after the last drop_next
     fill(q, 300, t=t_y)
     q.dequeue(t_y + 0.006)
-    q.dequeue(t_y + 0.106)
+    now = (t_y + 0.006) + 0.1
+    q.dequeue(now)
     assert q.dropping and q.count == 1
-    assert q.drop_next_s == t_y + 0.106 + 0.1
+    assert q.drop_next_s == now + 0.1
 
 
 def test_little_backlog_is_never_dropped():
@@ -261,11 +271,12 @@ def test_ecn_marks_instead_of_drops_on_the_same_schedule():
     q = CoDelQueue(ecn=True)
     fill(q, 600, ecn=ECT0)
     q.dequeue(0.006)
-    out = q.dequeue(0.106)
+    t1 = 0.006 + 0.1
+    out = q.dequeue(t1)
     assert out is not None and out.ecn == CE and out.pkt_id == 1  # the head itself, marked
     assert q.stats.dropped_pkts == 0 and q.stats.marks == {"aqm": 1}
     assert q.dropping and q.count == 1
-    d = 0.106 + 0.1
+    d = t1 + 0.1
     for k in range(2, 8):
         assert q.dequeue(d - 1e-9).ecn == ECT0
         out = q.dequeue(d)
@@ -280,7 +291,7 @@ def test_ecn_enabled_still_drops_not_ect_packets():
     q = CoDelQueue(ecn=True)
     fill(q, 600, ecn=NOT_ECT)
     q.dequeue(0.006)
-    q.dequeue(0.106)
+    q.dequeue(0.006 + 0.1)
     assert drops(q) == 1 and q.stats.marks == {}
 
 
@@ -288,7 +299,7 @@ def test_ecn_disabled_drops_ect_packets():
     q = CoDelQueue(ecn=False)
     fill(q, 600, ecn=ECT0)
     q.dequeue(0.006)
-    q.dequeue(0.106)
+    q.dequeue(0.006 + 0.1)
     assert drops(q) == 1 and q.stats.marks == {}
 
 

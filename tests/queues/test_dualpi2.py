@@ -357,6 +357,15 @@ def test_idle_decay_matches_reference_exactly():
     ref, prevq = reference_p_prime(cfg, [(0.0, 0.100, 0.0)], 0.175)
     assert q.p_prime == ref and q._prevq == prevq == 0.0
     assert 0.0 < q.p_prime < p_busy
+    # and the same as calling the queue at every update time
+    q2 = DualPI2Queue(cfg)
+    q2.enqueue(pkt(0, NOT_ECT), 0.0)
+    for n in range(1, 7):
+        q2.advance(n * cfg.pi2_tupdate_s)
+    q2.dequeue(0.100)
+    for n in range(7, 12):
+        assert q2.dequeue(n * cfg.pi2_tupdate_s) is None
+    assert (q2.p_prime, q2._prevq, q2.updates) == (q.p_prime, q._prevq, q.updates) == (ref, 0.0, 11)
 
 
 def test_huge_idle_gap_is_fast_and_exact():

@@ -12,12 +12,16 @@ RTT) and by ``LossEvent``s, and reacts at most once per round trip:
 - **Classic CE marks** (``l4s=False``, ``ecn=True``): ``rate *= beta_ecn`` (RFC 8298 §4.1.2.2, 0.8 here too).
 - **Queueing delay** (RFC 8298 §4.1.2: self-clocked on one-way delay): ``qdelay = owd - base_owd`` where
   ``base_owd`` is the minimum one-way delay over a sliding window (``base_owd_window_s``). Above
-  ``qdelay_target_s`` the rate is cut in proportion to the excess, ``rate *= 1 - 0.5 * min(1, excess/target)``;
-  while the queue grows (positive delay gradient between rounds) above half the target the rate holds.
+  ``qdelay_target_s`` the rate is cut below the round's delivery rate in proportion to the excess,
+  ``rate = min(rate, delivered) * (1 - 0.5 * min(1, excess/target))``; while the queue grows (positive delay
+  gradient between rounds) above half the target the rate holds. Cuts happen only while the delay is not
+  already falling (a cut whose effect is still draining the queue is not repeated).
   This is what keeps the controller usable on classic FIFO bottlenecks (and on trace-driven links) where no
   ECN marks come.
 - **Increase.** Until the first congestion signal: multiplicative ramp-up ``rate *= 1 + ramp_gain`` per round
-  (the slow-start analogue). Afterwards: ``ai_pkts_per_rtt`` segments per round trip,
+  (the slow-start analogue); it ends at the first CE mark, loss, or once the queueing delay passes
+  ``startup_exit_qdelay_s``, and the rate then falls to the round's delivery rate (the capacity, as a queue was
+  building). Afterwards: ``ai_pkts_per_rtt`` segments per round trip,
   ``rate += ai * MSS * 8 / srtt * (1 - F) * max(0, 1 - qdelay / target)``.
 - **Application-limited:** no increase while the sender is application-limited and the rate is already more
   than twice the delivered rate (RFC 7661 spirit).
@@ -56,6 +60,8 @@ class RtcConfig:
     qdelay_target_s: float = 0.06        # RFC 8298 §4.1.1 target range 0.06-0.1 s (lower end)
     base_owd_window_s: float = 10.0      # RFC 8298 §4.1.1: base delay over a window (SCReAM: 10 minutes)
     ramp_gain: float = 0.5               # our choice: x1.5 per round until the first congestion signal
+    startup_exit_qdelay_s: float = 0.01  # our choice: ramp-up ends once a 10 ms queue builds
+    rate_window_s: float = 0.1           # our choice: delivery-rate measurement window (>= srtt)
     ai_pkts_per_rtt: float = 1.0         # Prague-like additive increase (draft-briscoe-iccrg-prague §2.4.2)
     pacing_gain: float = 1.5             # RFC 8298 §4.1.2.4 packet pacing headroom
     min_round_s: float = 0.005           # rounds shorter than this are merged (tiny-RTT guard)
@@ -76,9 +82,11 @@ class RtcConfig:
         check_number("qdelay_target_s", self.qdelay_target_s, lo=0, lo_open=True)
         check_number("base_owd_window_s", self.base_owd_window_s, lo=0, lo_open=True)
         check_number("ramp_gain", self.ramp_gain, lo=0)
+        check_number("startup_exit_qdelay_s", self.startup_exit_qdelay_s, lo=0)
         check_number("ai_pkts_per_rtt", self.ai_pkts_per_rtt, lo=0)
         check_number("pacing_gain", self.pacing_gain, lo=1)
         check_number("min_round_s", self.min_round_s, lo=0)
+        check_number("rate_window_s", self.rate_window_s, lo=0, lo_open=True)
 
 
 class RtcRateController(CongestionControl):
@@ -98,6 +106,9 @@ class RtcRateController(CongestionControl):
         self.round_start_s = -INF
         self.rounds = 0
         self.qdelay_s = 0.0            # mean queueing delay of the last completed round
+        self.delivery_rate_bps = 0.0   # received rate over the last measurement window (>= rate_window_s)
+        self._dr_bytes = 0
+        self._dr_t0 = -INF
         self._prev_qdelay_s = 0.0
         # Base one-way delay: min over the current and the previous half-window (a two-bucket sliding min).
         self._owd_bucket_start_s = -INF
@@ -169,38 +180,66 @@ class RtcRateController(CongestionControl):
             self.min_rtt_s = s.rtt_s
         self._r_acked += s.acked_bytes
         self._r_ce += s.ce_bytes
+        self._measure_delivery(s)
         if s.owd_s >= 0:
             self._r_qd_sum += s.owd_s - self._base_owd(s.now_s, s.owd_s)
             self._r_qd_n += 1
         if s.app_limited:
             self._r_app_limited = True
+        if self.round_start_s == -INF:
+            # The first report opens round 1 (packets sent from now on belong to it).
+            self.round_start_s = self._r_t0 = s.now_s
+            self._reset_round()
+            return
         if s.sent_s < self.round_start_s or s.now_s - self._r_t0 < c.min_round_s:
             return
         # End of a round: one reaction.
         self.rounds += 1
-        duration = s.now_s - self._r_t0 if self.round_start_s > -INF else 0.0
+        duration = s.now_s - self._r_t0
         self.round_start_s = s.now_s
         self._r_t0 = s.now_s
         acked, ce = self._r_acked, self._r_ce
         qdelay = self._r_qd_sum / self._r_qd_n if self._r_qd_n else self.qdelay_s
         app_limited = self._r_app_limited
-        self._r_acked = self._r_ce = 0
-        self._r_qd_sum = 0.0
-        self._r_qd_n = 0
-        self._r_app_limited = False
+        self._reset_round()
         self._prev_qdelay_s, self.qdelay_s = self.qdelay_s, qdelay
         if acked <= 0:
             return
         self._react(s, acked, ce, qdelay, app_limited, duration)
 
+    def _measure_delivery(self, s: AckSample) -> None:
+        """Received rate over windows of at least ``rate_window_s`` (and one smoothed RTT): smoother than a
+        per-round rate when the application sends in bursts (frames)."""
+        if self._dr_t0 == -INF:
+            self._dr_t0 = s.now_s
+            return
+        self._dr_bytes += s.acked_bytes
+        elapsed = s.now_s - self._dr_t0
+        if elapsed >= max(self.config.rate_window_s, self.srtt_s):
+            self.delivery_rate_bps = self._dr_bytes * 8.0 / elapsed
+            self._dr_bytes = 0
+            self._dr_t0 = s.now_s
+
+    def _reset_round(self) -> None:
+        self._r_acked = self._r_ce = 0
+        self._r_qd_sum = 0.0
+        self._r_qd_n = 0
+        self._r_app_limited = False
+
     def _react(self, s: AckSample, acked: int, ce: int, qdelay: float, app_limited: bool, duration: float) -> None:
         c = self.config
         frac = min(1.0, ce / acked)
+        delivery_bps = self.delivery_rate_bps
         if c.l4s:
             self.alpha = dctcp_alpha(self.alpha, frac, c.g)
+        target = c.qdelay_target_s
+        if self.startup and (ce > 0 or qdelay > c.startup_exit_qdelay_s):
+            # End of ramp-up: a queue is building, so the round's delivery rate is the path's capacity.
+            self.startup = False
+            if delivery_bps > 0 and self.rate_bps > delivery_bps:
+                self.rate_bps = delivery_bps
         reduced = False
         if ce > 0:
-            self.startup = False
             self.ce_rounds += 1
             if c.l4s:
                 self.rate_bps *= 1.0 - self.alpha / 2.0
@@ -209,24 +248,29 @@ class RtcRateController(CongestionControl):
                 self.rate_bps *= c.beta_ecn
                 self.reduced_s = s.now_s
                 reduced = True
-        target = c.qdelay_target_s
-        if not reduced and qdelay > target and s.sent_s > self.reduced_s:
-            self.startup = False
-            self.rate_bps *= 1.0 - 0.5 * min(1.0, (qdelay - target) / target)
+        rising = qdelay >= self._prev_qdelay_s
+        if (not reduced and rising and qdelay > target / 4.0 and 0 < 0.95 * delivery_bps < self.rate_bps
+                and s.sent_s > self.reduced_s):
+            # A queue is building: the path delivers less than we send. Go just below the delivered rate.
+            self.rate_bps = 0.95 * delivery_bps
+            self.reduced_s = s.now_s
+            reduced = True
+        if not reduced and qdelay > target and rising and s.sent_s > self.reduced_s:
+            # Too much queue: drop below what the path delivers, in proportion to the excess delay.
+            base = min(self.rate_bps, delivery_bps) if delivery_bps > 0 else self.rate_bps
+            self.rate_bps = base * (1.0 - 0.5 * min(1.0, (qdelay - target) / target))
             self.reduced_s = s.now_s
             self.delay_reductions += 1
             reduced = True
-        if not (c.l4s and ce > 0) and reduced:
+        if reduced and not (c.l4s and ce > 0):
             self._clamp()
             return
-        # Increase.
-        growing = qdelay > self._prev_qdelay_s and qdelay > target / 2.0
-        if growing and self.startup:
-            self.startup = False
-        if growing:
+        # Increase, unless the queue is above half the target and growing (or above the target and draining
+        # after a cut), or the sender is application-limited.
+        if qdelay > target or (rising and qdelay > target / 2.0):
             self._clamp()
             return
-        if app_limited and duration > 0 and self.rate_bps > 2.0 * acked * 8.0 / duration:
+        if app_limited and delivery_bps > 0 and self.rate_bps > 2.0 * delivery_bps:
             self._clamp()
             return
         if self.startup:

@@ -1,0 +1,258 @@
+"""Three ways to stream one response's tokens from a server host to a client host.
+
+All three share the token framing (1 length byte + the token's UTF-8 bytes) and the client's rendering rule:
+the screen shows the longest contiguous prefix of tokens received so far (``Renderer``).
+
+- ``stream``: tokens are written into the reliable, in-order byte stream (``emu.transport.stream``, Cubic),
+  as chat services stream over TCP/HTTP. A token renders once every byte up to its end has arrived in order.
+- ``duplicate``: each token goes in its own UDP packet, sent twice, the copy ``dup_spacing_s`` after the
+  original (10 ms by default, so one short loss burst does not take both). Fallback: the client ACKs the
+  highest contiguous token index; the third ACK without progress resends the first missing token (fast
+  retransmit, RFC 5681 §3.2 style), and tokens still unacknowledged when the RTO (RFC 6298, min 200 ms,
+  restarted only when new tokens are acknowledged) expires are sent again; every resend is duplicated too.
+- ``chatterbox``: over UDP each packet carries the new token plus every token not yet acknowledged, oldest
+  first; when they exceed one MTU the oldest ones fill the packet (so the renderable prefix always advances) and
+  the newest wait for the next packet. The client renders on every packet and ACKs its highest contiguous index
+  (cumulative ACK: our choice, the paper does not give the ACK format). After the last token, a timer (the same
+  RTO) resends what is unacknowledged, so a tail loss is recovered.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from emu.apps.chatterbox.tokens import TokenTimeline
+from emu.transport.timer import LazyTimer
+from emu.transport.udp import UdpSocket
+
+UDP_IP_HEADER_BYTES = 28
+APP_HEADER_BYTES = 8        # first token index (4 B), token count (2 B), flags (2 B)
+ACK_BYTES = UDP_IP_HEADER_BYTES + APP_HEADER_BYTES
+MTU_BYTES = 1500
+SCHEMES = ("stream", "duplicate", "chatterbox")
+
+
+def token_bytes(token: str) -> int:
+    """Bytes a token takes in any scheme's payload: one length byte plus its UTF-8 encoding."""
+    return 1 + len(token.encode("utf-8"))
+
+
+class Renderer:
+    """Client side: records when each token first becomes part of the contiguous rendered prefix."""
+
+    def __init__(self, timeline: TokenTimeline) -> None:
+        self.tokens = timeline.tokens
+        self.have = np.zeros(len(timeline), dtype=bool)
+        self.rendered_s = np.full(len(timeline), np.nan)
+        self.prefix = 0  # tokens [0, prefix) are on screen
+
+    def got(self, index: int, now_s: float) -> None:
+        self.have[index] = True
+        n = len(self.have)
+        while self.prefix < n and self.have[self.prefix]:
+            self.rendered_s[self.prefix] = now_s
+            self.prefix += 1
+
+    @property
+    def text(self) -> str:
+        return "".join(self.tokens[: self.prefix])
+
+
+class RtoEstimator:
+    """RFC 6298 SRTT/RTTVAR and RTO with a minimum, initial value and back-off."""
+
+    def __init__(self, min_rto_s: float = 0.2, initial_rto_s: float = 1.0, max_rto_s: float = 60.0) -> None:
+        self.min_rto_s, self.max_rto_s = min_rto_s, max_rto_s
+        self.srtt_s = math.nan
+        self.rttvar_s = math.nan
+        self.rto_s = initial_rto_s
+        self.backoff = 1
+
+    def sample(self, rtt_s: float) -> None:
+        if math.isnan(self.srtt_s):
+            self.srtt_s, self.rttvar_s = rtt_s, rtt_s / 2
+        else:
+            self.rttvar_s = 0.75 * self.rttvar_s + 0.25 * abs(self.srtt_s - rtt_s)
+            self.srtt_s = 0.875 * self.srtt_s + 0.125 * rtt_s
+        self.rto_s = min(self.max_rto_s, max(self.min_rto_s, self.srtt_s + 4 * self.rttvar_s))
+        self.backoff = 1
+
+    @property
+    def timeout_s(self) -> float:
+        return min(self.max_rto_s, self.rto_s * self.backoff)
+
+
+class _UdpTokenScheme:
+    """Shared parts of the two UDP schemes: sockets, generation schedule, ACK handling, retransmission timer."""
+
+    name = ""
+
+    def __init__(self, sim: Any, server: Any, client: Any, timeline: TokenTimeline, *, min_rto_s: float = 0.2,
+                 port: int = 7000) -> None:
+        self.sim = sim
+        self.timeline = timeline
+        self.renderer = Renderer(timeline)
+        self.rto = RtoEstimator(min_rto_s=min_rto_s)
+        self.generated = 0        # tokens [0, generated) exist at the server
+        self.acked = 0            # tokens [0, acked) are acknowledged
+        self.send_time_s: dict[int, float] = {}
+        self.client_sock = UdpSocket(sim, client, port, flow=f"{self.name}.ack", on_receive=self._client_rx)
+        self.server_sock = UdpSocket(sim, server, port, flow=f"{self.name}.data", on_receive=self._server_rx)
+        self.client_name = client.name
+        self.server_name = server.name
+        self.timer = LazyTimer(sim, self._on_timeout)
+        self.dup_acks = 0
+        for i, t in enumerate(timeline.times_s):
+            sim.call_at(float(t), self._on_generated, i)
+
+    # server -------------------------------------------------------------------------------------------------
+    def _send(self, tokens: list[int]) -> None:
+        size = UDP_IP_HEADER_BYTES + APP_HEADER_BYTES + sum(token_bytes(self.timeline.tokens[i]) for i in tokens)
+        now = self.sim.now_s
+        for i in tokens:
+            self.send_time_s.setdefault(i, now)
+        self.server_sock.sendto(size, self.client_name, self.client_sock.port, payload=(now, tuple(tokens)))
+        if not self.timer.armed:
+            self.timer.set(now + self.rto.timeout_s)
+
+    def _server_rx(self, pkt: Any, owd_s: float) -> None:
+        cum, echo_s = pkt.payload
+        now = self.sim.now_s
+        self.rto.sample(now - echo_s)
+        if cum > self.acked:
+            self.acked = cum
+            self.dup_acks = 0
+            # RFC 6298 §5.3: restart the timer when new data is acknowledged (only then).
+            if self.acked >= self.generated:
+                self.timer.cancel()
+            else:
+                self.timer.set(now + self.rto.timeout_s)
+        elif cum < self.generated:
+            self.dup_acks += 1
+            if self.dup_acks == 3:
+                self._fast_retransmit(cum)
+
+    def _on_timeout(self, now_s: float) -> None:
+        if self.acked >= self.generated:
+            return
+        self.rto.backoff *= 2
+        self._retransmit()
+        self.timer.set(now_s + self.rto.timeout_s)
+
+    # client -------------------------------------------------------------------------------------------------
+    def _client_rx(self, pkt: Any, owd_s: float) -> None:
+        sent_s, tokens = pkt.payload
+        now = self.sim.now_s
+        for i in tokens:
+            if not self.renderer.have[i]:
+                self.renderer.got(i, now)
+        self.client_sock.sendto(ACK_BYTES, self.server_name, self.server_sock.port,
+                                payload=(self.renderer.prefix, sent_s))
+
+    def _on_generated(self, index: int) -> None:
+        raise NotImplementedError
+
+    def _retransmit(self) -> None:
+        raise NotImplementedError
+
+    def _fast_retransmit(self, index: int) -> None:
+        """Three ACKs without progress (RFC 5681 §3.2 style): resend the first missing token."""
+
+    @property
+    def wire_bytes(self) -> int:
+        return self.server_sock.sent_bytes + self.client_sock.sent_bytes
+
+
+class DuplicateScheme(_UdpTokenScheme):
+    name = "duplicate"
+
+    def __init__(self, *args: Any, dup_spacing_s: float = 0.010, **kwargs: Any) -> None:
+        if not dup_spacing_s >= 0:
+            raise ValueError(f"dup_spacing_s: must be >= 0, got {dup_spacing_s!r}")
+        self.dup_spacing_s = dup_spacing_s
+        super().__init__(*args, **kwargs)
+
+    def _send_twice(self, index: int) -> None:
+        self._send([index])
+        self.sim.call_in(self.dup_spacing_s, self._copy, index)
+
+    def _copy(self, index: int) -> None:
+        if index >= self.acked:
+            self._send([index])
+
+    def _on_generated(self, index: int) -> None:
+        self.generated = index + 1
+        self._send_twice(index)
+
+    def _retransmit(self) -> None:
+        for i in range(self.acked, self.generated):
+            self._send_twice(i)
+
+    def _fast_retransmit(self, index: int) -> None:
+        self._send_twice(index)
+
+
+class ChatterboxScheme(_UdpTokenScheme):
+    name = "chatterbox"
+
+    def _packets(self) -> list[list[int]]:
+        """Unacknowledged tokens, oldest first, cut into MTU-sized packets."""
+        budget = MTU_BYTES - UDP_IP_HEADER_BYTES - APP_HEADER_BYTES
+        packets, current, used = [], [], 0
+        for i in range(self.acked, self.generated):
+            size = token_bytes(self.timeline.tokens[i])
+            if current and used + size > budget:
+                packets.append(current)
+                current, used = [], 0
+            current.append(i)
+            used += size
+        if current:
+            packets.append(current)
+        return packets
+
+    def _on_generated(self, index: int) -> None:
+        self.generated = index + 1
+        packets = self._packets()
+        if packets:
+            self._send(packets[0])  # oldest first: the prefix always advances
+
+    def _retransmit(self) -> None:
+        for tokens in self._packets():
+            self._send(tokens)
+
+
+class StreamScheme:
+    """Tokens over the reliable in-order byte stream (Cubic, SACK, RACK, RTO min 200 ms)."""
+
+    name = "stream"
+
+    def __init__(self, sim: Any, server: Any, client: Any, timeline: TokenTimeline, *, min_rto_s: float = 0.2,
+                 port: int = 7000, cc: str = "cubic") -> None:
+        from emu.transport.stream import open_stream
+
+        self.sim = sim
+        self.timeline = timeline
+        self.renderer = Renderer(timeline)
+        self.frame_end = np.cumsum([token_bytes(t) for t in timeline.tokens])
+        self.sender, self.receiver = open_stream(sim, server, client, port=port, cc=cc, on_data=self._on_data,
+                                                 flow="stream.data", min_rto_s=min_rto_s)
+        for i, t in enumerate(timeline.times_s):
+            sim.call_at(float(t), self._on_generated, i)
+
+    def _on_generated(self, index: int) -> None:
+        self.sender.write(token_bytes(self.timeline.tokens[index]))
+
+    def _on_data(self, in_order_bytes: int, now_s: float) -> None:
+        ready = int(np.searchsorted(self.frame_end, in_order_bytes, side="right"))
+        for i in range(self.renderer.prefix, ready):
+            self.renderer.got(i, now_s)
+
+    @property
+    def wire_bytes(self) -> int:
+        rec = self.sim.records
+        return sum(rec.flows[rec.flow_id(name)].sent_bytes for name in ("stream.data", "stream.data.ack"))
+
+
+SCHEME_CLASSES = {"stream": StreamScheme, "duplicate": DuplicateScheme, "chatterbox": ChatterboxScheme}

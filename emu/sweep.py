@@ -1,0 +1,422 @@
+"""Sweeps: many runs of one scenario (or one app evaluation) over a grid of parameters × seeds.
+
+A sweep file is TOML, parsed as data (``examples/sweep_codel_vs_droptail.toml``)::
+
+    name = "codel-vs-droptail"
+    scenario = "dumbbell_codel.toml"   # relative to this file; or an inline [scenario] table; or eval = "NAME"
+    replicates = 5                     # seeds per grid point
+    root_seed = 1                      # every task's seed derives from it (see below)
+    metrics = ["delay_p99_s", "throughput_bps"]   # for summary.csv and plots (default: a standard set)
+
+    [fixed]                            # overrides applied to every task (not swept)
+    duration = "5s"
+
+    [grid]                             # dotted keys into the scenario; the cartesian product is swept
+    "topology.queue" = ["droptail", "codel", "pie"]
+    "topology.bottleneck_rate" = ["10Mbps", "20Mbps"]
+    "flow[0].rate" = ["4Mbps", "8Mbps"]          # list index ...
+    # "flow[video].rate" = [...]                 # ... or the name of a [[flow]]
+
+    [[points]]                         # optional explicit points; each is combined with the [grid] product
+    "topology.queue" = "dualpi2"
+    "topology.queue_params.target" = "15ms"
+
+An app evaluation is swept the same way: ``eval = "chatterbox"`` (a name in ``EVAL_REGISTRY``) or
+``eval = "package.module:function"``, with base parameters in ``[params]`` and the grid over their keys; the
+function is called as ``fn(params, seed=seed)`` and returns a dict of metrics (see ``emu.sweep_tasks``).
+
+Seeds: a task's seed is ``SeedTree(root_seed).seed_for("task/<params as canonical JSON>/<replicate>")``, so it
+depends on the root seed, the task's parameters and its replicate index only: reordering or extending the grid
+leaves every other task's seed alone. ``paired_seeds = true`` gives replicate r the same seed at every grid point
+(common random numbers: compare schemes on the same random traffic).
+
+Results (``OUT/``) survive crashes: each finished task is written at once as ``parts/<task_id>.parquet`` (its
+per-flow rows plus the task's parameters, replicate and seed; temp file + ``os.replace``) and one line appended to
+``manifest.jsonl`` (status, error and traceback, wall time). A rerun with the same ``OUT`` skips finished tasks and
+runs the rest, failed ones included. At the end: ``summary.csv`` (mean, std, 95 % t-interval, n per grid point and
+metric) and the plots of ``emu.sweep_results``.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import hashlib
+import itertools
+import json
+import re
+import sys
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from emu.rng import SeedTree
+from emu.sweep_results import SweepResult
+
+SWEEP_KEYS = {"name", "description", "scenario", "eval", "params", "fixed", "grid", "points", "replicates",
+              "root_seed", "paired_seeds", "metrics"}
+BACKENDS = ("local", "ray")
+TRACE_KEYS = ("trace", "reverse_trace")
+SEED_BITS = 53  # seeds stay exact in JSON readers that use doubles
+
+
+class SweepError(ValueError):
+    """A sweep that cannot run; the message names the file, the key or the grid point."""
+
+
+def canonical(value: Any) -> str:
+    """Stable JSON of a parameter dict (sorted keys, no spaces): the identity of a grid point."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
+def _digest(text: str, n: int) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:n]
+
+
+def task_seed(root_seed: int, params: dict, replicate: int, *, paired: bool = False) -> int:
+    """The seed of one task: a function of the root seed, the task's parameters and its replicate index only."""
+    name = f"replicate/{replicate}" if paired else f"task/{canonical(params)}/{replicate}"
+    return SeedTree(root_seed).seed_for(name) >> (63 - SEED_BITS)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One run: a grid point (``params``) and a replicate, with its derived seed."""
+
+    task_id: str
+    point_id: str
+    params: dict
+    replicate: int
+    seed: int
+
+
+# -- dotted keys --------------------------------------------------------------------------------------------------
+
+_SEGMENT = re.compile(r"([^.\[\]]+)((?:\[[^\]]+\])*)")
+
+
+def parse_key(key: str) -> list[Union[str, int, tuple]]:
+    """``"flow[0].rate"`` -> ``["flow", 0, "rate"]``; ``"flow[video].rate"`` -> ``["flow", ("name", "video"),
+    "rate"]``."""
+    if not isinstance(key, str) or not key:
+        raise SweepError(f"key {key!r}: expected a dotted key such as 'topology.queue'")
+    out: list[Union[str, int, tuple]] = []
+    for part in key.split("."):
+        m = _SEGMENT.fullmatch(part)
+        if not m:
+            raise SweepError(f"key {key!r}: cannot parse {part!r} (use 'table.key', 'list[0].key' or "
+                             "'list[name].key')")
+        out.append(m.group(1))
+        for index in re.findall(r"\[([^\]]+)\]", m.group(2)):
+            out.append(int(index) if index.lstrip("-").isdigit() else ("name", index))
+    return out
+
+
+def set_key(raw: dict, key: str, value: Any) -> None:
+    """Set dotted ``key`` in the nested dict ``raw`` (tables are created as needed; list items must exist)."""
+    path = parse_key(key)
+    node: Any = raw
+    for i, step in enumerate(path):
+        last = i == len(path) - 1
+        where = key if last else f"{key} (at {step!r})"
+        if isinstance(step, str):
+            if not isinstance(node, dict):
+                raise SweepError(f"key {key!r}: {step!r} is inside a {type(node).__name__}, not a table")
+            if last:
+                node[step] = copy.deepcopy(value)
+                return
+            nxt = path[i + 1]
+            if step not in node:
+                if not isinstance(nxt, str):
+                    raise SweepError(f"key {key!r}: there is no list {step!r} to index")
+                node[step] = {}
+            node = node[step]
+        else:
+            if not isinstance(node, list):
+                raise SweepError(f"key {where}: not a list")
+            if isinstance(step, int):
+                if not -len(node) <= step < len(node):
+                    raise SweepError(f"key {key!r}: index {step} out of range (the list has {len(node)} items)")
+                index = step
+            else:
+                names = [item.get("name") if isinstance(item, dict) else None for item in node]
+                if step[1] not in names:
+                    raise SweepError(f"key {key!r}: no item named {step[1]!r}; names: {[n for n in names if n]}")
+                index = names.index(step[1])
+            if last:
+                node[index] = copy.deepcopy(value)
+                return
+            node = node[index]
+
+
+def flatten(table: dict, prefix: str = "") -> dict:
+    """Nested TOML tables to dotted keys: ``{"topology": {"queue": [..]}}`` -> ``{"topology.queue": [..]}``."""
+    out = {}
+    for key, value in table.items():
+        full = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            out.update(flatten(value, full))
+        else:
+            out[full] = value
+    return out
+
+
+# -- the sweep ------------------------------------------------------------------------------------------------------
+
+
+class Sweep:
+    """A grid (and/or list) of parameter points × ``replicates`` seeds over one scenario or one eval function.
+
+    Args:
+        scenario: a ``Scenario``, a scenario dict (the TOML as a dict) or a path to a scenario file.
+        eval: instead of a scenario, an evaluation function: a registered name (``"chatterbox"``) or
+            ``"package.module:function"``; ``params`` are its base parameters.
+        grid: dotted key -> list of values; the cartesian product is swept.
+        points: explicit points (dicts of dotted key -> value); each is combined with the grid product.
+        fixed: dotted key -> value applied to every task (e.g. ``{"duration": "2s"}``).
+        replicates: seeds per grid point (>= 1).
+        root_seed: the one seed every task's seed derives from.
+        paired_seeds: the same seed for replicate r at every point (common random numbers).
+        metrics: result columns that ``summary.csv`` and the plots use (default: a standard set).
+        base_dir: where relative trace paths in the grid are found (the sweep file's folder; default: cwd).
+    """
+
+    def __init__(self, scenario: Any = None, *, eval: Optional[str] = None, params: Optional[dict] = None,
+                 grid: Optional[dict] = None, points: Optional[list] = None, fixed: Optional[dict] = None,
+                 replicates: int = 1, root_seed: int = 0, paired_seeds: bool = False,
+                 metrics: Optional[list] = None, name: Optional[str] = None, description: str = "",
+                 source: str = "<sweep>", base_dir: Union[str, Path, None] = None, validate: bool = True) -> None:
+        from emu.scenario import Scenario, ScenarioError
+
+        self.source = source
+        self.base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
+        self.description = description
+        fail = self._fail
+        if (scenario is None) == (eval is None):
+            raise fail("give exactly one of scenario (a scenario file or table) or eval (an evaluation function)")
+        if not isinstance(replicates, int) or isinstance(replicates, bool) or replicates < 1:
+            raise fail(f"replicates: must be an integer >= 1, got {replicates!r}")
+        if not isinstance(root_seed, int) or isinstance(root_seed, bool) or root_seed < 0:
+            raise fail(f"root_seed: must be a non-negative integer, got {root_seed!r}")
+        if metrics is not None and (not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics)):
+            raise fail(f"metrics: must be a list of column names, got {metrics!r}")
+        self.replicates = replicates
+        self.root_seed = root_seed
+        self.paired_seeds = bool(paired_seeds)
+        self.metrics = list(metrics) if metrics else None
+        self.fixed = flatten(dict(fixed or {}))
+
+        if eval is not None:
+            from emu.sweep_tasks import EvalNotFound, resolve_eval
+
+            self.kind = "eval"
+            self.eval = eval
+            if params is not None and not isinstance(params, dict):
+                raise fail(f"params: expected a table, got {type(params).__name__}")
+            self.base_raw = copy.deepcopy(params or {})
+            self.scenario_source = source
+            if validate:
+                try:
+                    resolve_eval(eval)
+                except EvalNotFound as exc:
+                    raise fail(str(exc)) from None
+            self.name = name or f"eval-{eval.split(':')[-1]}"
+        else:
+            self.kind = "scenario"
+            self.eval = None
+            if params is not None:
+                raise fail("params: only for eval sweeps; a scenario sweep sets scenario keys with [fixed]/[grid]")
+            if isinstance(scenario, Scenario):
+                raw, scenario_source = scenario.raw, scenario.source
+            elif isinstance(scenario, dict):
+                raw, scenario_source = scenario, source
+            else:
+                path = Path(scenario)
+                if not path.is_absolute():
+                    path = self.base_dir / path
+                try:
+                    loaded = Scenario.load(path)
+                except ScenarioError as exc:
+                    raise fail(f"scenario: {exc}") from None
+                raw, scenario_source = loaded.raw, loaded.source
+            self.base_raw = copy.deepcopy(raw)
+            self.scenario_source = scenario_source
+            self.name = name or str(raw.get("name", Path(source).stem))
+        for key in self.fixed:
+            self._check_key(key, "fixed")
+
+        self.grid = {}
+        for key, values in flatten(dict(grid or {})).items():
+            self._check_key(key, "grid")
+            if not isinstance(values, list) or not values:
+                raise fail(f"grid.{key}: expected a non-empty list of values, got {values!r}")
+            self.grid[key] = values
+        self.points = []
+        for i, point in enumerate(points or []):
+            if not isinstance(point, dict):
+                raise fail(f"points[{i}]: expected a table, got {type(point).__name__}")
+            flat = flatten(point)
+            for key in flat:
+                self._check_key(key, f"points[{i}]")
+                if key in self.grid:
+                    raise fail(f"points[{i}].{key}: also in [grid]; sweep a key in one place only")
+            self.points.append(flat)
+        self.tasks = self._expand()
+        if validate:
+            self.validate()
+
+    # -- loading ------------------------------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: Union[str, Path]) -> "Sweep":
+        """Read a sweep TOML file (paths inside it are relative to it)."""
+        path = Path(path)
+        if not path.exists():
+            raise SweepError(f"{path}: sweep file not found")
+        try:
+            raw = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise SweepError(f"{path}: not valid TOML: {exc}") from None
+        return cls.from_dict(raw, source=str(path), base_dir=path.parent)
+
+    @classmethod
+    def from_dict(cls, raw: dict, *, source: str = "<sweep>", base_dir: Union[str, Path, None] = None) -> "Sweep":
+        unknown = set(raw) - SWEEP_KEYS
+        if unknown:
+            raise SweepError(f"{source}: unknown key(s) {sorted(unknown)}; valid: {sorted(SWEEP_KEYS)}")
+        for key in ("grid", "fixed", "params", "scenario"):
+            if key in raw and not isinstance(raw[key], (dict, str) if key == "scenario" else dict):
+                raise SweepError(f"{source}: {key}: expected a table, got {type(raw[key]).__name__}")
+        if "points" in raw and not isinstance(raw["points"], list):
+            raise SweepError(f"{source}: points: expected an array of tables ([[points]])")
+        return cls(raw.get("scenario"), eval=raw.get("eval"), params=raw.get("params"), grid=raw.get("grid"),
+                   points=raw.get("points"), fixed=raw.get("fixed"), replicates=raw.get("replicates", 1),
+                   root_seed=raw.get("root_seed", 0), paired_seeds=raw.get("paired_seeds", False),
+                   metrics=raw.get("metrics"), name=raw.get("name"), description=str(raw.get("description", "")),
+                   source=source, base_dir=base_dir)
+
+    def _fail(self, msg: str) -> SweepError:
+        return SweepError(f"{self.source}: {msg}")
+
+    def _check_key(self, key: str, where: str) -> None:
+        try:
+            path = parse_key(key)
+        except SweepError as exc:
+            raise self._fail(f"{where}: {exc}") from None
+        if self.kind == "scenario" and path == ["seed"]:
+            raise self._fail(f"{where}.seed: seeds are derived per task from root_seed; set root_seed instead")
+
+    # -- tasks ----------------------------------------------------------------------------------------------------
+
+    def _expand(self) -> list[Task]:
+        keys = list(self.grid)
+        combos = [dict(zip(keys, values)) for values in itertools.product(*(self.grid[k] for k in keys))]
+        seen: dict[str, int] = {}
+        tasks = []
+        for base in self.points or [{}]:
+            for combo in combos:
+                params = {**base, **combo}
+                point_id = _digest(canonical(params), 10)
+                if point_id in seen:
+                    raise self._fail(f"the grid point {params} appears twice")
+                seen[point_id] = len(seen)
+                for r in range(self.replicates):
+                    seed = task_seed(self.root_seed, params, r, paired=self.paired_seeds)
+                    tasks.append(Task(f"{point_id}-r{r}", point_id, params, r, seed))
+        return tasks
+
+    @property
+    def param_keys(self) -> list[str]:
+        keys: dict[str, None] = {}
+        for point in self.points:
+            keys.update(dict.fromkeys(point))
+        keys.update(dict.fromkeys(self.grid))
+        return list(keys)
+
+    def point_params(self) -> list[tuple[str, dict]]:
+        """``(point_id, params)`` for every grid point, in grid order."""
+        out: dict[str, dict] = {}
+        for t in self.tasks:
+            out.setdefault(t.point_id, t.params)
+        return list(out.items())
+
+    def _with_overrides(self, params: dict) -> dict:
+        raw = copy.deepcopy(self.base_raw)
+        for key, value in {**self.fixed, **params}.items():
+            if (self.kind == "scenario" and parse_key(key)[-1] in TRACE_KEYS and isinstance(value, str)
+                    and not value.startswith("shared:") and not Path(value).is_absolute()):
+                value = str((self.base_dir / value).resolve())  # grid paths are relative to the sweep file
+            set_key(raw, key, value)
+        return raw
+
+    def payload(self, task: Task) -> dict:
+        """What a worker needs to run ``task`` (plain data: picklable, JSON-able)."""
+        raw = self._with_overrides(task.params)
+        if self.kind == "scenario":
+            return {"kind": "scenario", "raw": raw, "source": self.scenario_source, "seed": task.seed}
+        return {"kind": "eval", "eval": self.eval, "eval_params": raw, "seed": task.seed}
+
+    def validate(self) -> None:
+        """Build every grid point's scenario now, so a bad value fails before anything runs or is written."""
+        from emu.scenario import Scenario, ScenarioError
+
+        for _, params in self.point_params():
+            try:
+                raw = self._with_overrides(params)
+                if self.kind == "scenario":
+                    Scenario.from_dict(raw, source=self.scenario_source)
+            except (SweepError, ScenarioError) as exc:
+                raise self._fail(f"grid point {params or '(base)'}: {exc}") from None
+
+    @property
+    def fingerprint(self) -> str:
+        """Identity of what the tasks run (base config, root seed, seeding): a results folder holds one sweep."""
+        ident = {"kind": self.kind, "base": self.base_raw, "eval": self.eval, "fixed": self.fixed,
+                 "root_seed": self.root_seed, "paired_seeds": self.paired_seeds}
+        return _digest(canonical(ident), 16)
+
+    def spec(self) -> dict:
+        return {"name": self.name, "description": self.description, "kind": self.kind, "source": self.source,
+                "scenario": self.scenario_source if self.kind == "scenario" else None, "eval": self.eval,
+                "fingerprint": self.fingerprint, "root_seed": self.root_seed, "replicates": self.replicates,
+                "paired_seeds": self.paired_seeds, "metrics": self.metrics, "param_keys": self.param_keys,
+                "points": [{"point_id": pid, "params": p} for pid, p in self.point_params()],
+                "n_tasks": len(self.tasks)}
+
+    # -- running --------------------------------------------------------------------------------------------------
+
+    def run(self, out_dir: Union[str, Path], *, backend: str = "local", workers: Optional[int] = None,
+            address: Optional[str] = None, retries: int = 1, progress: bool = False, plots: bool = True) -> SweepResult:
+        """Run every task not yet finished in ``out_dir`` and return the results folder.
+
+        Args:
+            backend: ``"local"`` (worker processes on this machine) or ``"ray"`` (a local Ray instance, or the
+                cluster at ``address``).
+            workers: parallel tasks (local default: the CPU count; Ray default: the cluster's CPUs).
+            retries: how often a task whose worker died is retried on a fresh worker before it counts as failed.
+                A task that raises is not retried within the run (a rerun retries it).
+            progress: show a tqdm bar with the ETA.
+        """
+        from emu.sweep_run import run_sweep
+
+        if backend not in BACKENDS:
+            raise SweepError(f"backend: unknown {backend!r}; valid: {', '.join(BACKENDS)}")
+        if workers is not None and (not isinstance(workers, int) or workers < 1):
+            raise SweepError(f"workers: must be an integer >= 1, got {workers!r}")
+        if address and backend != "ray":
+            raise SweepError("--address: only with --backend ray")
+        if not isinstance(retries, int) or retries < 0:
+            raise SweepError(f"retries: must be an integer >= 0, got {retries!r}")
+        return run_sweep(self, Path(out_dir), backend=backend, workers=workers, address=address, retries=retries,
+                         progress=progress, plots=plots)
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+__all__ = ["Sweep", "SweepError", "SweepResult", "Task", "task_seed", "canonical", "parse_key", "set_key"]

@@ -1,0 +1,306 @@
+"""Reading a sweep's results folder: the task table, the manifest, summaries with t-intervals, and plots.
+
+- ``summary.csv``: one row per grid point (× flow, for scenario sweeps) × metric: n, mean, std and the 95 %
+  Student-t confidence interval of the mean across seeds.
+- ``sweep_bar_<metric>.png``: mean per grid point with the 95 % interval as error bars.
+- ``sweep_cdf_<metric>.png``: per grid point, the CDF of the metric across seeds (e.g. each seed's p99 delay).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+
+PARTS = "parts"
+BOOKKEEPING = ("task_id", "point_id", "replicate", "seed")
+SCENARIO_METRICS = ["throughput_bps", "delay_p50_s", "delay_p99_s", "qdelay_p99_s", "loss_rate"]
+
+
+# -- statistics ---------------------------------------------------------------------------------------------------
+
+
+def _t_two_sided_mass(t: float, df: int) -> float:
+    """P(|T| <= t) for Student's t with integer ``df`` (closed form: Abramowitz & Stegun 26.7.3-4)."""
+    theta = math.atan(t / math.sqrt(df))
+    c2, s = math.cos(theta) ** 2, math.sin(theta)
+    if df % 2 == 1:
+        total, term = 0.0, math.cos(theta)
+        for k in range(1, (df - 1) // 2 + 1):
+            total += term
+            term *= c2 * (2 * k) / (2 * k + 1)
+        return (2 / math.pi) * (theta + s * total) if df > 1 else 2 * theta / math.pi
+    total, term = 0.0, 1.0
+    for k in range(1, df // 2 + 1):
+        total += term
+        term *= c2 * (2 * k - 1) / (2 * k)
+    return s * total
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The ``p`` quantile (p > 0.5) of Student's t with integer ``df`` >= 1, by bisection on the exact CDF."""
+    if not 0.5 < p < 1 or df < 1:
+        raise ValueError(f"t_quantile: need 0.5 < p < 1 and df >= 1, got p={p}, df={df}")
+    mass = 2 * p - 1
+    lo, hi = 0.0, 1.0
+    while _t_two_sided_mass(hi, df) < mass:
+        hi *= 2
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if _t_two_sided_mass(mid, df) < mass:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def mean_ci(values: Sequence[float], level: float = 0.95) -> dict:
+    """n, mean, std (ddof=1) and the Student-t interval of the mean; NaN where n is too small."""
+    x = np.asarray([v for v in values if v is not None], dtype=float)
+    x = x[np.isfinite(x)]
+    n = len(x)
+    mean = float(x.mean()) if n else float("nan")
+    std = float(x.std(ddof=1)) if n > 1 else float("nan")
+    half = t_quantile(0.5 + level / 2, n - 1) * std / math.sqrt(n) if n > 1 else float("nan")
+    return {"n": n, "mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half, "ci95_half": half}
+
+
+# -- the folder ---------------------------------------------------------------------------------------------------
+
+
+def is_sweep_dir(path: Union[str, Path]) -> bool:
+    path = Path(path)
+    return (path / "sweep.json").exists() or (path / "manifest.jsonl").exists()
+
+
+class SweepResult:
+    """A sweep's results folder (complete or not): tables, counts, summaries, plots."""
+
+    def __init__(self, out_dir: Union[str, Path]) -> None:
+        self.out_dir = Path(out_dir)
+        if not is_sweep_dir(self.out_dir):
+            raise FileNotFoundError(f"{self.out_dir}: not a sweep results folder (no sweep.json)")
+        spec_path = self.out_dir / "sweep.json"
+        self.spec = json.loads(spec_path.read_text()) if spec_path.exists() else {}
+
+    def __repr__(self) -> str:
+        return (f"SweepResult({str(self.out_dir)!r}: {self.n_done} done, {self.n_failed} failed, "
+                f"{self.n_tasks} tasks in the sweep)")
+
+    # -- tables -------------------------------------------------------------------------------------------------
+
+    def manifest(self, latest: bool = True) -> pd.DataFrame:
+        """Manifest records; ``latest``: only the last record of each task."""
+        path = self.out_dir / "manifest.jsonl"
+        records = []
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    records.append(json.loads(line))
+                except ValueError:
+                    continue  # a line torn by a kill
+        frame = pd.DataFrame(records)
+        if latest and len(frame):
+            frame = frame.drop_duplicates("task_id", keep="last").reset_index(drop=True)
+        return frame
+
+    def finished_ids(self) -> set[str]:
+        return {p.stem for p in (self.out_dir / PARTS).glob("*.parquet")}
+
+    @property
+    def n_tasks(self) -> int:
+        return int(self.spec.get("n_tasks", 0))
+
+    @property
+    def n_done(self) -> int:
+        return len(self.finished_ids())
+
+    def failed(self) -> pd.DataFrame:
+        """Latest record of each task that failed and has not finished since (error, traceback, params)."""
+        m = self.manifest()
+        if not len(m):
+            return m
+        return m[(m["status"] != "done") & ~m["task_id"].isin(self.finished_ids())].reset_index(drop=True)
+
+    @property
+    def n_failed(self) -> int:
+        return len(self.failed())
+
+    @property
+    def param_keys(self) -> list[str]:
+        return list(self.spec.get("param_keys", []))
+
+    def table(self) -> pd.DataFrame:
+        """Every finished task's rows, one frame, in grid order then replicate."""
+        paths = sorted((self.out_dir / PARTS).glob("*.parquet"))
+        frames = [pd.read_parquet(p) for p in paths]
+        frames = [f for f in frames if len(f.columns)]
+        if not frames:
+            return pd.DataFrame(columns=list(BOOKKEEPING))
+        table = pd.concat(frames, ignore_index=True)
+        order = {p["point_id"]: i for i, p in enumerate(self.spec.get("points", []))}
+        table["_order"] = table["point_id"].map(order).fillna(len(order))
+        sort = ["_order", "point_id", "replicate"] + (["flow"] if "flow" in table else [])
+        table = table.sort_values(sort, kind="stable").drop(columns="_order").reset_index(drop=True)
+        return table
+
+    def labels(self, table: Optional[pd.DataFrame] = None) -> dict[str, str]:
+        """point_id -> a short label made of the parameters that vary (``queue=codel, bottleneck_rate=10Mbps``)."""
+        table = self.table() if table is None else table
+        keys = [k for k in self.param_keys if k in table]
+        points = table.drop_duplicates("point_id")
+        varying = [k for k in keys if points[k].astype(str).nunique(dropna=False) > 1]
+        last = [k.split(".")[-1] for k in varying]
+        short = {k: (s if last.count(s) == 1 else k) for k, s in zip(varying, last)}
+        out = {}
+        for _, row in points.iterrows():
+            parts = [f"{short[k]}={_fmt(row[k])}" for k in varying if not _missing(row[k])]
+            out[row["point_id"]] = ", ".join(parts) if parts else "all"
+        return out
+
+    def metrics(self, table: Optional[pd.DataFrame] = None) -> list[str]:
+        """The metrics to summarise: the sweep's ``metrics``, else a standard set (scenarios) or every numeric
+        result column (eval sweeps)."""
+        table = self.table() if table is None else table
+        chosen = self.spec.get("metrics")
+        if not chosen:
+            if self.spec.get("kind", "scenario") == "scenario":
+                chosen = SCENARIO_METRICS
+            else:
+                skip = set(BOOKKEEPING) | set(self.param_keys)
+                chosen = [c for c in table.columns if c not in skip and pd.api.types.is_numeric_dtype(table[c])
+                          and not pd.api.types.is_bool_dtype(table[c])]
+        return [m for m in chosen if m in table.columns]
+
+    def summary(self, metrics: Optional[Sequence[str]] = None) -> pd.DataFrame:
+        """Per grid point (× flow) × metric: n, mean, std, 95 % t-interval of the mean across seeds."""
+        table = self.table()
+        metrics = list(metrics) if metrics else self.metrics(table)
+        missing = [m for m in metrics if m not in table.columns]
+        if missing and len(table):
+            raise ValueError(f"metrics: unknown column(s) {missing}; valid: "
+                             f"{[c for c in table.columns if c not in BOOKKEEPING]}")
+        keys = [k for k in self.param_keys if k in table]
+        labels = self.labels(table) if len(table) else {}
+        group = ["point_id"] + (["flow"] if "flow" in table else [])
+        rows = []
+        for gkey, frame in table.groupby(group, sort=False, dropna=False):
+            gkey = gkey if isinstance(gkey, tuple) else (gkey,)
+            first = frame.iloc[0]
+            head = {"point_id": gkey[0], "label": labels.get(gkey[0], ""), **{k: first[k] for k in keys}}
+            if "flow" in table:
+                head["flow"] = gkey[1]
+            for metric in metrics:
+                rows.append({**head, "metric": metric, **mean_ci(frame[metric].tolist())})
+        columns = ["point_id", "label", *keys, *(["flow"] if "flow" in table else []), "metric", "n", "mean", "std",
+                   "ci95_low", "ci95_high", "ci95_half"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def plot(self, metrics: Optional[Sequence[str]] = None) -> list[Path]:
+        """Bar charts (mean ± 95 % CI) and CDFs across seeds per grid point, one pair per metric."""
+        return plot_sweep(self, metrics)
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+# -- outputs ------------------------------------------------------------------------------------------------------
+
+
+def write_outputs(out_dir: Union[str, Path], *, plots: bool = True,
+                  metrics: Optional[Sequence[str]] = None) -> list[Path]:
+    """(Re)write summary.csv and, with ``plots``, the figures; return the paths written."""
+    result = SweepResult(out_dir)
+    summary = result.summary(metrics)
+    path = result.out_dir / "summary.csv"
+    tmp = path.with_name(f".summary.csv.tmp-{os.getpid()}")
+    summary.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    made = [path]
+    if plots and len(summary):
+        made += result.plot(metrics)
+    return made
+
+
+def _scale(metric: str) -> tuple[float, str]:
+    if metric.endswith("_bps"):
+        return 1e-6, f"{metric[:-4]} (Mbit/s)"
+    if metric.endswith("_s"):
+        return 1e3, f"{metric[:-2]} (ms)"
+    return 1.0, metric
+
+
+def plot_sweep(result: SweepResult, metrics: Optional[Sequence[str]] = None) -> list[Path]:
+    from emu.plots import _pyplot, _save
+
+    plt = _pyplot()
+    table = result.table()
+    if not len(table):
+        return []
+    metrics = list(metrics) if metrics else result.metrics(table)
+    summary = result.summary(metrics)
+    labels = result.labels(table)
+    points = list(dict.fromkeys(table["point_id"]))
+    flows = list(dict.fromkeys(table["flow"])) if "flow" in table else [None]
+    made = []
+    for metric in metrics:
+        scale, ylabel = _scale(metric)
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in metric)
+        # bars: mean ± 95 % t-interval per point, one bar per flow
+        fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(points) * max(1, len(flows)) + 2), 4))
+        width = 0.8 / len(flows)
+        x = np.arange(len(points))
+        for j, flow in enumerate(flows):
+            rows = summary[summary["metric"] == metric]
+            if flow is not None:
+                rows = rows[rows["flow"] == flow]
+            rows = rows.set_index("point_id").reindex(points)
+            mean = rows["mean"].to_numpy(dtype=float) * scale
+            half = rows["ci95_half"].to_numpy(dtype=float) * scale
+            ax.bar(x + (j - (len(flows) - 1) / 2) * width, mean, width, yerr=np.nan_to_num(half), capsize=3,
+                   label=str(flow) if flow is not None else None)
+        ax.set_xticks(x, [labels.get(p, p) for p in points], rotation=30 if len(points) > 3 else 0, ha="right"
+                      if len(points) > 3 else "center", fontsize=8)
+        ax.set_ylabel(ylabel)
+        n = int(summary[summary["metric"] == metric]["n"].max()) if len(summary) else 0
+        ax.set_title(f"{metric}: mean ± 95 % t-interval over seeds (n ≤ {n})", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+        if flows != [None]:
+            ax.legend(fontsize=8, title="flow", title_fontsize=8)
+        made.append(_save(fig, result.out_dir / f"sweep_bar_{safe}.png"))
+        # CDFs across seeds, one line per point, one panel per flow
+        cols = min(3, len(flows))
+        rows_n = math.ceil(len(flows) / cols)
+        fig, axes = plt.subplots(rows_n, cols, figsize=(4.5 * cols, 3.5 * rows_n), squeeze=False)
+        for k, flow in enumerate(flows):
+            ax = axes[k // cols][k % cols]
+            sub = table if flow is None else table[table["flow"] == flow]
+            for point in points:
+                values = np.sort(sub.loc[sub["point_id"] == point, metric].to_numpy(dtype=float)) * scale
+                values = values[np.isfinite(values)]
+                if len(values):
+                    ax.step(np.r_[values[0], values], np.r_[0, np.arange(1, len(values) + 1) / len(values)],
+                            where="post", label=labels.get(point, point))
+            ax.set_xlabel(ylabel)
+            ax.set_ylabel("CDF over seeds")
+            if flow is not None:
+                ax.set_title(f"flow {flow}", fontsize=9)
+            ax.grid(alpha=0.3)
+        for k in range(len(flows), rows_n * cols):
+            axes[k // cols][k % cols].axis("off")
+        handles, names = axes[0][0].get_legend_handles_labels()
+        if handles:
+            axes[0][0].legend(handles, names, fontsize=7)
+        made.append(_save(fig, result.out_dir / f"sweep_cdf_{safe}.png"))
+    return made

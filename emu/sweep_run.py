@@ -1,0 +1,166 @@
+"""Running a sweep into a results folder that survives crashes, and resumes.
+
+Layout of ``OUT/``::
+
+    sweep.json              what was swept (fingerprint, points, metrics); rewritten atomically per run
+    manifest.jsonl          one line per finished attempt: task_id, params, seed, status, error, traceback, wall_s
+    parts/<task_id>.parquet one per finished task: its result rows + task_id, point_id, replicate, seed, params
+    summary.csv, *.png      written at the end of each run (``emu plot OUT`` redraws the figures)
+
+A part file appears whole (temp file + ``os.replace``) before its manifest line; a task is finished iff its part
+file exists, so a sweep killed at any point resumes with exactly the unfinished tasks.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+from emu.sweep_results import PARTS, SweepResult, write_outputs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from emu.sweep import Sweep, Task
+
+BOOKKEEPING = ("task_id", "point_id", "replicate", "seed")
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class Manifest:
+    """Append-only JSON lines, one ``os.write`` per line from the single driver process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        size = os.fstat(self.fd).st_size
+        if size:
+            with open(path, "rb") as f:  # a line torn by a kill must not swallow the next one
+                f.seek(size - 1)
+                if f.read(1) != b"\n":
+                    os.write(self.fd, b"\n")
+
+    def append(self, record: dict) -> None:
+        line = json.dumps({k: _json_safe(v) for k, v in record.items()}, default=str, allow_nan=False) + "\n"
+        os.write(self.fd, line.encode("utf-8"))
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def write_part(parts_dir: Path, task: "Task", rows: list[dict]) -> int:
+    """Write a task's rows with its identity columns, whole or not at all; return the row count."""
+    import pandas as pd
+
+    from emu.sweep import canonical
+
+    frame = pd.DataFrame(rows)
+    reserved = set(BOOKKEEPING) | set(task.params)
+    frame = frame.rename(columns={c: f"result.{c}" for c in frame.columns if c in reserved})
+    front: dict[str, Any] = {"task_id": task.task_id, "point_id": task.point_id, "replicate": task.replicate,
+                             "seed": task.seed}
+    for key, value in task.params.items():
+        front[key] = value if isinstance(value, (str, int, float, bool)) else canonical(value)
+    for i, (key, value) in enumerate(front.items()):
+        frame.insert(i, key, [value] * len(frame))
+    final = parts_dir / f"{task.task_id}.parquet"
+    tmp = parts_dir / f".{task.task_id}.parquet.tmp-{os.getpid()}"
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return len(frame)
+
+
+def prepare_out(sweep: "Sweep", out: Path) -> None:
+    """Create or reopen ``out`` for ``sweep``; refuse a folder that holds something else."""
+    from emu.sweep import SweepError
+
+    spec_path = out / "sweep.json"
+    spec = sweep.spec()
+    if spec_path.exists():
+        try:
+            old = json.loads(spec_path.read_text())
+        except ValueError as exc:
+            raise SweepError(f"{spec_path}: unreadable ({exc}); use another --out") from None
+        if old.get("fingerprint") != spec["fingerprint"]:
+            raise SweepError(
+                f"{out}: holds results of a different sweep (its base scenario, fixed values, eval function, "
+                f"root_seed or seeding differ from {sweep.source}); use another --out, or delete {out} to start over")
+        known = {p["point_id"] for p in spec["points"]}
+        spec["points"] += [p for p in old.get("points", []) if p["point_id"] not in known]
+        spec["param_keys"] += [k for k in old.get("param_keys", []) if k not in spec["param_keys"]]
+    elif out.exists() and any(out.iterdir()):
+        raise SweepError(f"{out}: exists and is not a sweep results folder (no sweep.json); use another --out")
+    (out / PARTS).mkdir(parents=True, exist_ok=True)
+    for stale in (out / PARTS).glob(".*.tmp-*"):  # a part being written when a run was killed
+        stale.unlink(missing_ok=True)
+    _atomic_write_text(spec_path, json.dumps(spec, indent=2, default=str))
+
+
+def run_sweep(sweep: "Sweep", out: Path, *, backend: str, workers: Optional[int], address: Optional[str],
+              retries: int, progress: bool, plots: bool) -> SweepResult:
+    from tqdm import tqdm
+
+    from emu.sweep import now_iso
+
+    prepare_out(sweep, out)
+    parts_dir = out / PARTS
+    finished = {p.stem for p in parts_dir.glob("*.parquet")}
+    todo = [t for t in sweep.tasks if t.task_id not in finished]
+    by_id = {t.task_id: t for t in todo}
+    failed = 0
+    manifest = Manifest(out / "manifest.jsonl")
+    bar = tqdm(total=len(sweep.tasks), initial=len(sweep.tasks) - len(todo), desc=sweep.name, unit="task",
+               disable=not progress, dynamic_ncols=True, smoothing=0.05, file=sys.stderr)
+
+    def on_outcome(task_id: str, outcome: dict) -> None:
+        nonlocal failed
+        task = by_id[task_id]
+        status, error, tb, n_rows = outcome["status"], outcome.get("error"), outcome.get("traceback"), 0
+        if status == "done":
+            try:
+                n_rows = write_part(parts_dir, task, outcome["rows"])
+            except Exception as exc:  # e.g. result values Parquet cannot store
+                import traceback
+
+                status, error, tb = "failed", f"could not write results: {type(exc).__name__}: {exc}", \
+                    traceback.format_exc()
+        failed += status != "done"
+        manifest.append({"task_id": task_id, "point_id": task.point_id, "replicate": task.replicate,
+                         "seed": task.seed, "params": task.params, "status": status, "error": error,
+                         "traceback": tb, "wall_s": outcome.get("wall_s"), "rows": n_rows, "backend": backend,
+                         "pid": outcome.get("pid"), "finished_at": now_iso()})
+        bar.update(1)
+        if failed:
+            bar.set_postfix(failed=failed, refresh=False)
+
+    jobs = [(t.task_id, sweep.payload(t)) for t in todo]
+    try:
+        if backend == "ray":
+            from emu.sweep_backends import run_ray
+
+            run_ray(jobs, on_outcome, workers=workers, address=address, retries=retries)
+        else:
+            from emu.sweep_backends import run_local
+
+            run_local(jobs, on_outcome, workers=workers or os.cpu_count() or 1, retries=retries)
+    finally:
+        bar.close()
+        manifest.close()
+    write_outputs(out, plots=plots)
+    return SweepResult(out)

@@ -1,0 +1,118 @@
+"""What one sweep task does, in whichever process runs it: a scenario run or an app evaluation.
+
+This module is what local worker processes and Ray workers import, so it stays light: it imports the emulator
+only when a scenario task runs. ``execute_task(payload)`` never raises for a task's own failure: it returns an
+outcome dict, ``{"status": "done", "rows": [...], "wall_s": ...}`` or ``{"status": "failed", "error": ...,
+"traceback": ...}``, which the driver writes down.
+
+Evaluation functions (``eval = "NAME"`` in a sweep file) have the signature ``evaluate(params: dict, *, seed: int)``
+and return a dict of metrics (one row), a list of such dicts, or a pandas DataFrame. They draw every random number
+from ``SeedTree(seed).rng(name)``, like the emulator's components.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import time
+import traceback
+from typing import Any, Callable
+
+# Apps register their evaluation function here by name; the module is imported only when a sweep uses it.
+EVAL_REGISTRY: dict[str, str] = {
+    "dummy": "emu.sweep_tasks:dummy_eval",             # tiny, for tests and examples of the mechanism
+    "swiftqueue": "emu.apps.swiftqueue.eval:evaluate",
+    "chatterbox": "emu.apps.chatterbox.eval:evaluate",
+    "grace": "emu.apps.grace.eval:evaluate",
+    "kvfetch": "emu.apps.kvfetch.eval:evaluate",
+}
+
+
+class EvalNotFound(ValueError):
+    """An ``eval`` target that does not resolve to a callable; the message lists the registered names."""
+
+
+def resolve_eval(target: str) -> Callable[..., Any]:
+    """``"chatterbox"`` or ``"eval:chatterbox"`` (registered names) or ``"package.module:function"``."""
+    if not isinstance(target, str) or not target:
+        raise EvalNotFound(f"eval: expected a registered name or 'module:function', got {target!r}")
+    name = target[len("eval:"):] if target.startswith("eval:") else target
+    if ":" in name:
+        path = name
+    elif name in EVAL_REGISTRY:
+        path = EVAL_REGISTRY[name]
+    else:
+        raise EvalNotFound(f"eval: unknown {target!r}; registered: {sorted(EVAL_REGISTRY)} "
+                           "(or give 'package.module:function')")
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise EvalNotFound(f"eval: {target!r} -> {path}: cannot import {module_name} ({exc})") from None
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise EvalNotFound(f"eval: {target!r} -> {path}: {module_name} has no function {attr!r}")
+    return fn
+
+
+def dummy_eval(params: dict, *, seed: int) -> dict:
+    """A registered evaluation for tests: deterministic in ``(params, seed)``; can burn CPU, fail or crash.
+
+    params: ``x`` (float, default 0), ``work`` (loop iterations of numpy work, default 0), ``fail`` (raise a
+    ValueError), ``crash_if_exists`` (a path: if that file exists, kill this worker process with ``os._exit``),
+    ``sleep_s`` (sleep first).
+    Returns ``{"value": x + noise, "noise": N(0, 1) draw, "checksum": float}``.
+    """
+    from emu.rng import SeedTree
+
+    if params.get("sleep_s"):
+        time.sleep(float(params["sleep_s"]))
+    crash = params.get("crash_if_exists")
+    if crash and os.path.exists(crash):
+        os._exit(13)  # what a segfault or an OOM kill looks like to the driver
+    if params.get("fail"):
+        raise ValueError(f"dummy_eval: asked to fail (x={params.get('x')!r})")
+    rng = SeedTree(seed).rng("dummy")
+    noise = float(rng.normal())
+    checksum = 0.0
+    for _ in range(int(params.get("work", 0))):
+        checksum += float(rng.random(1000).sum())
+    return {"value": float(params.get("x", 0.0)) + noise, "noise": noise, "checksum": checksum}
+
+
+def _rows_from(value: Any, where: str) -> list[dict]:
+    import pandas as pd
+
+    if isinstance(value, pd.DataFrame):
+        return value.to_dict(orient="records")
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, dict) for v in value):
+        return list(value)
+    raise TypeError(f"{where}: must return a dict of metrics, a list of dicts or a DataFrame, "
+                    f"got {type(value).__name__}")
+
+
+def run_scenario_task(payload: dict) -> list[dict]:
+    from emu.scenario import Scenario
+
+    scenario = Scenario.from_dict(payload["raw"], source=payload["source"])
+    return scenario.run(seed=payload["seed"]).flows().to_dict(orient="records")
+
+
+def run_eval_task(payload: dict) -> list[dict]:
+    fn = resolve_eval(payload["eval"])
+    return _rows_from(fn(payload["eval_params"], seed=payload["seed"]), f"eval {payload['eval']!r}")
+
+
+def execute_task(payload: dict) -> dict:
+    """Run one task; return its outcome (never raises for the task's own errors)."""
+    start = time.perf_counter()
+    try:
+        if payload["kind"] == "scenario":
+            rows = run_scenario_task(payload)
+        else:
+            rows = run_eval_task(payload)
+        return {"status": "done", "rows": rows, "wall_s": time.perf_counter() - start, "pid": os.getpid()}
+    except (Exception, SystemExit) as exc:  # a task's failure is data, not the end of the sweep
+        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
+                "wall_s": time.perf_counter() - start, "pid": os.getpid()}
