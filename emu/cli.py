@@ -1,4 +1,4 @@
-"""Command line: ``emu run | trace stats | plot``.
+"""Command line: ``emu run | eval | train | trace stats | plot``.
 
     emu run examples/dumbbell_codel.toml --out runs/codel      # progress bar; writes results whole or not at all
     emu trace stats ../shared/traces/mahimahi/ATT-LTE-driving.down --json
@@ -51,24 +51,11 @@ def _cmd_trace_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_eval_chatterbox(args: argparse.Namespace) -> int:
-    from emu.apps.chatterbox.eval import ChatterboxEvalConfig, evaluate
+def _cmd_train(args: argparse.Namespace) -> int:
+    import importlib
 
-    if args.trace is not None:
-        from emu.links.tracefile import load_trace
-
-        load_trace(args.trace)  # a malformed trace fails here, naming file and line, before any work
-    config = ChatterboxEvalConfig(loss=args.loss, burst=args.burst, rtt_s=args.rtt_ms / 1000.0, trace=args.trace,
-                                  n_responses=args.responses, timeline_file=args.timeline)
-    result = evaluate(config, seed=args.seed)
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    keys = ("stall_ratio", "token_delay_p99_s", "ttft_s", "bytes_per_token")
-    print(f"{'scheme':<12}" + "".join(f"{k:>20}" for k in keys))
-    for scheme, row in result.items():
-        print(f"{scheme:<12}" + "".join(f"{row[k]:>20.4f}" for k in keys))
-    return 0
+    module_name, fn_name = args.trainer.split(":")
+    return getattr(importlib.import_module(module_name), fn_name)(args)
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
@@ -106,19 +93,23 @@ def build_parser() -> argparse.ArgumentParser:
                        help="bytes per Mahimahi delivery opportunity (default 1504, as Mahimahi's link queue)")
     stats.set_defaults(func=_cmd_trace_stats)
 
+    import importlib
+
+    from emu.apps.registry import APP_CLI_MODULES
+
+    app_modules = [importlib.import_module(name) for name in APP_CLI_MODULES.values()]
     evaluate = sub.add_parser("eval", help="evaluate an application's schemes on identical conditions")
     eval_sub = evaluate.add_subparsers(dest="app", required=True)
-    chat = eval_sub.add_parser("chatterbox", help="LLM token streaming: stream vs duplicate vs chatterbox")
-    chat.add_argument("--trace", default=None, help="downlink capacity trace (Mahimahi or throughput log)")
-    chat.add_argument("--loss", type=float, default=0.0, help="downlink packet loss rate, 0..0.5")
-    chat.add_argument("--burst", type=float, default=1.0,
-                      help="mean loss-burst length in packets (Gilbert-Elliott); 1 = independent losses")
-    chat.add_argument("--rtt-ms", type=float, default=100.0, help="base round-trip time in ms")
-    chat.add_argument("--responses", type=int, default=10, help="responses streamed per scheme")
-    chat.add_argument("--timeline", default=None, help="replay a file of time_s<TAB>\"token\" lines instead")
-    chat.add_argument("--seed", type=int, default=0)
-    chat.add_argument("--json", action="store_true", help="print one JSON object keyed by scheme")
-    chat.set_defaults(func=_cmd_eval_chatterbox)
+    for module in app_modules:
+        module.add_eval_parser(eval_sub)
+    train = sub.add_parser("train", help="reproduce a committed model or data file")
+    train_sub = train.add_subparsers(dest="model", required=True)
+    for module in app_modules:
+        for name, target in getattr(module, "TRAINERS", {}).items():
+            one = train_sub.add_parser(name, help=f"rebuild models/ files of {name}")
+            one.add_argument("--seed", type=int, default=0)
+            one.add_argument("--out", default=None, help="write here instead of models/")
+            one.set_defaults(func=_cmd_train, trainer=target)
 
     plot = sub.add_parser("plot", help="redraw the figures of a results directory")
     plot.add_argument("dir", help="results directory written by emu run")

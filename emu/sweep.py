@@ -60,7 +60,6 @@ from emu.sweep_results import SweepResult
 SWEEP_KEYS = {"name", "description", "scenario", "eval", "params", "fixed", "grid", "points", "replicates",
               "root_seed", "paired_seeds", "metrics"}
 BACKENDS = ("local", "ray")
-TRACE_KEYS = ("trace", "reverse_trace")
 SEED_BITS = 53  # seeds stay exact in JSON readers that use doubles
 
 
@@ -151,6 +150,12 @@ def set_key(raw: dict, key: str, value: Any) -> None:
                 node[index] = copy.deepcopy(value)
                 return
             node = node[index]
+
+
+def _is_path_key(key: str) -> bool:
+    """Keys whose values are file paths: ``trace``, ``reverse_trace``, ``*_trace``, ``*_file``."""
+    last = parse_key(key)[-1]
+    return isinstance(last, str) and (last == "trace" or last.endswith("_trace") or last.endswith("_file"))
 
 
 def flatten(table: dict, prefix: str = "") -> dict:
@@ -347,9 +352,9 @@ class Sweep:
     def _with_overrides(self, params: dict) -> dict:
         raw = copy.deepcopy(self.base_raw)
         for key, value in {**self.fixed, **params}.items():
-            if (self.kind == "scenario" and parse_key(key)[-1] in TRACE_KEYS and isinstance(value, str)
-                    and not value.startswith("shared:") and not Path(value).is_absolute()):
-                value = str((self.base_dir / value).resolve())  # grid paths are relative to the sweep file
+            if _is_path_key(key) and isinstance(value, str) and not value.startswith("shared:") \
+                    and not Path(value).is_absolute():
+                value = str((self.base_dir / value).resolve())  # paths in a sweep are relative to its file
             set_key(raw, key, value)
         return raw
 

@@ -1,6 +1,6 @@
 """Reading a sweep's results folder: the task table, the manifest, summaries with t-intervals, and plots.
 
-- ``summary.csv``: one row per grid point (× flow, for scenario sweeps) × metric: n, mean, std and the 95 %
+- ``summary.csv``: one row per grid point (× series: the rows' string columns, ``flow`` or ``scheme``) × metric: n, mean, std and the 95 %
   Student-t confidence interval of the mean across seeds.
 - ``sweep_bar_<metric>.png``: mean per grid point with the 95 % interval as error bars.
 - ``sweep_cdf_<metric>.png``: per grid point, the CDF of the metric across seeds (e.g. each seed's p99 delay).
@@ -144,7 +144,7 @@ class SweepResult:
         table = pd.concat(frames, ignore_index=True)
         order = {p["point_id"]: i for i, p in enumerate(self.spec.get("points", []))}
         table["_order"] = table["point_id"].map(order).fillna(len(order))
-        sort = ["_order", "point_id", "replicate"] + (["flow"] if "flow" in table else [])
+        sort = ["_order", "point_id", "replicate"]
         table = table.sort_values(sort, kind="stable").drop(columns="_order").reset_index(drop=True)
         return table
 
@@ -162,6 +162,13 @@ class SweepResult:
             out[row["point_id"]] = ", ".join(parts) if parts else "all"
         return out
 
+    def series(self, table: Optional[pd.DataFrame] = None) -> list[str]:
+        """Result columns that name a series within a task (``flow``, ``scheme``): the string columns."""
+        table = self.table() if table is None else table
+        skip = set(BOOKKEEPING) | set(self.param_keys)
+        return [c for c in table.columns if c not in skip and (pd.api.types.is_object_dtype(table[c])
+                                                               or pd.api.types.is_string_dtype(table[c]))]
+
     def metrics(self, table: Optional[pd.DataFrame] = None) -> list[str]:
         """The metrics to summarise: the sweep's ``metrics``, else a standard set (scenarios) or every numeric
         result column (eval sweeps)."""
@@ -177,7 +184,8 @@ class SweepResult:
         return [m for m in chosen if m in table.columns]
 
     def summary(self, metrics: Optional[Sequence[str]] = None) -> pd.DataFrame:
-        """Per grid point (× flow) × metric: n, mean, std, 95 % t-interval of the mean across seeds."""
+        """Per grid point (× series: flow, scheme) × metric: n, mean, std, 95 % t-interval of the mean across
+        seeds."""
         table = self.table()
         metrics = list(metrics) if metrics else self.metrics(table)
         missing = [m for m in metrics if m not in table.columns]
@@ -186,18 +194,17 @@ class SweepResult:
                              f"{[c for c in table.columns if c not in BOOKKEEPING]}")
         keys = [k for k in self.param_keys if k in table]
         labels = self.labels(table) if len(table) else {}
-        group = ["point_id"] + (["flow"] if "flow" in table else [])
+        series = self.series(table) if len(table) else []
         rows = []
-        for gkey, frame in table.groupby(group, sort=False, dropna=False):
+        for gkey, frame in table.groupby(["point_id", *series], sort=False, dropna=False):
             gkey = gkey if isinstance(gkey, tuple) else (gkey,)
             first = frame.iloc[0]
-            head = {"point_id": gkey[0], "label": labels.get(gkey[0], ""), **{k: first[k] for k in keys}}
-            if "flow" in table:
-                head["flow"] = gkey[1]
+            head = {"point_id": gkey[0], "label": labels.get(gkey[0], ""), **{k: first[k] for k in keys},
+                    **dict(zip(series, gkey[1:]))}
             for metric in metrics:
                 rows.append({**head, "metric": metric, **mean_ci(frame[metric].tolist())})
-        columns = ["point_id", "label", *keys, *(["flow"] if "flow" in table else []), "metric", "n", "mean", "std",
-                   "ci95_low", "ci95_high", "ci95_half"]
+        columns = ["point_id", "label", *keys, *series, "metric", "n", "mean", "std", "ci95_low", "ci95_high",
+                   "ci95_half"]
         return pd.DataFrame(rows, columns=columns)
 
     def plot(self, metrics: Optional[Sequence[str]] = None) -> list[Path]:
@@ -252,7 +259,14 @@ def plot_sweep(result: SweepResult, metrics: Optional[Sequence[str]] = None) -> 
     summary = result.summary(metrics)
     labels = result.labels(table)
     points = list(dict.fromkeys(table["point_id"]))
-    flows = list(dict.fromkeys(table["flow"])) if "flow" in table else [None]
+    series = result.series(table)
+
+    def series_name(frame: pd.DataFrame) -> pd.Series:
+        return frame[series].astype(str).agg(" / ".join, axis=1) if series else pd.Series("", index=frame.index)
+
+    table = table.assign(_series=series_name(table))
+    summary = summary.assign(_series=series_name(summary))
+    flows = list(dict.fromkeys(table["_series"])) if series else [None]
     made = []
     for metric in metrics:
         scale, ylabel = _scale(metric)
@@ -264,7 +278,7 @@ def plot_sweep(result: SweepResult, metrics: Optional[Sequence[str]] = None) -> 
         for j, flow in enumerate(flows):
             rows = summary[summary["metric"] == metric]
             if flow is not None:
-                rows = rows[rows["flow"] == flow]
+                rows = rows[rows["_series"] == flow]
             rows = rows.set_index("point_id").reindex(points)
             mean = rows["mean"].to_numpy(dtype=float) * scale
             half = rows["ci95_half"].to_numpy(dtype=float) * scale
@@ -277,7 +291,7 @@ def plot_sweep(result: SweepResult, metrics: Optional[Sequence[str]] = None) -> 
         ax.set_title(f"{metric}: mean ± 95 % t-interval over seeds (n ≤ {n})", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
         if flows != [None]:
-            ax.legend(fontsize=8, title="flow", title_fontsize=8)
+            ax.legend(fontsize=8, title=" / ".join(series), title_fontsize=8)
         made.append(_save(fig, result.out_dir / f"sweep_bar_{safe}.png"))
         # CDFs across seeds, one line per point, one panel per flow
         cols = min(3, len(flows))
@@ -285,7 +299,7 @@ def plot_sweep(result: SweepResult, metrics: Optional[Sequence[str]] = None) -> 
         fig, axes = plt.subplots(rows_n, cols, figsize=(4.5 * cols, 3.5 * rows_n), squeeze=False)
         for k, flow in enumerate(flows):
             ax = axes[k // cols][k % cols]
-            sub = table if flow is None else table[table["flow"] == flow]
+            sub = table if flow is None else table[table["_series"] == flow]
             for point in points:
                 values = np.sort(sub.loc[sub["point_id"] == point, metric].to_numpy(dtype=float)) * scale
                 values = values[np.isfinite(values)]
@@ -295,7 +309,7 @@ def plot_sweep(result: SweepResult, metrics: Optional[Sequence[str]] = None) -> 
             ax.set_xlabel(ylabel)
             ax.set_ylabel("CDF over seeds")
             if flow is not None:
-                ax.set_title(f"flow {flow}", fontsize=9)
+                ax.set_title(f"{' / '.join(series)} {flow}", fontsize=9)
             ax.grid(alpha=0.3)
         for k in range(len(flows), rows_n * cols):
             axes[k // cols][k % cols].axis("off")

@@ -6,7 +6,9 @@ outcome dict, ``{"status": "done", "rows": [...], "wall_s": ...}`` or ``{"status
 "traceback": ...}``, which the driver writes down.
 
 Evaluation functions (``eval = "NAME"`` in a sweep file) have the signature ``evaluate(params: dict, *, seed: int)``
-and return a dict of metrics (one row), a list of such dicts, or a pandas DataFrame. They draw every random number
+and return a dict of metrics (one row), a list of such dicts, a dict of such dicts (one row per key, in a column
+``key``) or a pandas DataFrame. String columns of the rows (``flow``, ``scheme``) name series: summaries and plots
+keep them apart. They draw every random number
 from ``SeedTree(seed).rng(name)``, like the emulator's components.
 """
 from __future__ import annotations
@@ -20,8 +22,8 @@ from typing import Any, Callable
 # Apps register their evaluation function here by name; the module is imported only when a sweep uses it.
 EVAL_REGISTRY: dict[str, str] = {
     "dummy": "emu.sweep_tasks:dummy_eval",             # tiny, for tests and examples of the mechanism
+    "chatterbox": "emu.sweep_tasks:chatterbox_eval",  # emu.apps.chatterbox.eval:evaluate, one row per scheme
     "swiftqueue": "emu.apps.swiftqueue.eval:evaluate",
-    "chatterbox": "emu.apps.chatterbox.eval:evaluate",
     "grace": "emu.apps.grace.eval:evaluate",
     "kvfetch": "emu.apps.kvfetch.eval:evaluate",
 }
@@ -79,11 +81,24 @@ def dummy_eval(params: dict, *, seed: int) -> dict:
     return {"value": float(params.get("x", 0.0)) + noise, "noise": noise, "checksum": checksum}
 
 
+def chatterbox_eval(params: dict, *, seed: int) -> list[dict]:
+    """``emu eval chatterbox`` as a sweep task: params are ``ChatterboxEvalConfig`` fields (loss, burst, rtt_s,
+    rate_bps, trace, n_responses) plus optional ``schemes`` (a list); one row per scheme."""
+    from emu.apps.chatterbox.eval import evaluate
+
+    params = dict(params)
+    schemes = params.pop("schemes", None)
+    kwargs = {"schemes": tuple(schemes)} if schemes else {}
+    return [{"scheme": scheme, **metrics} for scheme, metrics in evaluate(seed=seed, **kwargs, **params).items()]
+
+
 def _rows_from(value: Any, where: str) -> list[dict]:
     import pandas as pd
 
     if isinstance(value, pd.DataFrame):
         return value.to_dict(orient="records")
+    if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+        return [{"key": k, **v} for k, v in value.items()]  # {group: {metric: value}} -> one row per group
     if isinstance(value, dict):
         return [value]
     if isinstance(value, (list, tuple)) and all(isinstance(v, dict) for v in value):

@@ -162,7 +162,7 @@ class PIEQueue(FifoQueue):
         self.accu_prob = 0.0
         self.n_updates = 0  # updates performed (or skipped at the idle fixed point) so far
         self.next_update_s = self._tupdate
-        self._rand = self.rng.random(_RAND_BATCH)
+        self._rand = self.rng.random(_RAND_BATCH).tolist()
         self._rand_i = 0
 
     # -- periodic update, caught up exactly ----------------------------------------------------------------
@@ -209,7 +209,7 @@ class PIEQueue(FifoQueue):
     def _uniform(self) -> float:
         i = self._rand_i
         if i == _RAND_BATCH:
-            self._rand = self.rng.random(_RAND_BATCH)
+            self._rand = self.rng.random(_RAND_BATCH).tolist()
             i = 0
         self._rand_i = i + 1
         return self._rand[i]

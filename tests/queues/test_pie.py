@@ -196,14 +196,29 @@ def test_burst_allowance_no_drops_for_max_burst():
     assert q.burst_allowance_s == 0.0
 
 
-def test_burst_allowance_under_saturating_source():
-    arrivals = np.arange(0.0, 3.0, SVC_S / 1.2)
+@pytest.mark.parametrize("overload", [1.2, 5.0])
+def test_burst_allowance_under_saturating_source(overload):
+    # No AQM drop while any allowance is left, hence none in the first MAX_BURST. Without the allowance a heavy
+    # overload is dropped earlier; at 1.2x the controller's slow rise from p = 0 dominates either way.
+    arrivals = np.arange(0.0, 3.0, SVC_S / overload)
     q = PIEQueue(rng=np.random.default_rng(3))
+    allowance_at_drop = []
+    orig = q._drop_at_enqueue
+
+    def spy(pkt_, reason, now):
+        if reason == "aqm":
+            allowance_at_drop.append(q.burst_allowance_s)
+        return orig(pkt_, reason, now)
+
+    q._drop_at_enqueue = spy
     _, _, drop_t = serve(q, arrivals)
     assert len(drop_t) > 0 and drop_t[0] >= 0.150
+    assert len(allowance_at_drop) == len(drop_t) and max(allowance_at_drop) == 0.0
     q0 = PIEQueue(max_burst_s=0.0, rng=np.random.default_rng(3))
     _, _, drop_t0 = serve(q0, arrivals)
-    assert drop_t0[0] < drop_t[0]
+    assert drop_t0[0] <= drop_t[0]
+    if overload >= 5.0:
+        assert drop_t0[0] < 0.150
 
 
 def test_burst_allowance_rearmed_when_uncongested():
