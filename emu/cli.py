@@ -1,8 +1,10 @@
-"""Command line: ``emu run | eval | train | trace stats | plot``.
+"""Command line: ``emu run | eval | sweep | train | trace stats | plot``.
 
     emu run examples/dumbbell_codel.toml --out runs/codel      # progress bar; writes results whole or not at all
     emu trace stats ../shared/traces/mahimahi/ATT-LTE-driving.down --json
     emu plot runs/codel                                        # redraw the figures from the written tables
+    emu sweep examples/sweep_codel_vs_droptail.toml --out runs/aqm-sweep   # grid x seeds; resumes when rerun
+    emu plot runs/aqm-sweep                                    # sweep: summary.csv, bars with 95 % CIs, CDFs
 """
 from __future__ import annotations
 
@@ -58,9 +60,43 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return getattr(importlib.import_module(module_name), fn_name)(args)
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from emu.sweep import Sweep
+
+    sweep = Sweep.load(args.sweep)
+    if args.dry_run:
+        for task in sweep.tasks:
+            print(task.task_id, task.seed, json.dumps(task.params))
+        print(f"{len(sweep.tasks)} tasks ({len(sweep.tasks) // sweep.replicates} points x {sweep.replicates} seeds)")
+        return 0
+    progress = not args.no_progress and sys.stderr.isatty() or args.progress
+    try:
+        result = sweep.run(args.out, backend=args.backend, workers=args.workers, address=args.address,
+                           retries=args.retries, progress=progress, plots=not args.no_plots)
+    except KeyboardInterrupt:
+        print(f"emu: interrupted; finished tasks are kept in {args.out}/ - rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    failed = result.failed()
+    print(f"{result.n_done} of {len(sweep.tasks)} tasks done, {len(failed)} failed; wrote {args.out}/ "
+          "(parts/, manifest.jsonl, summary.csv, figures)")
+    for _, row in failed.head(5).iterrows():
+        print(f"  failed {row['task_id']} {json.dumps(row['params'])}: {row['error']}", file=sys.stderr)
+    if len(failed):
+        print(f"emu: {len(failed)} task(s) failed (tracebacks in {args.out}/manifest.jsonl); rerun the same command "
+              "to retry them", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     from emu.plots import plot_tables, read_tables
+    from emu.sweep_results import is_sweep_dir, write_outputs
 
+    if is_sweep_dir(args.dir):  # a sweep folder: summary.csv, bars with 95 % intervals and CDFs across seeds
+        for path in write_outputs(args.dir, metrics=args.metric or None):
+            print(path)
+        return 0
     made = plot_tables(Path(args.dir), read_tables(Path(args.dir)))
     for path in made:
         print(path)
@@ -111,8 +147,25 @@ def build_parser() -> argparse.ArgumentParser:
             one.add_argument("--out", default=None, help="write here instead of models/")
             one.set_defaults(func=_cmd_train, trainer=target)
 
-    plot = sub.add_parser("plot", help="redraw the figures of a results directory")
-    plot.add_argument("dir", help="results directory written by emu run")
+    sweep = sub.add_parser("sweep", help="run a sweep file (grid x seeds) into a results folder that resumes")
+    sweep.add_argument("sweep", help="sweep TOML file")
+    sweep.add_argument("--out", required=True, help="results folder; rerunning with the same one resumes")
+    sweep.add_argument("--backend", choices=("local", "ray"), default="local",
+                       help="local worker processes (default) or Ray")
+    sweep.add_argument("--address", default=None, help="Ray cluster to join, e.g. HOST:6379 (default: start one)")
+    sweep.add_argument("--workers", type=int, default=None,
+                       help="parallel tasks (default: CPU count; with Ray: the cluster's CPUs)")
+    sweep.add_argument("--retries", type=int, default=1, help="retries of a task whose worker died (default 1)")
+    sweep.add_argument("--dry-run", action="store_true", help="list the tasks and their seeds; run nothing")
+    sweep.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    sweep.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
+    sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    sweep.set_defaults(func=_cmd_sweep)
+
+    plot = sub.add_parser("plot", help="redraw the figures of a results directory or a sweep folder")
+    plot.add_argument("dir", help="results directory written by emu run, or a sweep folder written by emu sweep")
+    plot.add_argument("--metric", action="append", default=None,
+                      help="sweep folders: a metric column to plot (repeatable; default: the sweep's metrics)")
     plot.set_defaults(func=_cmd_plot)
     return parser
 

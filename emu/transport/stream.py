@@ -20,7 +20,9 @@ What it models, with the RFC each part follows:
   gives an unambiguous RTT sample), that packet's one-way and queueing delay, and the receiver's running count of
   CE-marked payload bytes (AccECN-style byte counter, RFC 9768 §3.2; the sender takes differences).
 - **Scoreboard and pipe** (RFC 6675 §2-§4): each outstanding segment is in flight, SACKed or lost; ``pipe`` is the
-  bytes in flight; lost segments are retransmitted before new data, lowest first.
+  bytes in flight; lost segments are retransmitted before new data, lowest first. When a detection pass declares
+  segments lost, the first of them is retransmitted at once even if ``pipe`` exceeds the (just reduced) window
+  (fast retransmit, RFC 5681 §3.2 step 2, RFC 6675 §5 step 3); the rest wait for ``pipe < cwnd`` (no PRR).
 - **Loss detection** (RFC 8985 RACK, time based): a segment is lost when a segment sent after it has been
   delivered and ``RACK.rtt + reo_wnd`` has elapsed since it was sent; ``reo_wnd = min_rtt / 4``
   (``reo_wnd_frac``, §6.2, capped at SRTT). Segments that are only reordered are delivered before that and never
@@ -244,6 +246,7 @@ class StreamSender:
         self._next_send_s = 0.0
         self._no_data_s = -INF
         self._cwnd_blocked_s = -INF
+        self._rtx_credit = False       # fast retransmit: one lost segment may go out regardless of cwnd
         self._started = False
         # Timers.
         self._rto_timer = LazyTimer(sim, self._on_rto)
@@ -336,7 +339,7 @@ class StreamSender:
                 if self._pipe + mss <= cc.cwnd_bytes:
                     self._no_data_s = now
                 return
-            if self._pipe + length > cc.cwnd_bytes + 1e-6:
+            if self._pipe + length > cc.cwnd_bytes + 1e-6 and not (seg >= 0 and self._rtx_credit):
                 self._cwnd_blocked_s = now
                 return
             rate = cc.pacing_rate_bps if self._pacing else None
@@ -346,6 +349,7 @@ class StreamSender:
                     return
             if seg >= 0:
                 heappop(rtx)
+                self._rtx_credit = False
                 self._transmit(seg, length, now, False)
             else:
                 seg = self._snd_nxt
@@ -460,6 +464,7 @@ class StreamSender:
         cc = self.cc
         lost_bytes, lost_sent_s = self._rack_detect(now)
         if lost_bytes:
+            self._rtx_credit = True
             cc.on_loss(LossEvent(now, lost_bytes, lost_sent_s, self._pipe, LOSS_RACK, self.srtt_s, self._mss))
         app_limited = (not self.bulk and self._no_data_s > self._cwnd_blocked_s
                        and now - self._cwnd_blocked_s > self.srtt_s)
@@ -583,6 +588,7 @@ class StreamSender:
     def _on_rack_timer(self, now_s: float) -> None:
         lost_bytes, lost_sent = self._rack_detect(now_s)
         if lost_bytes:
+            self._rtx_credit = True
             self.cc.on_loss(LossEvent(now_s, lost_bytes, lost_sent, self._pipe, LOSS_RACK, self.srtt_s, self._mss))
             self._send_more()
 
