@@ -27,3 +27,9 @@ def test_trace_link_example(shared_traces, tmp_path):
     summary = _load("02_trace_link.py").main(seed=1, duration_s=5.0, out_dir=str(tmp_path / "out"))
     assert summary["delivered_Mbps"] > 0
     assert (tmp_path / "out" / "throughput.png").exists()
+
+
+def test_chatterbox_example_writes_figures(tmp_path):
+    table = _load("03_chatterbox.py").main(seed=1, n_responses=1, out_dir=str(tmp_path), losses=(0.0, 0.05))
+    assert {"stream", "duplicate", "chatterbox"} == set(table["scheme"])
+    assert (tmp_path / "timeline.png").exists() and (tmp_path / "stall_vs_loss.png").exists()

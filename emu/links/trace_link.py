@@ -18,7 +18,7 @@ from typing import Any, Optional, Union
 from simpy.events import NORMAL
 
 from emu.links.impairments import JitterConfig
-from emu.links.link import Link, LinkConfig, LossConfig
+from emu.links.link import Link, LinkConfig, LossConfig, check_mtu
 from emu.links.schedule import MAHIMAHI_OPPORTUNITY_BYTES, CapacitySchedule
 from emu.links.tracefile import FORMATS, load_trace
 from emu.packet import Packet
@@ -35,13 +35,15 @@ class TraceLinkConfig:
     ``trace``: a trace file path (any format ``emu.links.tracefile`` reads; a relative path is also looked up in
     the shared traces folder) or a ``CapacitySchedule``. ``delay_s`` >= 0: one-way propagation.
     ``opportunity_bytes`` >= 1: bytes per Mahimahi line (used only when ``trace`` is a Mahimahi file; a given
-    schedule keeps its own). ``format``: skip detection (one of ``tracefile.FORMATS``).
+    schedule keeps its own). ``format``: skip detection (one of ``tracefile.FORMATS``). ``mtu_bytes``: larger
+    packets are dropped on arrival (reason ``"mtu"``); None: no limit.
     """
 
     trace: TraceSource
     delay_s: float = 0.0
     opportunity_bytes: int = MAHIMAHI_OPPORTUNITY_BYTES  # ravinet/mahimahi link_queue.hh PACKET_SIZE
     format: Optional[str] = None
+    mtu_bytes: Optional[int] = None
     loss: Optional[LossConfig] = None
     jitter: Optional[JitterConfig] = None
 
@@ -55,6 +57,7 @@ class TraceLinkConfig:
             raise ValueError(f"opportunity_bytes: must be an integer >= 1, got {self.opportunity_bytes!r}")
         if self.format is not None and self.format not in FORMATS:
             raise ValueError(f"format: must be one of {', '.join(FORMATS)} or None, got {self.format!r}")
+        check_mtu(self.mtu_bytes)
 
     def make_schedule(self) -> CapacitySchedule:
         """A fresh schedule for one link (a given schedule is cloned, so links never share service state)."""
@@ -76,15 +79,15 @@ class TraceLink(Link):
     def __init__(self, sim: Sim, name: str, trace: Union[TraceSource, TraceLinkConfig], delay_s: float = 0.0,
                  queue: Optional[Queue] = None, out: Any = None, loss: Optional[LossConfig] = None,
                  jitter: Optional[JitterConfig] = None, opportunity_bytes: int = MAHIMAHI_OPPORTUNITY_BYTES,
-                 format: Optional[str] = None) -> None:
+                 format: Optional[str] = None, mtu_bytes: Optional[int] = None) -> None:
         if isinstance(trace, TraceLinkConfig):
             config = trace
         else:
             config = TraceLinkConfig(trace=trace, delay_s=delay_s, opportunity_bytes=opportunity_bytes,
-                                     format=format, loss=loss, jitter=jitter)
+                                     format=format, mtu_bytes=mtu_bytes, loss=loss, jitter=jitter)
         schedule = config.make_schedule()
-        link_config = LinkConfig(rate_bps=schedule.mean_rate_bps, delay_s=config.delay_s, loss=config.loss,
-                                 jitter=config.jitter)
+        link_config = LinkConfig(rate_bps=schedule.mean_rate_bps, delay_s=config.delay_s,
+                                 mtu_bytes=config.mtu_bytes, loss=config.loss, jitter=config.jitter)
         super().__init__(sim, name, link_config, queue=queue, out=out)
         self.config = config
         self.link_config = link_config

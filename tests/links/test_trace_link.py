@@ -226,3 +226,13 @@ def test_saturated_link_delivers_the_trace_capacity(rel):
     assert capacity - 1500 < sink.bytes <= capacity                  # exact up to the packet in transit
     nominal = stats["opportunities"] * 1500
     assert abs(sink.bytes - nominal) / nominal < 0.005
+
+
+def test_mtu_drops_larger_packets_on_arrival():
+    sim, link, sink = make(OpportunitySchedule([1, 2]), mtu_bytes=1500)
+    send_at(sim, link, 0.0, 1501)
+    send_at(sim, link, 0.0, 1500)
+    sim.run(1.0)
+    assert [p.size_bytes for p in sink.pkts] == [1500]
+    with pytest.raises(ValueError, match="mtu_bytes"):
+        TraceLinkConfig(trace=OpportunitySchedule([1, 2]), mtu_bytes=0)
