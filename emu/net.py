@@ -10,7 +10,7 @@ from collections import deque
 from typing import Any, Optional, Union
 
 from emu.links.impairments import JitterConfig
-from emu.links.link import Link, LinkConfig, LossConfig, check_mtu
+from emu.links.link import Link, LinkConfig, LossConfig
 from emu.packet import Packet
 from emu.queues import Queue, make_queue
 from emu.sim import Sim
@@ -188,9 +188,7 @@ class Network:
             from emu.links.trace_link import TraceLink
 
             link: Link = TraceLink(self.sim, name, trace, delay_s=delay_s, queue=q, out=b, loss=loss,
-                                   jitter=jitter)
-            check_mtu(mtu_bytes)
-            link._mtu_bytes = mtu_bytes if mtu_bytes is not None else 1 << 62
+                                   jitter=jitter, mtu_bytes=mtu_bytes)
         else:
             if rate is None:
                 raise ValueError(f"link {name!r}: give rate= (e.g. '10Mbps') or trace= (a trace path)")

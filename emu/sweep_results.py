@@ -219,6 +219,8 @@ def _missing(value) -> bool:
 def _fmt(value) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, str) and "/" in value:  # trace paths: the file name says enough
+        return value.rstrip("/").rsplit("/", 1)[-1]
     return str(value)
 
 

@@ -45,12 +45,19 @@ What it models, with the RFC each part follows:
 Cost: one heap event per paced data packet (none when the ACK clock releases it), ACK processing in callbacks,
 and timers that are re-armed lazily (``LazyTimer``): the RTO restarted on every ACK costs ~one event per RTO.
 
+Tracing: with an enabled tracer, ``transport.ack`` (per ACK: RTT, cwnd, pipe, CE bytes) and ``transport.loss``
+(per loss-detection pass or timeout) events.
+
+Not modelled: connection set-up and teardown, flow control (the receive window is unlimited), TLP, PRR,
+spurious-retransmission undo (DSACK/Eifel), the restart window after idle, Nagle.
+
 Records: every data packet arriving at the receiver is recorded with ``sim.records.delivered`` under the
 stream's flow (retransmissions included); ACKs are their own flow, ``"<flow>.ack"``. Send counters
 (``sim.records.flows[fid]``) count every transmission.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from bisect import bisect_left, bisect_right
 from collections import deque
@@ -121,8 +128,6 @@ class StreamConfig:
 
 
 def _make_config(config: Optional[StreamConfig], overrides: dict) -> StreamConfig:
-    import dataclasses
-
     valid = {f.name for f in dataclasses.fields(StreamConfig)}
     unknown = sorted(set(overrides) - valid)
     if unknown:
@@ -206,6 +211,7 @@ class StreamSender:
         self.on_ack_sample = on_ack_sample
         self._env = sim.env
         self._records = sim.records
+        self._tracer = sim.tracer
         self._counters = sim.records.flows[self.flow_id]
         self._src = host.name
         self._send_fn: Optional[Callable[[Packet], None]] = None
@@ -294,9 +300,6 @@ class StreamSender:
     @property
     def unsent_bytes(self) -> int:
         return self._unsent
-
-    def check_wiring(self) -> None:  # pragma: no cover - the host checks its own ports
-        pass
 
     # -- sending --------------------------------------------------------------------------------------------------
 
@@ -465,7 +468,7 @@ class StreamSender:
         lost_bytes, lost_sent_s = self._rack_detect(now)
         if lost_bytes:
             self._rtx_credit = True
-            cc.on_loss(LossEvent(now, lost_bytes, lost_sent_s, self._pipe, LOSS_RACK, self.srtt_s, self._mss))
+            self._loss(LossEvent(now, lost_bytes, lost_sent_s, self._pipe, LOSS_RACK, self.srtt_s, self._mss))
         app_limited = (not self.bulk and self._no_data_s > self._cwnd_blocked_s
                        and now - self._cwnd_blocked_s > self.srtt_s)
         sample = AckSample(now, rtt, self.srtt_s, self.min_rtt_s, info.owd_s, info.qdelay_s, delivered, new_ce,
@@ -473,9 +476,19 @@ class StreamSender:
         if new_ce:
             cc.on_ce(sample)
         cc.on_ack(sample)
+        if self._tracer.enabled:
+            self._tracer.emit("transport.ack", now, flow=self.flow, rtt_s=rtt, srtt_s=self.srtt_s,
+                              cwnd_bytes=cc.cwnd_bytes, inflight_bytes=self._pipe, acked_bytes=delivered,
+                              ce_bytes=new_ce)
         if self.on_ack_sample is not None:
             self.on_ack_sample(sample)
         self._send_more()
+
+    def _loss(self, event: LossEvent) -> None:
+        self.cc.on_loss(event)
+        if self._tracer.enabled:
+            self._tracer.emit("transport.loss", event.now_s, flow=self.flow, loss=event.kind,
+                              lost_bytes=event.lost_bytes, cwnd_bytes=self.cc.cwnd_bytes, rto_s=self.rto_s)
 
     def _prune_sacks(self, una: int) -> None:
         starts, ends = self._sk_starts, self._sk_ends
@@ -589,7 +602,7 @@ class StreamSender:
         lost_bytes, lost_sent = self._rack_detect(now_s)
         if lost_bytes:
             self._rtx_credit = True
-            self.cc.on_loss(LossEvent(now_s, lost_bytes, lost_sent, self._pipe, LOSS_RACK, self.srtt_s, self._mss))
+            self._loss(LossEvent(now_s, lost_bytes, lost_sent, self._pipe, LOSS_RACK, self.srtt_s, self._mss))
             self._send_more()
 
     def _on_rto(self, now_s: float) -> None:
@@ -614,7 +627,7 @@ class StreamSender:
         self._xq.clear()
         self._rack_timer.cancel()
         self._backoff += 1
-        self.cc.on_loss(LossEvent(now_s, lost_bytes, lost_sent, self._pipe, LOSS_RTO, self.srtt_s, self._mss))
+        self._loss(LossEvent(now_s, lost_bytes, lost_sent, self._pipe, LOSS_RTO, self.srtt_s, self._mss))
         self._next_send_s = now_s
         self._rto_timer.set(now_s + self.rto_s)
         self._send_more()
@@ -831,8 +844,6 @@ def open_stream(sim: Any, src: Any, dst: Any, *, port: Optional[int] = None, cc:
     ``cc_params``, ``ecn``, ``on_ack_sample``, ``start_s``, ``stop_s`` and ``StreamConfig`` fields; the config
     fields are shared with the receiver).
     """
-    import dataclasses
-
     cfg_fields = {f.name for f in dataclasses.fields(StreamConfig)}
     cfg_over = {k: kwargs.pop(k) for k in list(kwargs) if k in cfg_fields}
     cfg = _make_config(config, cfg_over)

@@ -38,19 +38,26 @@ class UdpSocket:
         self.ecn = int(ECN(ecn))
         self.port = host.bind(port, self)
         self.flow = flow if flow is not None else f"{flow_prefix}.{host.name}:{self.port}"
-        self.flow_id = sim.flow(self.flow)
+        self._flow_id = -1          # registered on first use, so a receive-only socket adds no empty flow
         self.on_receive = on_receive
         self.record = record
         self._env = sim.env
         self._records = sim.records
         self._routes: dict[str, Callable[[Packet], None]] = {}
-        self._flow_ids: dict[str, int] = {self.flow: self.flow_id}
+        self._flow_ids: dict[str, int] = {}
         self.sent_pkts = 0
         self.sent_bytes = 0
         self.rx_pkts = 0
         self.rx_bytes = 0
         self.rx_ce_pkts = 0
         self.last_owd_s = float("nan")
+
+    @property
+    def flow_id(self) -> int:
+        """The records id of this socket's default flow."""
+        if self._flow_id < 0:
+            self._flow_id = self._flow_ids[self.flow] = self.sim.flow(self.flow)
+        return self._flow_id
 
     def sendto(self, size_bytes: int, dst: Any, dport: int, payload: Any = None, ecn: Optional[int] = None,
                *, flow: Optional[str] = None, seq: Optional[int] = None, kind: int = KIND_DGRAM) -> Packet:

@@ -394,3 +394,58 @@ def test_receiver_serves_one_peer():
     StreamSender(sim, a, "b", 80, cc="reno", start_s=0.5).write(MSS)
     with pytest.raises(RuntimeError, match="one receiver per stream"):
         sim.run(until_s=1.0)
+
+
+def test_tracer_sees_acks_and_losses():
+    from emu import ListTracer
+
+    sim = Sim(seed=1, tracer=ListTracer(prefixes=("transport.",)))
+    net, a, b, fwd, rev = two_hosts(sim, drop={12})
+    s, r = open_stream(sim, a, b, cc="cubic", flow="traced")
+    s.write(60 * MSS)
+    sim.run(until_s=1.0)
+    losses = sim.tracer.of_kind("transport.loss")
+    assert len(losses) == 1 and losses[0][1]["loss"] == "rack" and losses[0][1]["flow"] == "traced"
+    assert len(sim.tracer.of_kind("transport.ack")) == s.acks_received
+
+
+def test_sender_sack_scoreboard_matches_a_naive_model():
+    # Random SACK blocks (overlapping, touching, repeated) against a set of SACKed segments.
+    from emu.transport.stream import INFLIGHT, SACKED
+
+    rng = np.random.default_rng(3)
+    sim = Sim(seed=1)
+    net, a, b, fwd, rev = two_hosts(sim)
+    s = StreamSender(sim, a, "b", 80, cc="reno")
+    n = 300
+    s._len = [MSS] * n
+    s._xmit = [0.0] * n
+    s._state = [INFLIGHT] * n
+    s._snd_nxt = n
+    s._pipe = n * MSS
+    model = set()
+    delivered = 0
+    for _ in range(400):
+        start = int(rng.integers(0, n))
+        end = min(n, start + int(rng.integers(1, 12)))
+        delivered += s._apply_sack(start, end)
+        model |= set(range(start, end))
+        assert delivered == len(model) * MSS
+        assert s._pipe == (n - len(model)) * MSS
+        assert {i for i, st in enumerate(s._state) if st == SACKED} == model
+        # Known ranges: sorted, disjoint, not touching, and exactly the model.
+        pairs = list(zip(s._sk_starts, s._sk_ends))
+        assert all(e1 < s2 for (_, e1), (s2, _) in zip(pairs, pairs[1:]))
+        assert set().union(*(set(range(x, y)) for x, y in pairs)) == model
+
+
+def test_bulk_start_and_stop_times():
+    sim = Sim(seed=1)
+    net, a, b, fwd, rev = two_hosts(sim)
+    s, r = open_stream(sim, a, b, cc="cubic", bulk=True, start_s=0.5, stop_s=1.0)
+    log = log_transmissions(s)
+    sim.run(until_s=2.0)
+    new_times = [t for t, _, new in log if new]
+    assert new_times[0] == pytest.approx(0.5)
+    assert max(new_times) < 1.0
+    assert s.outstanding_segments == 0 and r.bytes_in_order == s.sent_pkts * MSS

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from emu import Network, Sim, dumbbell
-from emu.packet import CE, ECT0, ECT1, NOT_ECT
+from emu.packet import ECT0, ECT1, NOT_ECT
 from emu.transport import KIND_DGRAM, RtcReceiver, RtcSender, UdpSocket
 
 

@@ -1,0 +1,134 @@
+"""Sweep speed-up: a 32-task sweep of CPU-bound emu runs (~1 s each) on 2 workers against 1, locally and on Ray.
+
+Tasks: examples/dumbbell_codel.toml (CBR + Poisson over a 20 Mbit/s bottleneck) for ``--duration`` of simulated
+time, grid ``topology.queue`` = droptail, codel, pie, dualpi2 x 8 seeds. Each configuration writes a fresh results
+folder; the results of every configuration must be identical (same tasks, same seeds), which is checked.
+
+    python benchmarks/bench_sweep.py               # table
+    python benchmarks/bench_sweep.py --json        # one JSON object: speedup_local_2_vs_1, speedup_ray_2_vs_1, ...
+    python benchmarks/bench_sweep.py --quick       # 8 short tasks: a smoke test of the script
+
+Local times include starting the worker processes (part of any sweep). Ray times exclude ``ray.init`` and the
+start of Ray's worker processes (a cluster is started once for many sweeps); both are reported separately.
+On a shared machine other load makes absolute seconds noise; the ratio is the result. ``parallelism`` (the sum of
+the tasks' own wall times over the sweep's wall time) tells whether both workers were kept busy even when other
+load slows every task down; the load average before the run is reported too.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from emu.scenario import Scenario  # noqa: E402
+from emu.sweep import Sweep  # noqa: E402
+
+QUEUES = ["droptail", "codel", "pie", "dualpi2"]
+
+
+def make_sweep(tasks: int, duration: str) -> Sweep:
+    replicates = max(1, tasks // len(QUEUES))
+    return Sweep(REPO / "examples" / "dumbbell_codel.toml", grid={"topology.queue": QUEUES},
+                 fixed={"duration": duration}, replicates=replicates, root_seed=2024)
+
+
+def one_task_s(sweep: Sweep) -> float:
+    task = sweep.tasks[0]
+    scenario = Scenario.from_dict(sweep.payload(task)["raw"], source=sweep.scenario_source)
+    start = time.perf_counter()
+    scenario.run(seed=task.seed)
+    return time.perf_counter() - start
+
+
+def timed(sweep: Sweep, root: Path, name: str, **kw) -> tuple[float, float, pd.DataFrame]:
+    """Wall seconds of the sweep, its parallelism (sum of the tasks' wall times / sweep wall time), its table."""
+    out = root / name
+    start = time.perf_counter()
+    result = sweep.run(out, plots=False, **kw)
+    elapsed = time.perf_counter() - start
+    if result.n_done != len(sweep.tasks):
+        raise RuntimeError(f"{name}: only {result.n_done} of {len(sweep.tasks)} tasks finished: {result.failed()}")
+    table = result.table()
+    busy = float(result.manifest()["wall_s"].sum())
+    shutil.rmtree(out)
+    return elapsed, busy / elapsed, table
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=32)
+    parser.add_argument("--duration", default="40s", help="simulated time per task (40s: ~1 s of CPU)")
+    parser.add_argument("--quick", action="store_true", help="8 tasks of 2 s simulated time")
+    parser.add_argument("--no-ray", action="store_true", help="skip the Ray measurement")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    if args.quick:
+        args.tasks, args.duration = 8, "2s"
+
+    sweep = make_sweep(args.tasks, args.duration)
+    report: dict = {"tasks": len(sweep.tasks), "duration": args.duration, "cpus": os.cpu_count(),
+                    "task_s": round(one_task_s(sweep), 3), "load_before": round(os.getloadavg()[0], 2)}
+    root = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
+    try:
+        t1, p1, ref = timed(sweep, root, "local1", backend="local", workers=1)
+        t2, p2, table = timed(sweep, root, "local2", backend="local", workers=2)
+        pd.testing.assert_frame_equal(ref, table)
+        report.update(local_1_s=round(t1, 2), local_2_s=round(t2, 2), speedup_local_2_vs_1=round(t1 / t2, 2),
+                      parallelism_local_1=round(p1, 2), parallelism_local_2=round(p2, 2))
+        report["speedup_ray_2_vs_1"] = None
+        if not args.no_ray:
+            try:
+                import ray
+            except ImportError:
+                report["ray"] = "not installed (pip install 'emu[ray]')"
+            else:
+                start = time.perf_counter()
+                ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+                warm = ray.remote(num_cpus=1)(lambda: os.getpid())
+                ray.get([warm.remote() for _ in range(2)])  # start both worker processes
+                report["ray_init_s"] = round(time.perf_counter() - start, 2)
+                try:
+                    r1, q1, table = timed(sweep, root, "ray1", backend="ray", workers=1)
+                    pd.testing.assert_frame_equal(ref, table)
+                    r2, q2, table = timed(sweep, root, "ray2", backend="ray", workers=2)
+                    pd.testing.assert_frame_equal(ref, table)
+                finally:
+                    ray.shutdown()
+                report.update(ray_1_s=round(r1, 2), ray_2_s=round(r2, 2), speedup_ray_2_vs_1=round(r1 / r2, 2),
+                              parallelism_ray_1=round(q1, 2), parallelism_ray_2=round(q2, 2))
+        report["identical_results"] = True
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{report['tasks']} tasks of {args.duration} simulated (~{report['task_s']} s each), "
+          f"{report['cpus']} CPUs; results identical across all runs")
+    print(f"load average before: {report['load_before']} (other processes compete for the same cores)")
+    print(f"{'backend':<8}{'1 worker (s)':>14}{'2 workers (s)':>15}{'speed-up':>10}{'parallelism 1 / 2':>20}")
+    for name in ("local", "ray"):
+        if report.get(f"{name}_1_s") is None:
+            continue
+        print(f"{name:<8}{report[f'{name}_1_s']:>14.2f}{report[f'{name}_2_s']:>15.2f}"
+              f"{report[f'speedup_{name}_2_vs_1']:>9.2f}x"
+              f"{report[f'parallelism_{name}_1']:>12.2f} / {report[f'parallelism_{name}_2']:.2f}")
+    if report.get("ray_init_s") is not None:
+        print(f"ray.init + Ray worker start: {report['ray_init_s']} s, not counted above")
+    elif "ray" in report:
+        print(f"ray: {report['ray']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,282 @@
+"""The small decoder-only Transformer whose KV cache kvfetch streams (torch; imported lazily by the package).
+
+Dataflow of one block (pre-norm, as GPT-NeoX / Llama)::
+
+    x ──RMSNorm──► Wq,Wk,Wv ──► RoPE(q,k) on the first ``rope_dims`` of each head ──► cache (K after RoPE, V)
+    │                                                                                  │
+    │                      softmax(q·Kᵀ · s(pos) / √d_head) · V  ◄─────────────────────┘
+    ▼                                 │ Wo
+    x + attn ──RMSNorm──► W1 ─GELU─► W2 ──► x + mlp
+
+- **RoPE** (Su et al. 2021) rotates only the first ``rope_dims`` dimensions of each head (partial rotary, as
+  GPT-NeoX's ``rotary_pct``); the other dimensions carry no position, which lets content-matching heads (the
+  induction heads the retrieval task relies on) work at distances longer than the training sequences.
+- **s(pos)** = max(1, log(pos + 1) / log(train_len)) scales the logits of queries beyond the training length
+  ("log-n" attention scaling, Chiang & Cholak 2022; used by Qwen for length extrapolation): it keeps the
+  attention entropy of long contexts near the trained range. It is 1 for every query seen in training.
+- Cached keys are stored **after** RoPE, as real KV caches (HF ``past_key_values``) do; the codec sees these.
+
+The KV cache of a context is exchanged with the codec as one float32 numpy array of shape
+``(layers, 2, tokens, channels)`` (index 0 = keys, 1 = values; heads × head_dim merged into channels, as the
+released CacheGen code does).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[3]
+MODEL_DIR = REPO / "models" / "kvfetch"
+WEIGHTS_NAME = "lm.pt"
+CARD_NAME = "lm.card.json"
+TOKENIZER_NAME = "tokenizer.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LMConfig:
+    vocab_size: int = 4096
+    n_layers: int = 6
+    d_model: int = 192
+    n_heads: int = 4
+    d_ff: int = 768
+    rope_dims: int = 24          # rotated dims per head (of d_model / n_heads)
+    rope_base: float = 10000.0   # RoFormer
+    train_len: int = 512         # training sequence length (for the log-n query scaling)
+    max_len: int = 16384         # positions the RoPE tables cover
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "n_layers", "d_model", "n_heads", "d_ff", "train_len", "max_len"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model: must be a multiple of n_heads={self.n_heads}, got {self.d_model}")
+        head = self.d_model // self.n_heads
+        if not (isinstance(self.rope_dims, int) and 0 <= self.rope_dims <= head and self.rope_dims % 2 == 0):
+            raise ValueError(f"rope_dims: must be an even integer in [0, {head}], got {self.rope_dims!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def kv_channels(self) -> int:
+        return self.d_model
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def _rope_tables(cfg: LMConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    half = cfg.rope_dims // 2
+    inv = 1.0 / (cfg.rope_base ** (torch.arange(half, dtype=torch.float64) * 2 / max(cfg.rope_dims, 1)))
+    ang = torch.arange(cfg.max_len, dtype=torch.float64)[:, None] * inv[None, :]
+    return torch.cos(ang).float(), torch.sin(ang).float()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, rope_dims: int) -> torch.Tensor:
+    """Rotate pairs (i, i + rope_dims/2) of the first ``rope_dims`` dims of ``x`` (B, H, T, hd)."""
+    if rope_dims == 0:
+        return x
+    half = rope_dims // 2
+    x1, x2, rest = x[..., :half], x[..., half:rope_dims], x[..., rope_dims:]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos, rest], dim=-1)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: LMConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.norm1 = RMSNorm(cfg.d_model)
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.norm2 = RMSNorm(cfg.d_model)
+        self.fc1 = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
+        self.fc2 = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, qscale: Optional[torch.Tensor],
+                past: Optional[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, tuple]:
+        cfg = self.cfg
+        b, t, _ = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, cfg.n_heads, cfg.head_dim).permute(2, 0, 3, 1, 4)
+        q = apply_rope(q, cos, sin, cfg.rope_dims)
+        k = apply_rope(k, cos, sin, cfg.rope_dims)
+        if qscale is not None:
+            q = q * qscale
+        if past is not None:
+            k = torch.cat([past[0], k], dim=2)
+            v = torch.cat([past[1], v], dim=2)
+        n_past = k.shape[2] - t
+        if n_past == 0:
+            att = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            mask = torch.ones(t, k.shape[2], dtype=torch.bool).tril(diagonal=n_past)
+            att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        x = x + self.proj(att.transpose(1, 2).reshape(b, t, cfg.d_model))
+        x = x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
+        return x, (k, v)
+
+
+class TinyLM(nn.Module):
+    """Decoder-only Transformer with partial RoPE, tied embeddings, an optional KV cache."""
+
+    def __init__(self, cfg: LMConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.norm = RMSNorm(cfg.d_model)
+        cos, sin = _rope_tables(cfg)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+
+    def init_weights(self, generator: torch.Generator) -> None:
+        """GPT-2 style init from an explicit generator (never the global torch RNG)."""
+        for name, p in self.named_parameters():
+            if p.dim() == 2:
+                std = 0.02 / math.sqrt(2 * self.cfg.n_layers) if name.endswith(("proj.weight", "fc2.weight")) else 0.02
+                with torch.no_grad():
+                    p.copy_(torch.randn(p.shape, generator=generator) * std)
+
+    def forward(self, ids: torch.Tensor, past: Optional[Sequence[tuple[torch.Tensor, torch.Tensor]]] = None,
+                start_pos: Optional[int] = None) -> tuple[torch.Tensor, list]:
+        """Logits for ``ids`` (B, T) placed after ``past`` (one (K, V) per layer, each (B, H, P, hd)).
+
+        Returns (logits (B, T, vocab), the new cache: past + these tokens)."""
+        cfg = self.cfg
+        t = ids.shape[1]
+        if start_pos is None:
+            start_pos = 0 if not past else past[0][0].shape[2]
+        if start_pos + t > cfg.max_len:
+            raise ValueError(f"context: {start_pos + t} tokens exceed the model's max_len={cfg.max_len}")
+        cos = self.rope_cos[start_pos:start_pos + t]
+        sin = self.rope_sin[start_pos:start_pos + t]
+        pos = torch.arange(start_pos + 1, start_pos + t + 1, dtype=torch.float32)
+        qscale = None
+        if start_pos + t > cfg.train_len:
+            qscale = torch.clamp(torch.log(pos) / math.log(cfg.train_len), min=1.0)[:, None]
+        x = self.embed(ids)
+        new = []
+        for i, block in enumerate(self.blocks):
+            x, kv = block(x, cos, sin, qscale, None if not past else past[i])
+            new.append(kv)
+        logits = F.linear(self.norm(x), self.embed.weight)
+        return logits, new
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+# -- KV cache <-> numpy --------------------------------------------------------------------------------------------
+
+def cache_to_numpy(cache: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> np.ndarray:
+    """(layers, 2, tokens, channels) float32 from a per-layer list of (K, V), each (1, H, T, hd)."""
+    out = []
+    for k, v in cache:
+        _, h, t, d = k.shape
+        out.append(torch.stack([k[0].permute(1, 0, 2).reshape(t, h * d), v[0].permute(1, 0, 2).reshape(t, h * d)]))
+    return torch.stack(out).numpy().astype(np.float32, copy=False)
+
+
+def numpy_to_cache(kv: np.ndarray, cfg: LMConfig) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Inverse of ``cache_to_numpy``."""
+    kv = np.ascontiguousarray(kv, dtype=np.float32)
+    layers, two, t, c = kv.shape
+    if layers != cfg.n_layers or two != 2 or c != cfg.kv_channels:
+        raise ValueError(f"kv: shape {kv.shape} does not match the model ({cfg.n_layers}, 2, T, {cfg.kv_channels})")
+    x = torch.from_numpy(kv).view(layers, 2, t, cfg.n_heads, cfg.head_dim).permute(0, 1, 3, 2, 4)
+    return [(x[i, 0][None].contiguous(), x[i, 1][None].contiguous()) for i in range(layers)]
+
+
+@torch.inference_mode()
+def prefill(model: TinyLM, ids: np.ndarray, past: Optional[list] = None, block: int = 1024) -> tuple[list, torch.Tensor]:
+    """Run ``ids`` through the model (in blocks of ``block`` tokens to bound memory) after ``past``.
+
+    Returns (cache covering past + ids, logits of the last token)."""
+    ids_t = torch.as_tensor(np.asarray(ids, dtype=np.int64))[None]
+    cache = list(past) if past else None
+    logits = None
+    for s in range(0, ids_t.shape[1], block):
+        logits, cache = model(ids_t[:, s:s + block], past=cache)
+    return cache, logits[0, -1]
+
+
+@torch.inference_mode()
+def extract_kv(model: TinyLM, ids: np.ndarray) -> np.ndarray:
+    """The KV cache of context ``ids`` as (layers, 2, tokens, channels) float32."""
+    cache, _ = prefill(model, ids)
+    return cache_to_numpy(cache)
+
+
+# -- loading -------------------------------------------------------------------------------------------------------
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def read_card(model_dir: Path = MODEL_DIR) -> dict:
+    card_path = Path(model_dir) / CARD_NAME
+    if not card_path.is_file():
+        raise FileNotFoundError(f"{card_path}: model card not found; rebuild the model with `emu train lm`")
+    try:
+        card = json.loads(card_path.read_text())
+        LMConfig(**card["config"])
+        card["sha256"]["weights"], card["sha256"]["tokenizer"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{card_path}: malformed model card ({exc})") from None
+    return card
+
+
+def check_model_files(model_dir: Path = MODEL_DIR) -> dict:
+    """Validate the card, weights and tokenizer of ``model_dir`` (hashes included) without loading torch state.
+
+    Raises FileNotFoundError / ValueError naming the file at fault; returns the card."""
+    model_dir = Path(model_dir)
+    card = read_card(model_dir)
+    for key, name in (("weights", WEIGHTS_NAME), ("tokenizer", TOKENIZER_NAME)):
+        path = model_dir / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: {key} file not found; rebuild the model with `emu train lm`")
+        if sha256_file(path) != card["sha256"][key]:
+            raise ValueError(f"{path}: sha256 does not match {CARD_NAME}; the {key} file was modified or corrupted")
+    return card
+
+
+def load_model(model_dir: Path = MODEL_DIR) -> tuple[TinyLM, object, dict]:
+    """(model in eval mode, tokenizer, card) from ``model_dir``; hashes checked, ``weights_only=True``."""
+    from emu.apps.kvfetch.data import load_tokenizer
+
+    model_dir = Path(model_dir)
+    card = check_model_files(model_dir)
+    cfg = LMConfig(**card["config"])
+    try:
+        state = torch.load(model_dir / WEIGHTS_NAME, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors have many types
+        raise ValueError(f"{model_dir / WEIGHTS_NAME}: not a weights file ({exc})") from None
+    model = TinyLM(cfg)
+    try:
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+    except (RuntimeError, AttributeError) as exc:
+        raise ValueError(f"{model_dir / WEIGHTS_NAME}: weights do not fit the card's config ({exc})") from None
+    model.eval()
+    return model, load_tokenizer(model_dir / TOKENIZER_NAME), card
+
+
+def config_dict(cfg: LMConfig) -> dict:
+    return asdict(cfg)

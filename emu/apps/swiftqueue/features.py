@@ -1,0 +1,112 @@
+"""Model inputs: the window of recent ACK records and the packet about to be sent, as float32 arrays (numpy only).
+
+The same functions build the inputs offline (dataset, from a run's logged arrays) and online (the marking policy,
+from the sender's live ``AckHistory``), so training and deployment see identical features.
+
+History token (one per ACK record, the newest ``W`` received before the send instant ``now``), ``F_HIST = 8``:
+
+====  ===========================================================  =====================
+ 0    latency - base delay                                          / 0.1 s
+ 1    queue the packet took (1 = L / ECT(1), 0 = C / ECT(0))
+ 2    CE-marked (1) or not
+ 3    size                                                          / 1500 B
+ 4    age of the ACK: now - ACK arrival                             / 0.1 s
+ 5    age of the packet: now - its send time                        / 0.1 s
+ 6    inter-ACK gap (arrival minus the previous ACK's)              / 10 ms, clipped [0, 10]
+ 7    inter-send gap (send time minus the previous record's)        / 10 ms, clipped [-10, 10]
+====  ===========================================================  =====================
+
+Query (the packet to predict), ``F_QUERY = 6``: size / 1500, index in its frame / 8, packets in its frame / 8,
+probe flag, time since the newest ACK / 0.1 s, base delay / 0.1 s.
+
+The *base delay* is the smallest latency seen so far (RFC 8298's base one-way delay, here over the whole run):
+the model predicts the latency above it, in units of 0.1 s (``LAT_SCALE``), and the base is added back.
+Windows shorter than ``W`` (start of a run) are left-padded with zeros and flagged in ``pad`` (True = padding).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+F_HIST = 8
+F_QUERY = 6
+WINDOW = 32
+LAT_SCALE = 0.1
+GAP_SCALE = 0.01
+SIZE_SCALE = 1500.0
+POS_SCALE = 8.0
+
+# AckHistory columns
+ACK_S, SEND_S, LAT_S, SIZE, QUEUE, CE, SEQ = range(7)
+
+
+def row_features(hist: np.ndarray) -> np.ndarray:
+    """Per-row, time-independent parts of the history tokens: (n, 5) = lat, queue, ce, size, inter-ACK, inter-send
+    (lat not yet made relative to the base). Computed once per run offline; online only for the window rows."""
+    n = hist.shape[0]
+    out = np.zeros((n, 6), dtype=np.float64)
+    if n == 0:
+        return out
+    out[:, 0] = hist[:, LAT_S]
+    out[:, 1] = hist[:, QUEUE]
+    out[:, 2] = hist[:, CE]
+    out[:, 3] = hist[:, SIZE] / SIZE_SCALE
+    out[1:, 4] = np.diff(hist[:, ACK_S])
+    out[1:, 5] = np.diff(hist[:, SEND_S])
+    return out
+
+
+def window_tokens(hist: np.ndarray, rows: np.ndarray, start: np.ndarray, end: np.ndarray, now: np.ndarray,
+                  base: np.ndarray, window: int = WINDOW) -> tuple[np.ndarray, np.ndarray]:
+    """History tokens for a batch: sample ``b`` uses rows ``[max(start[b], end[b] - window), end[b])`` of ``hist``.
+
+    Args:
+        hist: (n, 7) AckHistory columns (several runs may be concatenated: ``start`` is each sample's run start).
+        rows: ``row_features(hist)`` (computed per run).
+        start, end: (B,) first row of the sample's run and exclusive end row; now: (B,) send instants;
+            base: (B,) base delays.
+    Returns:
+        tokens (B, window, F_HIST) float32 and pad (B, window) bool.
+    """
+    end = np.asarray(end, dtype=np.int64)
+    B = end.shape[0]
+    offs = np.arange(-window, 0, dtype=np.int64)
+    idx = end[:, None] + offs[None, :]
+    pad = idx < np.asarray(start, dtype=np.int64)[:, None]
+    idx_c = np.where(pad, 0, idx)
+    h = hist[idx_c]                      # (B, W, 7)
+    r = rows[idx_c]                      # (B, W, 6)
+    now_b = np.asarray(now, dtype=np.float64)[:, None]
+    base_b = np.asarray(base, dtype=np.float64)[:, None]
+    tok = np.empty((B, window, F_HIST), dtype=np.float32)
+    tok[..., 0] = (r[..., 0] - base_b) / LAT_SCALE
+    tok[..., 1] = r[..., 1]
+    tok[..., 2] = r[..., 2]
+    tok[..., 3] = r[..., 3]
+    tok[..., 4] = (now_b - h[..., ACK_S]) / LAT_SCALE
+    tok[..., 5] = (now_b - h[..., SEND_S]) / LAT_SCALE
+    tok[..., 6] = np.clip(r[..., 4] / GAP_SCALE, 0.0, 10.0)
+    tok[..., 7] = np.clip(r[..., 5] / GAP_SCALE, -10.0, 10.0)
+    tok[pad] = 0.0
+    return tok, pad
+
+
+def query_features(size: np.ndarray, pos: np.ndarray, count: np.ndarray, probe: np.ndarray, now: np.ndarray,
+                   last_ack_s: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """(B, F_QUERY) float32 query features (see the module docstring)."""
+    B = np.asarray(size).shape[0]
+    q = np.empty((B, F_QUERY), dtype=np.float32)
+    q[:, 0] = np.asarray(size, dtype=np.float64) / SIZE_SCALE
+    q[:, 1] = np.asarray(pos, dtype=np.float64) / POS_SCALE
+    q[:, 2] = np.asarray(count, dtype=np.float64) / POS_SCALE
+    q[:, 3] = np.asarray(probe, dtype=np.float64)
+    stale = np.asarray(now, dtype=np.float64) - np.asarray(last_ack_s, dtype=np.float64)
+    q[:, 4] = np.clip(np.nan_to_num(stale, nan=1.0, posinf=1.0) / LAT_SCALE, 0.0, 20.0)
+    q[:, 5] = np.asarray(base, dtype=np.float64) / LAT_SCALE
+    return q
+
+
+def running_base(hist: np.ndarray) -> np.ndarray:
+    """Base delay after each row: the running minimum of the latency column (n,)."""
+    if hist.shape[0] == 0:
+        return np.zeros(0)
+    return np.minimum.accumulate(hist[:, LAT_S])

@@ -1,0 +1,239 @@
+"""Latency predictors: given the ACK history at a send instant, the latency the packet would see in each queue.
+
+Every predictor answers ``predict(batch) -> (B, 2)`` seconds, column 0 = L queue (ECT(1)), column 1 = C queue
+(ECT(0)), for a ``Batch`` of packets (built offline by ``emu.apps.swiftqueue.dataset`` or online by the marking
+policy from the live history). Non-learned baselines:
+
+- ``last``: the newest ACKed latency of that queue (the other queue's, then the base delay, if none yet);
+- ``ewma``: an exponentially weighted moving average per queue over the ACKed latencies, gain 1/8 (the SRTT gain
+  of RFC 6298);
+
+learned ones (weights in ``models/swiftqueue/``, fitted by ``emu train swiftqueue``):
+
+- ``linear``: linear autoregression, ridge least squares over the flattened window and the query, one output per
+  queue (numpy only);
+- ``gru``: a small GRU over the same tokens as the Transformer (torch);
+- ``transformer``: the SwiftQueue model (``emu.apps.swiftqueue.model``, torch).
+
+torch is imported only when a torch predictor is built.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from emu.apps.swiftqueue.features import (
+    F_HIST, F_QUERY, LAT_S, LAT_SCALE, QUEUE, WINDOW, query_features, row_features, running_base, window_tokens,
+)
+
+EWMA_GAIN = 1.0 / 8.0   # RFC 6298 SRTT gain
+
+PREDICTORS = ("last", "ewma", "linear", "gru", "transformer")
+NON_LEARNED = ("last", "ewma")
+
+
+@dataclass
+class Batch:
+    """Model inputs for B packets: tokens (B, W, F_HIST) float32, pad (B, W) bool, query (B, F_QUERY) float32,
+    base (B,) s, last (B, 2) s and ewma (B, 2) s per queue (NaN where the queue has no record yet)."""
+
+    tokens: np.ndarray
+    pad: np.ndarray
+    query: np.ndarray
+    base: np.ndarray
+    last: np.ndarray
+    ewma: np.ndarray
+
+    def __len__(self) -> int:
+        return self.tokens.shape[0]
+
+    def take(self, idx: np.ndarray) -> "Batch":
+        return Batch(self.tokens[idx], self.pad[idx], self.query[idx], self.base[idx], self.last[idx],
+                     self.ewma[idx])
+
+
+def baseline_rows(hist: np.ndarray) -> np.ndarray:
+    """(n, 4) after each history row: last L, last C, EWMA L, EWMA C latencies (NaN before a queue's first)."""
+    n = hist.shape[0]
+    out = np.full((n, 4), np.nan)
+    last = [np.nan, np.nan]
+    ew = [np.nan, np.nan]
+    lat = hist[:, LAT_S].tolist()
+    que = hist[:, QUEUE].tolist()
+    g = EWMA_GAIN
+    for i in range(n):
+        k = 0 if que[i] else 1
+        v = lat[i]
+        last[k] = v
+        e = ew[k]
+        ew[k] = v if e != e else e + g * (v - e)
+        out[i, 0], out[i, 1], out[i, 2], out[i, 3] = last[0], last[1], ew[0], ew[1]
+    return out
+
+
+class BaselineTracker:
+    """Incremental ``baseline_rows`` and base delay for a live history (online policies)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.last = [np.nan, np.nan]
+        self.ewma = [np.nan, np.nan]
+        self.base = np.inf
+
+    def update(self, hist: np.ndarray) -> None:
+        g = EWMA_GAIN
+        for i in range(self.n, hist.shape[0]):
+            k = 0 if hist[i, QUEUE] else 1
+            v = float(hist[i, LAT_S])
+            self.last[k] = v
+            e = self.ewma[k]
+            self.ewma[k] = v if e != e else e + g * (v - e)
+            if v < self.base:
+                self.base = v
+        self.n = hist.shape[0]
+
+
+def online_batch(hist: np.ndarray, tracker: BaselineTracker, now: float, sizes, pos, count, probe,
+                 window: int = WINDOW) -> Batch:
+    """The ``Batch`` for packets about to leave at ``now`` given the live history (all rows so far)."""
+    tracker.update(hist)
+    n = hist.shape[0]
+    B = len(sizes)
+    base = tracker.base if n else 0.0
+    lo = max(0, n - window)
+    part = hist[lo:n]
+    if n:
+        rows = row_features(hist[max(0, lo - 1):n])
+        rows = rows[1:] if lo > 0 else rows
+        tok, pad = window_tokens(part, rows, np.zeros(1, np.int64), np.array([n - lo]), np.array([now]),
+                                 np.array([base]), window)
+        last_ack = hist[n - 1, 0]
+    else:
+        tok = np.zeros((1, window, F_HIST), np.float32)
+        pad = np.ones((1, window), bool)
+        last_ack = np.nan
+    tokens = np.repeat(tok, B, axis=0)
+    pads = np.repeat(pad, B, axis=0)
+    query = query_features(np.asarray(sizes), np.asarray(pos), np.asarray(count), np.asarray(probe),
+                           np.full(B, now), np.full(B, last_ack), np.full(B, base))
+    last = np.tile(np.array(tracker.last, dtype=np.float64), (B, 1))
+    ewma = np.tile(np.array(tracker.ewma, dtype=np.float64), (B, 1))
+    return Batch(tokens, pads, query, np.full(B, base, dtype=np.float64), last, ewma)
+
+
+def _fill(values: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Per-queue values with a missing queue taken from the other one, then from the base delay."""
+    out = values.copy()
+    for k in (0, 1):
+        miss = ~np.isfinite(out[:, k])
+        out[miss, k] = values[miss, 1 - k]
+    miss = ~np.isfinite(out)
+    out[miss] = np.broadcast_to(base[:, None], out.shape)[miss]
+    return out
+
+
+class Predictor:
+    name = "predictor"
+
+    def predict(self, batch: Batch) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class LastValuePredictor(Predictor):
+    name = "last"
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        return _fill(batch.last, batch.base)
+
+
+class EwmaPredictor(Predictor):
+    name = "ewma"
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        return _fill(batch.ewma, batch.base)
+
+
+def linear_design(batch: Batch) -> np.ndarray:
+    """Design matrix of the linear AR predictor: flattened window tokens, query features, a constant."""
+    B = len(batch)
+    return np.concatenate((batch.tokens.reshape(B, -1).astype(np.float64), batch.query.astype(np.float64),
+                           np.ones((B, 1))), axis=1)
+
+
+class LinearARPredictor(Predictor):
+    """Linear autoregression: ``(y - base) / 0.1 s = X w_q`` per queue, with ``X = linear_design(batch)``."""
+
+    name = "linear"
+
+    def __init__(self, weights: np.ndarray) -> None:
+        w = np.asarray(weights, dtype=np.float64)
+        expected = WINDOW * F_HIST + F_QUERY + 1
+        if w.shape != (expected, 2):
+            raise ValueError(f"linear weights: expected shape ({expected}, 2), got {w.shape}")
+        self.weights = w
+
+    @classmethod
+    def fit(cls, X: np.ndarray, y_rel: np.ndarray, queue: np.ndarray, ridge: float = 1e-2,
+            sample_weight: Optional[np.ndarray] = None) -> "LinearARPredictor":
+        """Ridge least squares per queue; ``queue`` (N,) is 1 for L-labelled samples, 0 for C."""
+        ws = []
+        for k in (1, 0):  # column 0 = L
+            m = queue == k
+            Xk, yk = X[m], y_rel[m]
+            sw = np.ones(m.sum()) if sample_weight is None else sample_weight[m]
+            A = (Xk * sw[:, None]).T @ Xk + ridge * np.eye(X.shape[1])
+            b = (Xk * sw[:, None]).T @ yk
+            ws.append(np.linalg.solve(A, b))
+        return cls(np.stack(ws, axis=1))
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        rel = linear_design(batch) @ self.weights
+        return batch.base[:, None] + LAT_SCALE * rel
+
+
+class TorchPredictor(Predictor):
+    """Wraps a torch model ``f(tokens, pad, query) -> (B, 2)`` relative latencies; inference only."""
+
+    def __init__(self, model, name: str) -> None:
+        import torch
+
+        self.torch = torch
+        self.model = model.eval()
+        self.name = name
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        torch = self.torch
+        with torch.inference_mode():
+            out = self.model(torch.from_numpy(np.ascontiguousarray(batch.tokens)),
+                             torch.from_numpy(np.ascontiguousarray(batch.pad)),
+                             torch.from_numpy(np.ascontiguousarray(batch.query))).numpy()
+        return batch.base[:, None] + LAT_SCALE * out.astype(np.float64)
+
+
+def make_predictor(name: str, models_dir=None) -> Predictor:
+    """A predictor by name (``PREDICTORS``); learned ones load from ``models_dir`` (default models/swiftqueue)."""
+    if name == "last":
+        return LastValuePredictor()
+    if name == "ewma":
+        return EwmaPredictor()
+    if name in ("linear", "gru", "transformer"):
+        from emu.apps.swiftqueue.weights import load_predictor
+
+        return load_predictor(name, models_dir)
+    raise ValueError(f"predictor: unknown {name!r}; valid: {', '.join(PREDICTORS)}")
+
+
+def mae_table(pred: np.ndarray, y: np.ndarray, queue: np.ndarray, sharp: np.ndarray) -> dict:
+    """MAE (s) of the prediction for the queue each packet took: overall, on sharp changes, and per queue."""
+    p = np.where(queue == 1, pred[:, 0], pred[:, 1])
+    err = np.abs(p - y)
+    f = lambda m: float(err[m].mean()) if m.any() else float("nan")  # noqa: E731
+    return {"mae_s": f(np.ones_like(y, bool)), "mae_sharp_s": f(sharp.astype(bool)), "mae_l_s": f(queue == 1),
+            "mae_c_s": f(queue == 0), "n": int(y.size), "n_sharp": int(sharp.sum())}
+
+
+__all__ = ["Batch", "Predictor", "LastValuePredictor", "EwmaPredictor", "LinearARPredictor", "TorchPredictor",
+           "PREDICTORS", "NON_LEARNED", "baseline_rows", "BaselineTracker", "online_batch", "make_predictor",
+           "mae_table", "linear_design", "running_base"]
