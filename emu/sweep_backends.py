@@ -191,6 +191,27 @@ def import_ray():
     return ray
 
 
+def ray_preflight(address: Optional[str]) -> None:
+    """Fail fast, before anything is written: Ray importable, and a ``HOST:PORT`` address accepting connections
+    (``ray.init`` itself retries an unreachable address for minutes)."""
+    import_ray()
+    if not address or "://" in address or address == "auto":
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        from emu.sweep import SweepError
+
+        raise SweepError(f"--address {address!r}: expected HOST:PORT (the head's GCS port, 6379 by default), "
+                         "'auto' or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=5.0).close()
+    except OSError as exc:
+        from emu.sweep import SweepError
+
+        raise SweepError(f"--address {address}: no Ray head answers there ({exc}); start one with "
+                         "'ray start --head --port 6379' on that machine") from None
+
+
 def ray_init(ray, *, address: Optional[str], workers: Optional[int]) -> bool:
     """Start a local Ray instance (``num_cpus=workers``) or join ``address``; True if this call did it."""
     if ray.is_initialized():

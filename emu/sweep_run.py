@@ -118,6 +118,10 @@ def run_sweep(sweep: "Sweep", out: Path, *, backend: str, workers: Optional[int]
 
     from emu.sweep import now_iso
 
+    if backend == "ray":
+        from emu.sweep_backends import ray_preflight
+
+        ray_preflight(address)
     prepare_out(sweep, out)
     parts_dir = out / PARTS
     finished = {p.stem for p in parts_dir.glob("*.parquet")}

@@ -124,6 +124,18 @@ def test_ray_backend_without_ray_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(SweepError, match=r"pip install 'emu\[ray\]'"):
         dummy_sweep({"x": [1.0]}).run(tmp_path / "out", backend="ray")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unreachable_ray_address_fails_fast(tmp_path, capsys):
+    pytest.importorskip("ray", reason="Ray is not installed")
+    spec = tmp_path / "s.toml"
+    spec.write_text('eval = "dummy"\n[grid]\nx = [1.0]\n')
+    start = time.time()
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out"), "--backend", "ray",
+                 "--address", "127.0.0.1:1"]) == 2
+    assert "no Ray head answers" in capsys.readouterr().err and time.time() - start < 10
+    assert not (tmp_path / "out").exists()
 
 
 # -- running ------------------------------------------------------------------------------------------------------

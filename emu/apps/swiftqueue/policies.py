@@ -1,0 +1,128 @@
+"""Marking policies: which queue (ECN codepoint) each packet of the app flow takes.
+
+A policy answers ``mark_frame(sender, now_s, sizes) -> [ECT1 | ECT0, ...]`` once per frame (one batched decision
+for all of the frame's packets) and may set ``probes = True`` to have the sender add one probe per frame to the
+other queue (``emu.apps.swiftqueue.app``). ``start(run)`` is called before time starts.
+
+- ``PerFlowPolicy(ECT1)`` — per-flow L4S, the status quo SwiftQueue is compared with: every packet ECT(1).
+- ``PerFlowPolicy(ECT0)`` — per-flow Classic: every packet ECT(0).
+- ``ExplorePolicy`` — data collection: each packet ECT(1) with probability ``p_l`` (drawn per run from
+  ``U(p_min, p_max)`` unless given), with probes.
+- ``PredictivePolicy(predictor)`` — SwiftQueue: predict each packet's latency in both queues and mark ECT(1)
+  iff ``pred_L <= pred_C + margin_s``; probes on so both predictions stay informed. With the Transformer this is
+  SwiftQueue; with ``last``/``ewma`` it is the same rule on a non-learned predictor.
+- ``OraclePolicy`` — marks each packet to the queue whose *true* latency for it was lower, as measured by the ghost
+  probes of an earlier run of the same seeded scenario (see ``emu.apps.swiftqueue.eval.run_oracle``).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Optional
+
+import numpy as np
+
+from emu.packet import ECT0, ECT1
+
+from emu.apps.swiftqueue.app import KIND_MEDIA
+from emu.apps.swiftqueue.predictors import BaselineTracker, Predictor, online_batch
+
+
+class PerFlowPolicy:
+    probes = False
+
+    def __init__(self, ecn: int = ECT1) -> None:
+        if ecn not in (ECT1, ECT0):
+            raise ValueError(f"ecn: must be ECT1 or ECT0, got {ecn!r}")
+        self.ecn = int(ecn)
+
+    def mark_frame(self, sender: Any, now_s: float, sizes: list) -> list:
+        return [self.ecn] * len(sizes)
+
+
+class ExplorePolicy:
+    """Random per-packet marking for data collection (probes on)."""
+
+    probes = True
+
+    def __init__(self, p_l: Optional[float] = None, p_min: float = 0.3, p_max: float = 0.7) -> None:
+        if p_l is not None and not 0.0 <= p_l <= 1.0:
+            raise ValueError(f"p_l: must be in [0, 1], got {p_l!r}")
+        if not 0.0 <= p_min <= p_max <= 1.0:
+            raise ValueError(f"p_min, p_max: need 0 <= p_min <= p_max <= 1, got {p_min!r}, {p_max!r}")
+        self.p_l = p_l
+        self.p_min, self.p_max = p_min, p_max
+        self.rng = None
+
+    def start(self, run: Any) -> None:
+        self.rng = run.sim.rng("swiftqueue.explore")
+        if self.p_l is None:
+            self.p_l = float(self.rng.uniform(self.p_min, self.p_max))
+
+    def mark_frame(self, sender: Any, now_s: float, sizes: list) -> list:
+        draws = self.rng.random(len(sizes)) < self.p_l
+        return [ECT1 if d else ECT0 for d in draws]
+
+
+class PredictivePolicy:
+    """Mark by the lower predicted latency (SwiftQueue when the predictor is the Transformer).
+
+    ``margin_s`` >= 0 biases towards L (ECT(1)) when the two predictions are within it. Inference is batched per
+    frame; ``infer_s``/``infer_calls``/``infer_pkts`` count its wall time for the benchmark.
+    """
+
+    probes = True
+
+    def __init__(self, predictor: Predictor, margin_s: float = 0.0, probes: bool = True) -> None:
+        if not isinstance(margin_s, (int, float)) or not 0.0 <= margin_s <= 1.0:
+            raise ValueError(f"margin_s: must be in [0, 1] seconds, got {margin_s!r}")
+        self.predictor = predictor
+        self.margin_s = float(margin_s)
+        self.probes = bool(probes)
+        self.tracker = BaselineTracker()
+        self.infer_s = 0.0
+        self.infer_calls = 0
+        self.infer_pkts = 0
+
+    def start(self, run: Any) -> None:
+        self.tracker = BaselineTracker()
+
+    def mark_frame(self, sender: Any, now_s: float, sizes: list) -> list:
+        hist = sender.history.view()
+        if hist.shape[0] == 0:
+            return [ECT1] * len(sizes)
+        t0 = time.perf_counter()
+        count = len(sizes)
+        batch = online_batch(hist, self.tracker, now_s, sizes, np.arange(count), np.full(count, count),
+                             np.zeros(count))
+        pred = self.predictor.predict(batch)
+        self.infer_s += time.perf_counter() - t0
+        self.infer_calls += 1
+        self.infer_pkts += count
+        first = sender.n_sent
+        sender.pred_l[first:first + count] = pred[:, 0]
+        sender.pred_c[first:first + count] = pred[:, 1]
+        return [ECT1 if pl <= pc + self.margin_s else ECT0 for pl, pc in pred.tolist()]
+
+
+class OraclePolicy:
+    """Marks packet ``seq`` to the queue with the lower latency in ``lat_l[seq]``/``lat_c[seq]`` (ECT(1) on ties or
+    where either is unknown)."""
+
+    probes = False
+
+    def __init__(self, lat_l: np.ndarray, lat_c: np.ndarray) -> None:
+        self.lat_l = np.asarray(lat_l, dtype=np.float64)
+        self.lat_c = np.asarray(lat_c, dtype=np.float64)
+
+    def mark_frame(self, sender: Any, now_s: float, sizes: list) -> list:
+        first = sender.n_sent
+        out = []
+        for seq in range(first, first + len(sizes)):
+            if seq < len(self.lat_l) and self.lat_c[seq] < self.lat_l[seq]:
+                out.append(ECT0)
+            else:
+                out.append(ECT1)
+        return out
+
+
+__all__ = ["PerFlowPolicy", "ExplorePolicy", "PredictivePolicy", "OraclePolicy", "KIND_MEDIA"]
