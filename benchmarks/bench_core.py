@@ -8,14 +8,15 @@ packets, a 1000-packet buffer, 10 ms propagation, a sink, 10 s simulated (~75 k 
     python benchmarks/bench_core.py --long     # also 10 M packets in record="summary" mode: peak RSS
 
 Each simulator runs ``--repeats`` times, interleaved; the best run counts (the least disturbed by other load).
-ns-3 runs too when the pip ``ns3`` package is importable.
+ns-3 runs too when the pip ``ns3`` package is importable, or in another interpreter given by ``--ns3-python``
+(the pip ``ns3`` and ``ns-py`` packages both install a top-level ``ns`` package, so they cannot share one
+environment: ``python -m venv /tmp/ns3 && /tmp/ns3/bin/pip install ns3 numpy``).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -87,6 +88,8 @@ def run_ns3(sim_s: float = SIM_S, seed: int = 1) -> tuple[int, float] | None:
         from ns import ns  # type: ignore
     except Exception:
         return None
+    if not hasattr(ns, "Simulator"):
+        return None
     ns.RngSeedManager.SetSeed(seed)
     nodes = ns.NodeContainer()
     nodes.Create(2)
@@ -126,6 +129,15 @@ def run_ns3(sim_s: float = SIM_S, seed: int = 1) -> tuple[int, float] | None:
     return received, elapsed
 
 
+def run_ns3_elsewhere(python: str) -> tuple[int, float] | None:
+    """ns-3 in another interpreter (this file with ``--ns3-only``); None if it cannot run there."""
+    done = subprocess.run([python, os.path.abspath(__file__), "--ns3-only"], capture_output=True, text=True)
+    if done.returncode != 0:
+        return None
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    return got["pkts"], got["wall_s"]
+
+
 def long_run(n_pkts: int) -> dict:
     """Run ``n_pkts`` packets through the scenario in summary mode in a fresh process; report peak RSS."""
     sim_s = n_pkts * SIZE_BYTES * 8 / (LOAD * RATE_BPS)
@@ -143,11 +155,26 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--long", action="store_true", help="also run 10 M packets in summary mode (peak RSS)")
     parser.add_argument("--long-pkts", type=int, default=10_000_000)
+    parser.add_argument("--ns3-python", default=None, help="interpreter that has the pip ns3 package")
+    parser.add_argument("--ns3-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.ns3_only:
+        got = run_ns3()
+        if got is None:
+            sys.exit(1)
+        print(json.dumps({"pkts": got[0], "wall_s": got[1]}))
+        return
 
     best: dict[str, float] = {}
     counts: dict[str, int] = {}
-    runners = {"emu": run_emu, "nspy": run_nspy, "simpy": run_simpy_ceiling, "ns3": run_ns3}
+    runners = {"emu": run_emu, "nspy": run_nspy, "simpy": run_simpy_ceiling}
+    if args.ns3_python:
+        runners["ns3"] = lambda: run_ns3_elsewhere(args.ns3_python)
+    else:
+        try:
+            import ns.packet  # noqa: F401  (ns.py present: the pip ns3 package cannot be)
+        except ImportError:
+            runners["ns3"] = run_ns3
     for _ in range(args.repeats):
         for name, fn in runners.items():
             got = fn()

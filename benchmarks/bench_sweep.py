@@ -7,6 +7,7 @@ folder; the results of every configuration must be identical (same tasks, same s
     python benchmarks/bench_sweep.py               # table
     python benchmarks/bench_sweep.py --json        # one JSON object: speedup_local_2_vs_1, speedup_ray_2_vs_1, ...
     python benchmarks/bench_sweep.py --quick       # 8 short tasks: a smoke test of the script
+    python benchmarks/bench_sweep.py --repeats 3   # interleaved repeats, the fastest of each counts (noisy hosts)
 
 Local times include starting the worker processes (part of any sweep). Ray times exclude ``ray.init`` and the
 start of Ray's worker processes (a cluster is started once for many sweeps); both are reported separately.
@@ -69,6 +70,8 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=32)
     parser.add_argument("--duration", default="40s", help="simulated time per task (40s: ~1 s of CPU)")
     parser.add_argument("--quick", action="store_true", help="8 tasks of 2 s simulated time")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs of each configuration, interleaved; the fastest counts (default 1)")
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray measurement")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
@@ -76,13 +79,20 @@ def main() -> int:
         args.tasks, args.duration = 8, "2s"
 
     sweep = make_sweep(args.tasks, args.duration)
-    report: dict = {"tasks": len(sweep.tasks), "duration": args.duration, "cpus": os.cpu_count(),
+    report: dict = {"tasks": len(sweep.tasks), "duration": args.duration, "cpus": os.cpu_count(), "repeats": args.repeats,
                     "task_s": round(one_task_s(sweep), 3), "load_before": round(os.getloadavg()[0], 2)}
     root = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     try:
-        t1, p1, ref = timed(sweep, root, "local1", backend="local", workers=1)
-        t2, p2, table = timed(sweep, root, "local2", backend="local", workers=2)
-        pd.testing.assert_frame_equal(ref, table)
+        ref = None
+        best: dict = {}
+        for _ in range(args.repeats):  # interleaved; the least disturbed run of each configuration counts
+            for workers in (1, 2):
+                t, p, table = timed(sweep, root, f"local{workers}", backend="local", workers=workers)
+                ref = table if ref is None else ref
+                pd.testing.assert_frame_equal(ref, table)
+                if t < best.get(workers, (float("inf"),))[0]:
+                    best[workers] = (t, p)
+        (t1, p1), (t2, p2) = best[1], best[2]
         report.update(local_1_s=round(t1, 2), local_2_s=round(t2, 2), speedup_local_2_vs_1=round(t1 / t2, 2),
                       parallelism_local_1=round(p1, 2), parallelism_local_2=round(p2, 2))
         report["speedup_ray_2_vs_1"] = None
@@ -98,10 +108,14 @@ def main() -> int:
                 ray.get([warm.remote() for _ in range(2)])  # start both worker processes
                 report["ray_init_s"] = round(time.perf_counter() - start, 2)
                 try:
-                    r1, q1, table = timed(sweep, root, "ray1", backend="ray", workers=1)
-                    pd.testing.assert_frame_equal(ref, table)
-                    r2, q2, table = timed(sweep, root, "ray2", backend="ray", workers=2)
-                    pd.testing.assert_frame_equal(ref, table)
+                    best = {}
+                    for _ in range(args.repeats):
+                        for workers in (1, 2):
+                            t, p, table = timed(sweep, root, f"ray{workers}", backend="ray", workers=workers)
+                            pd.testing.assert_frame_equal(ref, table)
+                            if t < best.get(workers, (float("inf"),))[0]:
+                                best[workers] = (t, p)
+                    (r1, q1), (r2, q2) = best[1], best[2]
                 finally:
                     ray.shutdown()
                 report.update(ray_1_s=round(r1, 2), ray_2_s=round(r2, 2), speedup_ray_2_vs_1=round(r1 / r2, 2),

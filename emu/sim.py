@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import logging
 from heapq import heappop, heappush
-from typing import Any, Callable, Generator, Optional
+from typing import Any, Callable, Generator
 
 import simpy
 from simpy.events import NORMAL

@@ -257,6 +257,8 @@ class Sweep:
         self.grid = {}
         for key, values in flatten(dict(grid or {})).items():
             self._check_key(key, "grid")
+            if key in self.fixed:
+                raise fail(f"grid.{key}: also in [fixed]; a key is either fixed or swept")
             if not isinstance(values, list) or not values:
                 raise fail(f"grid.{key}: expected a non-empty list of values, got {values!r}")
             self.grid[key] = values
@@ -267,8 +269,9 @@ class Sweep:
             flat = flatten(point)
             for key in flat:
                 self._check_key(key, f"points[{i}]")
-                if key in self.grid:
-                    raise fail(f"points[{i}].{key}: also in [grid]; sweep a key in one place only")
+                if key in self.grid or key in self.fixed:
+                    raise fail(f"points[{i}].{key}: also in [{'grid' if key in self.grid else 'fixed'}]; "
+                               "a key is fixed, or swept in one place")
             self.points.append(flat)
         self.tasks = self._expand()
         if validate:
@@ -380,7 +383,9 @@ class Sweep:
     @property
     def fingerprint(self) -> str:
         """Identity of what the tasks run (base config, root seed, seeding): a results folder holds one sweep."""
-        ident = {"kind": self.kind, "base": self.base_raw, "eval": self.eval, "fixed": self.fixed,
+        cosmetic = ("name", "description") if self.kind == "scenario" else ()
+        base = {k: v for k, v in self.base_raw.items() if k not in cosmetic}
+        ident = {"kind": self.kind, "base": base, "eval": self.eval, "fixed": self.fixed,
                  "root_seed": self.root_seed, "paired_seeds": self.paired_seeds}
         return _digest(canonical(ident), 16)
 

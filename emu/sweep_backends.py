@@ -252,7 +252,10 @@ def run_ray(jobs: list[tuple[str, dict]], on_outcome: OnOutcome, *, workers: Opt
                     outcome = ray.get(ref)
                 except ray.exceptions.RayError as exc:  # worker crashed, node lost, ... after Ray's retries
                     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                    outcome = {"status": "failed", "error": f"WorkerDied: {type(exc).__name__}: {first}",
+                    died = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
+                            ray.exceptions.LocalRayletDiedError, ray.exceptions.OutOfMemoryError)
+                    kind = "WorkerDied: " if isinstance(exc, died) else ""  # else e.g. emu missing on a node
+                    outcome = {"status": "failed", "error": f"{kind}{type(exc).__name__}: {first}",
                                "traceback": str(exc), "wall_s": float("nan"), "pid": None}
                 on_outcome(task_id, outcome)
     finally:

@@ -1,7 +1,7 @@
 """Reading a sweep's results folder: the task table, the manifest, summaries with t-intervals, and plots.
 
-- ``summary.csv``: one row per grid point (× series: the rows' string columns, ``flow`` or ``scheme``) × metric: n, mean, std and the 95 %
-  Student-t confidence interval of the mean across seeds.
+- ``summary.csv``: one row per grid point (× series: the rows' string columns, ``flow`` or ``scheme``) × metric:
+  n, mean, std and the 95 % Student-t confidence interval of the mean across seeds.
 - ``sweep_bar_<metric>.png``: mean per grid point with the 95 % interval as error bars.
 - ``sweep_cdf_<metric>.png``: per grid point, the CDF of the metric across seeds (e.g. each seed's p99 delay).
 """

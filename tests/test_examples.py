@@ -1,7 +1,6 @@
 """Every example runs, shortened (as ns-3 smoke-runs its examples)."""
 import importlib.util
 
-import pytest
 
 from tests.conftest import REPO
 

@@ -1,6 +1,6 @@
 import pytest
 
-from emu import CBRSource, Network, RunResult, Sim, Sink, chain, dumbbell
+from emu import CBRSource, Network, RunResult, Sim, chain, dumbbell
 from tests.conftest import CaptureSink
 
 

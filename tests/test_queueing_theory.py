@@ -3,7 +3,6 @@
 M/M/1: Wq = rho * E[S] / (1 - rho)        (exponential sizes, Poisson arrivals)
 M/D/1: Wq = rho * E[S] / (2 * (1 - rho))  (Pollaczek-Khinchine with zero service variance)
 """
-import numpy as np
 import pytest
 
 from emu import Network, PoissonSource, RunResult, Sim, Sink

@@ -217,22 +217,20 @@ def test_a_task_that_raises_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
 def test_a_dying_worker_costs_only_its_task_and_a_rerun_completes_it(tmp_path):
     flag = tmp_path / "crash-now"
     flag.write_text("")
-    sweep = dummy_sweep({"x": [0.0, 1.0, 2.0, 3.0]},
+    sweep = dummy_sweep({"x": [0.0, 1.0, 2.0]},
                         points=[{"crash_if_exists": ""}, {"crash_if_exists": str(flag)}])
     out = tmp_path / "out"
     result = sweep.run(out, workers=2, retries=1, plots=False)
-    assert result.n_done == 4 and result.n_failed == 4  # every task of the crashing point, each tried twice
+    assert result.n_done == 3 and result.n_failed == 3  # every task of the crashing point, each tried twice
     failed = result.failed()
     assert set(failed["params"].map(lambda p: p["crash_if_exists"])) == {str(flag)}
     assert failed["error"].str.contains("died \\(exit code 13\\)").all()
     done_before = {p.name: p.stat().st_mtime_ns for p in (out / "parts").glob("*.parquet")}
     flag.unlink()  # the cause is gone: a rerun runs exactly the unfinished tasks
     result = sweep.run(out, workers=2, plots=False)
-    assert result.n_done == 8 and result.n_failed == 0
+    assert result.n_done == 6 and result.n_failed == 0
     assert all((out / "parts" / name).stat().st_mtime_ns == t for name, t in done_before.items())
-    assert len(manifest_lines(out)) == 4 + 4 + 4  # 4 done, 4 crashed, then the 4 crashed ones done
-    fresh = sweep.run(tmp_path / "fresh", workers=2, plots=False).table()
-    pd.testing.assert_frame_equal(result.table(), fresh)
+    assert len(manifest_lines(out)) == 3 + 3 + 3  # 3 done, 3 crashed, then the 3 crashed ones done
 
 
 def _proc_gone(pid: int) -> bool:
@@ -301,4 +299,4 @@ def test_trace_paths_in_a_sweep_file_are_relative_to_it(tmp_path):
     result = Sweep.load(spec).run(tmp_path / "out", workers=2, plots=False)
     assert result.n_done == 2
     total = result.table().groupby("topology.trace")["throughput_bps"].sum()
-    assert total["traces/slow.log"] < 5.5e6 < 20e6 < total["traces/fast.log"]
+    assert total["traces/slow.log"] < 5.5e6 and total["traces/fast.log"] > 20e6

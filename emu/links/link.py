@@ -1,14 +1,16 @@
 """Link: a queue, a serialiser, then loss, propagation delay and jitter.
 
-The serialiser is a callback state machine, not a process: one heap event when a packet finishes
-serialising and one when it arrives at the far end. Nothing is scheduled while the link is idle.
+The serialiser is a callback state machine, not a process: a packet costs one heap event (its arrival at the
+far end) plus, when others wait behind it, one wake-up at the end of its serialisation. Nothing is scheduled
+while the link is idle. The loss stage decides when serialisation starts (the draw is the same either way);
+the drop is recorded at the time serialisation ends.
 
 Subclasses change only how long serialisation takes (``_service_done_s``): ``Link`` serialises at a
 constant ``rate_bps``; ``TraceLink`` follows a capacity trace.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from heapq import heappush
 from typing import Any, Optional, Union
 
@@ -20,7 +22,7 @@ from emu.links.impairments import (
 from emu.packet import Packet
 from emu.queues.base import Queue
 from emu.queues.droptail import DropTailQueue
-from emu.sim import Sim
+from emu.sim import Sim, _Wake
 
 LOSS = "loss"  # drop reason of the loss stage
 MTU = "mtu"  # drop reason of packets larger than the link MTU
@@ -77,7 +79,8 @@ class Link:
         self.queue.on_drop = self._queue_dropped
         self._loss = make_loss(config.loss, sim.rng(f"{name}.loss")) if config.loss else None
         self._jitter = Jitter(config.jitter, sim.rng(f"{name}.jitter")) if config.jitter else None
-        self._busy = False
+        self._free_at = float("-inf")
+        self._wake_pending = False
         self._env = sim.env
         self._heap = sim._queue
         self._eid = sim._eid
@@ -85,7 +88,7 @@ class Link:
         self.tx_bytes = 0
         self.lost_pkts = 0
         self.propagating_pkts = 0
-        self._serialised_cb = (self._serialised,)
+        self._wake_cb = (self._wake,)
         self._arrived_cb = (self._arrived,)
         sim.register(self)
 
@@ -105,50 +108,64 @@ class Link:
 
     @property
     def in_flight_pkts(self) -> int:
-        return (1 if self._busy else 0) + self.propagating_pkts
+        """Packets past the queue: being serialised or propagating (both counted from the start of service)."""
+        return self.propagating_pkts
 
     @property
     def busy(self) -> bool:
-        return self._busy
+        return self._wake_pending or self._env._now < self._free_at
 
     # -- datapath -----------------------------------------------------------------------------------------------
+    #
+    # A packet that finds the serialiser free is dequeued and sent at once: its arrival at the far end is then
+    # fully determined (end of serialisation + propagation), so it costs one heap event. The serialiser only
+    # needs a wake-up at the end of a transmission when packets are waiting; so an uncongested link costs one
+    # event per packet and a busy one two.
 
     def receive(self, pkt: Packet) -> None:
         now = self._env._now
         if pkt.size_bytes > self._mtu_bytes:
             self._records.dropped(pkt, self._where, MTU, now)
             return
-        if self.queue.enqueue(pkt, now) and not self._busy:
-            self._start(now)
+        if self.queue.enqueue(pkt, now) and not self._wake_pending:
+            if now >= self._free_at:
+                self._start(now)
+            else:
+                self._schedule_wake(self._free_at)
 
     def _service_done_s(self, pkt: Packet, now_s: float) -> float:
         """When serialising ``pkt``, started at ``now_s``, finishes."""
         return now_s + pkt.size_bytes * self._s_per_byte
 
+    def _schedule_wake(self, t_s: float) -> None:
+        self._wake_pending = True
+        heappush(self._heap, (t_s, NORMAL, next(self._eid), _Wake(self._wake_cb)))
+
+    def _wake(self, _: Any) -> None:
+        self._wake_pending = False
+        self._start(self._env._now)
+
     def _start(self, now_s: float) -> None:
+        """Serialise the next packet from ``now_s`` (the serialiser is free)."""
         pkt = self.queue.dequeue(now_s)
         if pkt is None:
-            self._busy = False
             return
-        self._busy = True
-        pkt.callbacks = self._serialised_cb
-        heappush(self._heap, (self._service_done_s(pkt, now_s), NORMAL, next(self._eid), pkt))
-
-    def _serialised(self, pkt: Packet) -> None:
-        now = self._env._now
+        done_s = self._service_done_s(pkt, now_s)
+        self._free_at = done_s
         self.tx_pkts += 1
         self.tx_bytes += pkt.size_bytes
         if self._loss is not None and self._loss.lost():
             self.lost_pkts += 1
-            self._records.dropped(pkt, self._where, LOSS, now)
+            self._records.dropped(pkt, self._where, LOSS, done_s)
         else:
-            arrive_s = now + self.delay_s
+            arrive_s = done_s + self.delay_s
             if self._jitter is not None:
                 arrive_s = self._jitter.delivery_time_s(arrive_s)
             self.propagating_pkts += 1
             pkt.callbacks = self._arrived_cb
             heappush(self._heap, (arrive_s, NORMAL, next(self._eid), pkt))
-        self._start(now)
+        if self.queue.len_pkts:
+            self._schedule_wake(done_s)
 
     def _arrived(self, pkt: Packet) -> None:
         self.propagating_pkts -= 1

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from heapq import heappush
 from typing import Any, Optional, Union
 
-from simpy.events import NORMAL
 
 from emu.links.impairments import JitterConfig
 from emu.links.link import Link, LinkConfig, LossConfig, check_mtu
@@ -23,7 +21,7 @@ from emu.links.schedule import MAHIMAHI_OPPORTUNITY_BYTES, CapacitySchedule
 from emu.links.tracefile import FORMATS, load_trace
 from emu.packet import Packet
 from emu.queues.base import Queue
-from emu.sim import Sim, _Call
+from emu.sim import Sim
 
 TraceSource = Union[str, os.PathLike, CapacitySchedule]
 
@@ -94,7 +92,6 @@ class TraceLink(Link):
         self.schedule = schedule
         self._service = schedule.service
         self._next_service = schedule.next_service_s
-        self._waiting = False
 
     @property
     def mean_rate_bps(self) -> float:
@@ -104,23 +101,14 @@ class TraceLink(Link):
         return self._service(now_s, pkt.size_bytes)
 
     def _start(self, now_s: float) -> None:
-        # Dequeue only when the trace can serve the head now; otherwise sleep until it can (one event).
+        # Dequeue only when the trace can serve the head now; otherwise sleep until it can (one event), so a
+        # waiting packet stays in the queue where AQMs and the limit see it.
         if self.queue.len_pkts:
             t = self._next_service(now_s)
             if t > now_s:
-                self._busy = True
-                self._waiting = True
-                heappush(self._heap, (t, NORMAL, next(self._eid), _Call(self._wake, None)))
+                self._schedule_wake(t)
                 return
         super()._start(now_s)
-
-    def _wake(self, _: Any) -> None:
-        self._waiting = False
-        Link._start(self, self._env._now)
-
-    @property
-    def in_flight_pkts(self) -> int:
-        return (1 if self._busy and not self._waiting else 0) + self.propagating_pkts
 
     def stats(self) -> dict:
         out = super().stats()

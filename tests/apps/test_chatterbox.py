@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from emu.apps.chatterbox.eval import ChatterboxEvalConfig, evaluate, run_scheme, timelines
+from emu.apps.chatterbox.eval import evaluate
 from emu.apps.chatterbox.metrics import stream_metrics
 from emu.apps.chatterbox.schemes import Renderer
 from emu.apps.chatterbox.tokens import TokenSourceConfig, TokenTimeline, generate, load_timeline, save_timeline

@@ -87,7 +87,7 @@ def run_scheme(scheme: str, timeline: TokenTimeline, config: ChatterboxEvalConfi
         net.link(router, client, rate=config.rate_bps, delay=one_way_s / 2, loss=config.loss_model())
     run = SCHEME_CLASSES[scheme](sim, server, client, timeline)
     end_s = float(timeline.times_s[-1])
-    horizon_s = end_s + 60.0
+    horizon_s = end_s + 600.0  # RTO back-off through a long loss state can take minutes
     step_s = max(1.0, 10 * config.rtt_s)
     t = min(horizon_s, end_s + step_s)
     while True:

@@ -181,8 +181,8 @@ def train_lm(seed: int = 0, out_dir: Optional[Path] = None, config: Optional[Tra
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
         opt.step()
-        losses.append(float(loss))
-        if progress and (step % 50 == 0 or step == cfg.steps - 1):
+        losses.append(float(loss.detach()))
+        if progress and (step % 10 == 0 or step == cfg.steps - 1):
             print(f"step {step:5d}  loss {np.mean(losses[-50:]):.3f}  lr {lr_at(step):.2e}  "
                   f"{time.perf_counter() - t_start:.0f}s", flush=True)
     train_s = time.perf_counter() - t_start

@@ -139,7 +139,7 @@ def from_runs(runs: list[dict], warmup_s: float = 3.0) -> SwiftQueueDataset:
         e = end[idx]
         base = base_rows[e - 1]
         query = query_features(r["size"][idx], r["pos"][idx], r["count"][idx], r["kind"][idx] == 1, send[idx],
-                               hist[e - 1, ACK_S], base)
+                               hist[e - 1, ACK_S], base, bl[e - 1, :2], bl[e - 1, 2:])
         parts.append({
             "start": np.full(idx.size, offset, np.int64), "end": e + offset, "now": send[idx], "base": base,
             "query": query, "last": bl[e - 1, :2], "ewma": bl[e - 1, 2:], "y": lat[idx],

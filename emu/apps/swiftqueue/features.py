@@ -16,7 +16,7 @@ History token (one per ACK record, the newest ``W`` received before the send ins
  7    inter-send gap (send time minus the previous record's)        / 10 ms, clipped [-10, 10]
 ====  ===========================================================  =====================
 
-Query (the packet to predict), ``F_QUERY = 6``: size / 1500, index in its frame / 8, packets in its frame / 8,
+Query (the packet to predict), ``F_QUERY = 10``: size / 1500, index in its frame / 8, packets in its frame / 8,
 probe flag, time since the newest ACK / 0.1 s, base delay / 0.1 s.
 
 The *base delay* is the smallest latency seen so far (RFC 8298's base one-way delay, here over the whole run):
@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 F_HIST = 8
-F_QUERY = 6
+F_QUERY = 10
 WINDOW = 32
 LAT_SCALE = 0.1
 GAP_SCALE = 0.01
@@ -91,8 +91,8 @@ def window_tokens(hist: np.ndarray, rows: np.ndarray, start: np.ndarray, end: np
 
 
 def query_features(size: np.ndarray, pos: np.ndarray, count: np.ndarray, probe: np.ndarray, now: np.ndarray,
-                   last_ack_s: np.ndarray, base: np.ndarray) -> np.ndarray:
-    """(B, F_QUERY) float32 query features (see the module docstring)."""
+                   last_ack_s: np.ndarray, base: np.ndarray, last: np.ndarray, ewma: np.ndarray) -> np.ndarray:
+    """(B, F_QUERY) float32 query features (see the module docstring); ``last``/``ewma`` are (B, 2) L, C."""
     B = np.asarray(size).shape[0]
     q = np.empty((B, F_QUERY), dtype=np.float32)
     q[:, 0] = np.asarray(size, dtype=np.float64) / SIZE_SCALE
@@ -101,7 +101,14 @@ def query_features(size: np.ndarray, pos: np.ndarray, count: np.ndarray, probe: 
     q[:, 3] = np.asarray(probe, dtype=np.float64)
     stale = np.asarray(now, dtype=np.float64) - np.asarray(last_ack_s, dtype=np.float64)
     q[:, 4] = np.clip(np.nan_to_num(stale, nan=1.0, posinf=1.0) / LAT_SCALE, 0.0, 20.0)
-    q[:, 5] = np.asarray(base, dtype=np.float64) / LAT_SCALE
+    base = np.asarray(base, dtype=np.float64)
+    q[:, 5] = base / LAT_SCALE
+    for j, vals in ((6, last), (8, ewma)):
+        v = np.asarray(vals, dtype=np.float64)
+        lq = np.where(np.isfinite(v[:, 0]), v[:, 0], v[:, 1])
+        cq = np.where(np.isfinite(v[:, 1]), v[:, 1], v[:, 0])
+        q[:, j] = np.clip(np.nan_to_num((lq - base) / LAT_SCALE, nan=0.0), -1.0, 50.0)
+        q[:, j + 1] = np.clip(np.nan_to_num((cq - base) / LAT_SCALE, nan=0.0), -1.0, 50.0)
     return q
 
 

@@ -116,10 +116,10 @@ def online_batch(hist: np.ndarray, tracker: BaselineTracker, now: float, sizes, 
         last_ack = np.nan
     tokens = np.repeat(tok, B, axis=0)
     pads = np.repeat(pad, B, axis=0)
-    query = query_features(np.asarray(sizes), np.asarray(pos), np.asarray(count), np.asarray(probe),
-                           np.full(B, now), np.full(B, last_ack), np.full(B, base))
     last = np.tile(np.array(tracker.last, dtype=np.float64), (B, 1))
     ewma = np.tile(np.array(tracker.ewma, dtype=np.float64), (B, 1))
+    query = query_features(np.asarray(sizes), np.asarray(pos), np.asarray(count), np.asarray(probe),
+                           np.full(B, now), np.full(B, last_ack), np.full(B, base), last, ewma)
     return Batch(tokens, pads, query, np.full(B, base, dtype=np.float64), last, ewma)
 
 

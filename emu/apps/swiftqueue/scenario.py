@@ -35,7 +35,7 @@ from typing import Any, Optional
 import numpy as np
 
 from emu.apps.traffic import OnOffSource, Sink
-from emu.apps.swiftqueue.app import AppConfig, SwiftQueueReceiver, SwiftQueueSender
+from emu.apps.swiftqueue.app import KIND_MEDIA, AppConfig, SwiftQueueReceiver, SwiftQueueSender
 from emu.links.schedule import CapacitySchedule, OpportunitySchedule, RateSchedule
 from emu.links.tracefile import load_trace, resolve_trace_path
 from emu.net import Network
@@ -76,7 +76,7 @@ class ScenarioConfig:
     classic_bulk: int = 0                 # long-lived Cubic flows
     l4s_onoff: int = 2                    # on/off Prague sources
     classic_onoff: int = 2                # on/off Cubic sources
-    l4s_udp: int = 0                      # unresponsive on/off ECT(1) UDP sources (other real-time L4S apps)
+    l4s_udp: int = 1                      # unresponsive on/off ECT(1) UDP sources (other real-time L4S apps)
     udp_rate_frac: float = 0.5            # their rate while ON, x trace mean rate
     udp_on_s: float = 0.3                 # their mean ON period
     udp_off_s: float = 1.5                # their mean OFF period
@@ -262,7 +262,7 @@ def summarize(r: ScenarioRun) -> dict:
     n = s.n_sent
     send = s.send_s[:n]
     lat = rx.lat_s[:n] if len(rx.lat_s) >= n else np.concatenate((rx.lat_s, np.full(n - len(rx.lat_s), np.nan)))
-    window = (send >= cfg.warmup_s) & (send < cfg.duration_s)
+    window = (send >= cfg.warmup_s) & (send < cfg.duration_s) & (s.kind[:n] == KIND_MEDIA)
     got = window & np.isfinite(lat)
     lat_w = lat[got]
     span = cfg.duration_s - cfg.warmup_s

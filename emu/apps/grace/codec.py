@@ -1,0 +1,243 @@
+"""Real bytes for the neural codec: latents -> independently decodable packets -> latents (zero-filled).
+
+Packetisation (apps.md §3.2 [DESIGN]; GRACE's released code has no reversible mapping):
+
+1. The frame's integer latent y_hat (M x h x w) is flattened into n elements.
+2. A permutation pi of 0..n-1 is drawn from a PCG64 generator seeded by (session seed, frame id): the receiver
+   knows both, so the mapping is reversible without side information.
+3. Packet j of K carries the elements pi[j*n//K : (j+1)*n//K], arithmetic-coded on its own (a fresh range coder
+   per packet, ``constriction.stream.queue.RangeEncoder``) with the factorised prior's integer tables of each
+   element's channel: the entropy model depends on nothing else, so any packet decodes without the others.
+4. The receiver decodes the packets it has, inverts pi for their elements and zero-fills the rest (zero is the
+   mode of every learned density and what training dropped to). Any non-empty subset decodes; the empty set
+   decodes too (to "no correction": the codec's output for an all-zero latent).
+
+K is the smallest count whose packets all fit ``payload_bytes``, starting from the entropy estimate.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+
+from emu.apps.grace.net import GraceCodec
+
+MAX_PACKETS = 255
+
+
+def permutation(session_seed: int, frame_id: int, n: int) -> np.ndarray:
+    """The seeded, reversible element -> packet order of frame ``frame_id``."""
+    seq = np.random.SeedSequence(entropy=int(session_seed), spawn_key=(int(frame_id),))
+    return np.random.Generator(np.random.PCG64(seq)).permutation(n)
+
+
+def to_tensor(frame: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) -> float (1, 3, H, W) in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """float (1, 3, H, W) -> uint8 (H, W, 3), rounded and clamped."""
+    return x[0].clamp(0, 1).mul(255.0).round().byte().permute(1, 2, 0).contiguous().numpy()
+
+
+@dataclass
+class EncodedFrame:
+    """One P-frame as packets: ``packets[j]`` are the bytes of packet j; ``symbols`` the full integer latent."""
+
+    frame_id: int
+    q: int
+    packets: list[bytes]
+    symbols: np.ndarray             # int32 (M, h, w)
+    est_bits: float
+
+    @property
+    def n_packets(self) -> int:
+        return len(self.packets)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(len(p) for p in self.packets)
+
+
+class NeuralCodec:
+    """Inference wrapper: ``encode`` a frame against a reference into packets; ``decode`` any subset."""
+
+    def __init__(self, model: GraceCodec, session_seed: int = 0) -> None:
+        import constriction
+
+        model.check_tables()
+        self.model = model.eval()
+        self.config = model.config
+        self.session_seed = int(session_seed)
+        freq = model.freq.numpy().astype(np.float64)
+        self._probs = freq / float(1 << self.config.cdf_bits)            # (Q, M, A): exact dyadic values
+        self._logp = -np.log2(self._probs)
+        self._family = constriction.stream.model.Categorical(perfect=False)
+        self._constriction = constriction
+        self._perm_cache: dict[tuple[int, int], np.ndarray] = {}
+
+    # -- transforms ---------------------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def latent(self, frame: np.ndarray, ref: torch.Tensor, q: int) -> np.ndarray:
+        """The integer latent (int32, M x h x w) of ``frame`` (uint8 H x W x 3) against ``ref``."""
+        r = self.config.symbol_range
+        y = self.model.analyse(to_tensor(frame), ref, q)
+        return torch.round(y).clamp_(-r, r)[0].to(torch.int32).numpy()
+
+    @torch.inference_mode()
+    def reconstruct(self, symbols: np.ndarray, ref: torch.Tensor, q: int) -> torch.Tensor:
+        """Decoded frame (1, 3, H, W), clamped to [0, 1], from a (zero-filled) integer latent."""
+        y = torch.from_numpy(np.ascontiguousarray(symbols, dtype=np.float32)).unsqueeze(0)
+        return self.model.synthesise(y, ref, q).clamp_(0.0, 1.0)
+
+    def estimate_bits(self, symbols: np.ndarray, q: int) -> float:
+        r = self.config.symbol_range
+        m = symbols.shape[0]
+        flat = symbols.reshape(m, -1) + r
+        return float(self._logp[q][np.arange(m)[:, None], flat].sum())
+
+    # -- packets ------------------------------------------------------------------------------------------------
+
+    def _perm(self, frame_id: int, n: int) -> np.ndarray:
+        key = (frame_id, n)
+        perm = self._perm_cache.get(key)
+        if perm is None:
+            if len(self._perm_cache) > 512:
+                self._perm_cache.clear()
+            perm = self._perm_cache[key] = permutation(self.session_seed, frame_id, n)
+        return perm
+
+    @staticmethod
+    def _slices(n: int, k: int) -> list[tuple[int, int]]:
+        return [(j * n // k, (j + 1) * n // k) for j in range(k)]
+
+    def _rows(self, q: int, elements: np.ndarray, plane: int) -> np.ndarray:
+        return self._probs[q][elements // plane]
+
+    def code_packets(self, symbols: np.ndarray, q: int, frame_id: int, k: int) -> list[bytes]:
+        """Code ``symbols`` into exactly ``k`` independently decodable packets."""
+        r = self.config.symbol_range
+        flat = symbols.reshape(-1)
+        n = flat.size
+        plane = flat.size // symbols.shape[0]
+        perm = self._perm(frame_id, n)
+        out = []
+        for lo, hi in self._slices(n, k):
+            elements = perm[lo:hi]
+            enc = self._constriction.stream.queue.RangeEncoder()
+            enc.encode((flat[elements] + r).astype(np.int32), self._family, self._rows(q, elements, plane))
+            out.append(enc.get_compressed().tobytes())
+        return out
+
+    def packetise(self, symbols: np.ndarray, q: int, frame_id: int, payload_bytes: int,
+                  min_packets: int = 1) -> EncodedFrame:
+        """Packets of at most ``payload_bytes`` each (K from the entropy estimate, grown until all fit)."""
+        est = self.estimate_bits(symbols, q)
+        k = max(min_packets, math.ceil(est / 8.0 * 1.03 / payload_bytes))
+        while True:
+            packets = self.code_packets(symbols, q, frame_id, k)
+            if max(len(p) for p in packets) <= payload_bytes or k >= MAX_PACKETS:
+                return EncodedFrame(frame_id, q, packets, symbols, est)
+            k += max(1, k // 8)
+
+    def depacketise(self, received: dict[int, bytes], k: int, q: int, frame_id: int,
+                    shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Symbols (zero-filled) and the element mask (bool, True = received) from packets ``received``
+        (index -> bytes) of a K-packet frame."""
+        r = self.config.symbol_range
+        n = int(np.prod(shape))
+        plane = n // shape[0]
+        perm = self._perm(frame_id, n)
+        flat = np.zeros(n, dtype=np.int32)
+        mask = np.zeros(n, dtype=bool)
+        slices = self._slices(n, k)
+        for j, data in received.items():
+            if not 0 <= j < k:
+                raise ValueError(f"packet index {j} out of range for a {k}-packet frame")
+            lo, hi = slices[j]
+            elements = perm[lo:hi]
+            dec = self._constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype=np.uint32))
+            flat[elements] = dec.decode(self._family, self._rows(q, elements, plane)) - r
+            mask[elements] = True
+        return flat.reshape(shape), mask.reshape(shape)
+
+    def mask_symbols(self, symbols: np.ndarray, k: int, frame_id: int, got: Optional[set[int]]) -> np.ndarray:
+        """What the receiver reconstructs when it got packets ``got`` (None: all) — without entropy decoding
+        (used by the sender to follow the receiver's state from feedback)."""
+        if got is None or len(got) == k:
+            return symbols
+        flat = symbols.reshape(-1)
+        n = flat.size
+        perm = self._perm(frame_id, n)
+        out = np.zeros(n, dtype=np.int32)
+        for j in got:
+            lo, hi = self._slices(n, k)[j]
+            out[perm[lo:hi]] = flat[perm[lo:hi]]
+        return out.reshape(symbols.shape)
+
+
+# -- model-card metrics ---------------------------------------------------------------------------------------------
+
+
+def card_metrics(model: GraceCodec, clip_name: str = "carphone", n_frames: int = 40) -> dict:
+    """Held-out quality per rate point (P-frame chain from the true first frame, no loss) and single-frame
+    decodes with i.i.d. element drops 0 / 20 / 50 % (reference = previous true frame), plus CPU timings."""
+    import time
+
+    from emu.apps.grace.data import load_clip
+    from emu.apps.grace.metrics import psnr, ssim
+
+    clip = load_clip(clip_name, max_frames=n_frames)
+    codec = NeuralCodec(model)
+    frames = clip.frames
+    pixels = frames.shape[1] * frames.shape[2]
+    out: dict = {"clip": clip_name, "frames": int(len(frames)), "fps": clip.fps, "rate_points": []}
+    gen = np.random.Generator(np.random.PCG64(12345))
+    t_enc = t_dec = 0.0
+    n_t = 0
+    for q in range(model.config.n_rates):
+        ref = to_tensor(frames[0])
+        bits, ps, ss = [], [], []
+        for t in range(1, len(frames)):
+            t0 = time.perf_counter()
+            sym = codec.latent(frames[t], ref, q)
+            enc = codec.packetise(sym, q, t, 200)
+            t1 = time.perf_counter()
+            got, _ = codec.depacketise(dict(enumerate(enc.packets)), enc.n_packets, q, t, sym.shape)
+            rec = codec.reconstruct(got, ref, q)
+            t2 = time.perf_counter()
+            t_enc += t1 - t0
+            t_dec += t2 - t1
+            n_t += 1
+            if not np.array_equal(got, sym):
+                raise AssertionError("entropy round trip is not exact")
+            bits.append(enc.size_bytes * 8)
+            img = to_uint8(rec)
+            ps.append(psnr(img, frames[t]))
+            ss.append(ssim(img, frames[t]))
+            ref = rec
+        drops = {}
+        for p in (0.0, 0.2, 0.5):
+            vals = []
+            for t in range(1, len(frames)):
+                ref = to_tensor(frames[t - 1])
+                sym = codec.latent(frames[t], ref, q)
+                keep = gen.random(sym.shape) >= p
+                vals.append(ssim(to_uint8(codec.reconstruct(sym * keep, ref, q)), frames[t]))
+            drops[f"{p:.1f}"] = round(float(-10 * np.log10(1 - np.mean(vals))), 3)
+        out["rate_points"].append({
+            "q": q, "lambda": model.config.lambdas[q],
+            "bpp": round(float(np.mean(bits)) / pixels, 4),
+            "kbps": round(float(np.mean(bits)) * clip.fps / 1000, 1),
+            "psnr_db": round(float(np.mean(ps)), 3),
+            "ssim_db": round(float(-10 * np.log10(1 - np.mean(ss))), 3),
+            "ssim_db_single_frame_by_drop": drops,
+        })
+    out["timing_ms"] = {"encode": round(1000 * t_enc / n_t, 2), "decode": round(1000 * t_dec / n_t, 2),
+                        "threads": torch.get_num_threads()}
+    return out
