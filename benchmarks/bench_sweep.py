@@ -79,7 +79,8 @@ def main() -> int:
         args.tasks, args.duration = 8, "2s"
 
     sweep = make_sweep(args.tasks, args.duration)
-    report: dict = {"tasks": len(sweep.tasks), "duration": args.duration, "cpus": os.cpu_count(), "repeats": args.repeats,
+    report: dict = {"tasks": len(sweep.tasks), "duration": args.duration, "cpus": os.cpu_count(),
+                    "repeats": args.repeats,
                     "task_s": round(one_task_s(sweep), 3), "load_before": round(os.getloadavg()[0], 2)}
     root = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     try:

@@ -1,7 +1,8 @@
 """Canned experiments shared by examples, benchmarks and docs.
 
-``l4s_coexistence``: one Prague (L4S, ECT(1)) and one Cubic (classic) bulk flow through a DualPI2 bottleneck,
-the scenario of the L4S validation tests and ``benchmarks/bench_l4s.py``.
+``l4s_coexistence``: one Prague (L4S, ECT(1)) and one Cubic (classic) bulk flow through a DualPI2 bottleneck
+(the scenario of the L4S validation tests, on the smallest topology: one sending host, one hop), used by
+``examples/04_l4s_coexistence.py`` and ``benchmarks/bench_l4s.py``.
 """
 from __future__ import annotations
 
@@ -20,16 +21,25 @@ def l4s_coexistence(*, rate: Any = "100Mbps", rtt_s: float = 0.020, duration_s: 
     ``l_bps``, ``c_bps``, ``utilisation`` (of a constant-rate bottleneck), measured over
     [warmup_s, duration_s), and ``sim``.
     """
-    from emu import Sim, dumbbell
+    from emu import Network, Sim
     from emu.transport import open_stream
 
     if not duration_s > warmup_s >= 0:
         raise ValueError(f"duration_s must exceed warmup_s >= 0, got {duration_s!r} and {warmup_s!r}")
     sim = Sim(seed=seed, record=record)
-    net = dumbbell(sim, 2, bottleneck_rate=None if trace is not None else rate, bottleneck_delay=rtt_s / 2,
-                   trace=trace, queue="dualpi2", queue_params={"preset": preset})
-    open_stream(sim, net.nodes["s0"], net.nodes["d0"], cc="prague", bulk=True, flow="prague")
-    open_stream(sim, net.nodes["s1"], net.nodes["d1"], cc="cubic", bulk=True, flow="cubic")
+    # Both senders on one host, one hop: the bottleneck link carries the DualPI2 queue; the return link
+    # (same rate, large FIFO) carries the ACKs. Half the base RTT of propagation each way.
+    net = Network(sim)
+    server, client = net.host("server"), net.host("client")
+    if trace is not None:
+        net.link(server, client, trace=trace, reverse_rate="1Gbps", delay=rtt_s / 2, queue="dualpi2",
+                 queue_params={"preset": preset}, reverse_queue_params={"limit_pkts": 100_000})
+    else:
+        net.link(server, client, rate=rate, delay=rtt_s / 2, queue="dualpi2", queue_params={"preset": preset},
+                 reverse_queue_params={"limit_pkts": 100_000})
+    net.build_routes()
+    open_stream(sim, server, client, cc="prague", bulk=True, flow="prague")
+    open_stream(sim, server, client, cc="cubic", bulk=True, flow="cubic")
     sim.run(until_s=duration_s)
     out: dict = {"sim": sim, "network": net}
     if record == "full":

@@ -283,9 +283,22 @@ def test_a_folder_of_another_sweep_is_refused(tmp_path):
     (tmp_path / "other" / "mine.txt").write_text("keep")
     with pytest.raises(SweepError, match="not a sweep results folder"):
         dummy_sweep({"x": [1.0]}).run(tmp_path / "other", workers=1)
-    # extending the grid of the same sweep is fine: only the new points run
+    # extending the grid of the same sweep is fine: only the new points run; a manifest line torn by a kill
+    # costs only itself
+    with open(out / "manifest.jsonl", "ab") as f:
+        f.write(b'{"task_id": "torn", "sta')
     result = dummy_sweep({"x": [1.0, 2.0]}).run(out, workers=1, plots=False)
-    assert result.n_done == 2 and len(manifest_lines(out)) == 2
+    assert result.n_done == 2 and len(result.manifest()) == 2
+    assert result.manifest()["status"].tolist() == ["done", "done"]
+
+
+def test_dry_run_lists_tasks_and_seeds_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["sweep", str(REPO / "examples" / "sweep_codel_vs_droptail.toml"), "--out", str(out),
+                 "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == "30 tasks (6 points x 5 seeds)" and len(lines) == 31
+    assert not out.exists()
 
 
 def test_trace_paths_in_a_sweep_file_are_relative_to_it(tmp_path):

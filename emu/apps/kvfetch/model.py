@@ -22,11 +22,8 @@ released CacheGen code does).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict
 from typing import Optional, Sequence
 
 import numpy as np
@@ -34,43 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-REPO = Path(__file__).resolve().parents[3]
-MODEL_DIR = REPO / "models" / "kvfetch"
-WEIGHTS_NAME = "lm.pt"
-CARD_NAME = "lm.card.json"
-TOKENIZER_NAME = "tokenizer.json"
-
-
-@dataclass(frozen=True, kw_only=True)
-class LMConfig:
-    vocab_size: int = 4096
-    n_layers: int = 6
-    d_model: int = 192
-    n_heads: int = 4
-    d_ff: int = 768
-    rope_dims: int = 24          # rotated dims per head (of d_model / n_heads)
-    rope_base: float = 10000.0   # RoFormer
-    train_len: int = 512         # training sequence length (for the log-n query scaling)
-    max_len: int = 16384         # positions the RoPE tables cover
-
-    def __post_init__(self) -> None:
-        for name in ("vocab_size", "n_layers", "d_model", "n_heads", "d_ff", "train_len", "max_len"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model: must be a multiple of n_heads={self.n_heads}, got {self.d_model}")
-        head = self.d_model // self.n_heads
-        if not (isinstance(self.rope_dims, int) and 0 <= self.rope_dims <= head and self.rope_dims % 2 == 0):
-            raise ValueError(f"rope_dims: must be an even integer in [0, {head}], got {self.rope_dims!r}")
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_heads
-
-    @property
-    def kv_channels(self) -> int:
-        return self.d_model
+from emu.apps.kvfetch.weights import LMConfig
 
 
 class RMSNorm(nn.Module):
@@ -222,60 +183,6 @@ def extract_kv(model: TinyLM, ids: np.ndarray) -> np.ndarray:
     """The KV cache of context ``ids`` as (layers, 2, tokens, channels) float32."""
     cache, _ = prefill(model, ids)
     return cache_to_numpy(cache)
-
-
-# -- loading -------------------------------------------------------------------------------------------------------
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def read_card(model_dir: Path = MODEL_DIR) -> dict:
-    card_path = Path(model_dir) / CARD_NAME
-    if not card_path.is_file():
-        raise FileNotFoundError(f"{card_path}: model card not found; rebuild the model with `emu train lm`")
-    try:
-        card = json.loads(card_path.read_text())
-        LMConfig(**card["config"])
-        card["sha256"]["weights"], card["sha256"]["tokenizer"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{card_path}: malformed model card ({exc})") from None
-    return card
-
-
-def check_model_files(model_dir: Path = MODEL_DIR) -> dict:
-    """Validate the card, weights and tokenizer of ``model_dir`` (hashes included) without loading torch state.
-
-    Raises FileNotFoundError / ValueError naming the file at fault; returns the card."""
-    model_dir = Path(model_dir)
-    card = read_card(model_dir)
-    for key, name in (("weights", WEIGHTS_NAME), ("tokenizer", TOKENIZER_NAME)):
-        path = model_dir / name
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: {key} file not found; rebuild the model with `emu train lm`")
-        if sha256_file(path) != card["sha256"][key]:
-            raise ValueError(f"{path}: sha256 does not match {CARD_NAME}; the {key} file was modified or corrupted")
-    return card
-
-
-def load_model(model_dir: Path = MODEL_DIR) -> tuple[TinyLM, object, dict]:
-    """(model in eval mode, tokenizer, card) from ``model_dir``; hashes checked, ``weights_only=True``."""
-    from emu.apps.kvfetch.data import load_tokenizer
-
-    model_dir = Path(model_dir)
-    card = check_model_files(model_dir)
-    cfg = LMConfig(**card["config"])
-    try:
-        state = torch.load(model_dir / WEIGHTS_NAME, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors have many types
-        raise ValueError(f"{model_dir / WEIGHTS_NAME}: not a weights file ({exc})") from None
-    model = TinyLM(cfg)
-    try:
-        model.load_state_dict({k: v.float() for k, v in state.items()})
-    except (RuntimeError, AttributeError) as exc:
-        raise ValueError(f"{model_dir / WEIGHTS_NAME}: weights do not fit the card's config ({exc})") from None
-    model.eval()
-    return model, load_tokenizer(model_dir / TOKENIZER_NAME), card
 
 
 def config_dict(cfg: LMConfig) -> dict:

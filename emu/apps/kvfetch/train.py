@@ -136,8 +136,9 @@ def train_lm(seed: int = 0, out_dir: Optional[Path] = None, config: Optional[Tra
     import torch.nn.functional as F
 
     from emu.apps.kvfetch import data
-    from emu.apps.kvfetch.model import (CARD_NAME, MODEL_DIR, TOKENIZER_NAME, WEIGHTS_NAME, LMConfig, TinyLM,
-                                        config_dict, sha256_file)
+    from emu.apps.kvfetch.model import TinyLM, config_dict
+    from emu.apps.kvfetch.weights import (CARD_NAME, MODEL_DIR, TOKENIZER_NAME, WEIGHTS_NAME, LMConfig,
+                                          sha256_file)
 
     cfg = config or TrainConfig()
     lm_cfg = lm_config or LMConfig(train_len=cfg.seq_len)
