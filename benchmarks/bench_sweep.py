@@ -12,8 +12,10 @@ folder; the results of every configuration must be identical (same tasks, same s
 Local times include starting the worker processes (part of any sweep). Ray times exclude ``ray.init`` and the
 start of Ray's worker processes (a cluster is started once for many sweeps); both are reported separately.
 On a shared machine other load makes absolute seconds noise; the ratio is the result. ``parallelism`` (the sum of
-the tasks' own wall times over the sweep's wall time) tells whether both workers were kept busy even when other
-load slows every task down; the load average before the run is reported too.
+the tasks' own wall times over the sweep's wall time) tells whether both workers were kept busy; ``CPUs used`` (the
+tasks' CPU seconds over the sweep's wall time) tells how much of the machine the tasks actually got: when other
+processes hold the cores, 2 workers cannot get 2 CPUs and the speed-up follows the CPUs used, not the code. The load
+average before the run is reported too.
 """
 from __future__ import annotations
 
@@ -51,8 +53,9 @@ def one_task_s(sweep: Sweep) -> float:
     return time.perf_counter() - start
 
 
-def timed(sweep: Sweep, root: Path, name: str, **kw) -> tuple[float, float, pd.DataFrame]:
-    """Wall seconds of the sweep, its parallelism (sum of the tasks' wall times / sweep wall time), its table."""
+def timed(sweep: Sweep, root: Path, name: str, **kw) -> tuple[float, float, float, pd.DataFrame]:
+    """Wall seconds of the sweep, its parallelism (sum of the tasks' wall times / sweep wall time), the CPU it got
+    (sum of the tasks' CPU times / sweep wall time), its table."""
     out = root / name
     start = time.perf_counter()
     result = sweep.run(out, plots=False, **kw)
@@ -60,9 +63,10 @@ def timed(sweep: Sweep, root: Path, name: str, **kw) -> tuple[float, float, pd.D
     if result.n_done != len(sweep.tasks):
         raise RuntimeError(f"{name}: only {result.n_done} of {len(sweep.tasks)} tasks finished: {result.failed()}")
     table = result.table()
-    busy = float(result.manifest()["wall_s"].sum())
+    manifest = result.manifest()
+    busy, cpu = float(manifest["wall_s"].sum()), float(manifest["cpu_s"].sum())
     shutil.rmtree(out)
-    return elapsed, busy / elapsed, table
+    return elapsed, busy / elapsed, cpu / elapsed, table
 
 
 def main() -> int:
@@ -88,14 +92,15 @@ def main() -> int:
         best: dict = {}
         for _ in range(args.repeats):  # interleaved; the least disturbed run of each configuration counts
             for workers in (1, 2):
-                t, p, table = timed(sweep, root, f"local{workers}", backend="local", workers=workers)
+                t, p, c, table = timed(sweep, root, f"local{workers}", backend="local", workers=workers)
                 ref = table if ref is None else ref
                 pd.testing.assert_frame_equal(ref, table)
                 if t < best.get(workers, (float("inf"),))[0]:
-                    best[workers] = (t, p)
-        (t1, p1), (t2, p2) = best[1], best[2]
+                    best[workers] = (t, p, c)
+        (t1, p1, c1), (t2, p2, c2) = best[1], best[2]
         report.update(local_1_s=round(t1, 2), local_2_s=round(t2, 2), speedup_local_2_vs_1=round(t1 / t2, 2),
-                      parallelism_local_1=round(p1, 2), parallelism_local_2=round(p2, 2))
+                      parallelism_local_1=round(p1, 2), parallelism_local_2=round(p2, 2),
+                      cpus_used_local_1=round(c1, 2), cpus_used_local_2=round(c2, 2))
         report["speedup_ray_2_vs_1"] = None
         if not args.no_ray:
             try:
@@ -112,15 +117,16 @@ def main() -> int:
                     best = {}
                     for _ in range(args.repeats):
                         for workers in (1, 2):
-                            t, p, table = timed(sweep, root, f"ray{workers}", backend="ray", workers=workers)
+                            t, p, c, table = timed(sweep, root, f"ray{workers}", backend="ray", workers=workers)
                             pd.testing.assert_frame_equal(ref, table)
                             if t < best.get(workers, (float("inf"),))[0]:
-                                best[workers] = (t, p)
-                    (r1, q1), (r2, q2) = best[1], best[2]
+                                best[workers] = (t, p, c)
+                    (r1, q1, d1), (r2, q2, d2) = best[1], best[2]
                 finally:
                     ray.shutdown()
                 report.update(ray_1_s=round(r1, 2), ray_2_s=round(r2, 2), speedup_ray_2_vs_1=round(r1 / r2, 2),
-                              parallelism_ray_1=round(q1, 2), parallelism_ray_2=round(q2, 2))
+                              parallelism_ray_1=round(q1, 2), parallelism_ray_2=round(q2, 2),
+                              cpus_used_ray_1=round(d1, 2), cpus_used_ray_2=round(d2, 2))
         report["identical_results"] = True
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -131,13 +137,15 @@ def main() -> int:
     print(f"{report['tasks']} tasks of {args.duration} simulated (~{report['task_s']} s each), "
           f"{report['cpus']} CPUs; results identical across all runs")
     print(f"load average before: {report['load_before']} (other processes compete for the same cores)")
-    print(f"{'backend':<8}{'1 worker (s)':>14}{'2 workers (s)':>15}{'speed-up':>10}{'parallelism 1 / 2':>20}")
+    print(f"{'backend':<8}{'1 worker (s)':>14}{'2 workers (s)':>15}{'speed-up':>10}{'parallelism 1 / 2':>20}"
+          f"{'CPUs used 1 / 2':>18}")
     for name in ("local", "ray"):
         if report.get(f"{name}_1_s") is None:
             continue
         print(f"{name:<8}{report[f'{name}_1_s']:>14.2f}{report[f'{name}_2_s']:>15.2f}"
               f"{report[f'speedup_{name}_2_vs_1']:>9.2f}x"
-              f"{report[f'parallelism_{name}_1']:>12.2f} / {report[f'parallelism_{name}_2']:.2f}")
+              f"{report[f'parallelism_{name}_1']:>12.2f} / {report[f'parallelism_{name}_2']:.2f}"
+              f"{report[f'cpus_used_{name}_1']:>11.2f} / {report[f'cpus_used_{name}_2']:.2f}")
     if report.get("ray_init_s") is not None:
         print(f"ray.init + Ray worker start: {report['ray_init_s']} s, not counted above")
     elif "ray" in report:

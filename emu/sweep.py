@@ -12,18 +12,20 @@ A sweep file is TOML, parsed as data (``examples/sweep_codel_vs_droptail.toml``)
     duration = "5s"
 
     [grid]                             # dotted keys into the scenario; the cartesian product is swept
-    "topology.queue" = ["droptail", "codel", "pie"]
     "topology.bottleneck_rate" = ["10Mbps", "20Mbps"]
     "flow[0].rate" = ["4Mbps", "8Mbps"]          # list index ...
     # "flow[video].rate" = [...]                 # ... or the name of a [[flow]]
 
     [[points]]                         # optional explicit points; each is combined with the [grid] product
+    "topology.queue" = "droptail"
+    [[points]]
     "topology.queue" = "dualpi2"
-    "topology.queue_params.target" = "15ms"
+    "topology.queue_params.target_s" = 0.015
 
-An app evaluation is swept the same way: ``eval = "chatterbox"`` (a name in ``EVAL_REGISTRY``) or
-``eval = "package.module:function"``, with base parameters in ``[params]`` and the grid over their keys; the
-function is called as ``fn(params, seed=seed)`` and returns a dict of metrics (see ``emu.sweep_tasks``).
+A key is fixed, or swept in [grid], or set in [[points]]: one place only. An app evaluation is swept the same way:
+``eval = "chatterbox"`` (a name in ``EVAL_REGISTRY``: the function behind ``emu eval chatterbox``) or
+``eval = "package.module:function"`` (called as ``fn(params, seed=seed)``, returning a dict of metrics), with base
+parameters in ``[params]`` and the grid over their keys (see ``emu.sweep_tasks``).
 
 Seeds: a task's seed is ``SeedTree(root_seed).seed_for("task/<params as canonical JSON>/<replicate>")``, so it
 depends on the root seed, the task's parameters and its replicate index only: reordering or extending the grid
@@ -214,6 +216,12 @@ class Sweep:
         self.paired_seeds = bool(paired_seeds)
         self.metrics = list(metrics) if metrics else None
         self.fixed = flatten(dict(fixed or {}))
+        if metrics and scenario is not None:
+            from emu.sweep_results import FLOW_METRICS
+
+            unknown = [m for m in metrics if m not in FLOW_METRICS]
+            if unknown:
+                raise fail(f"metrics: unknown column(s) {unknown}; valid: {FLOW_METRICS}")
 
         if eval is not None:
             from emu.sweep_tasks import EvalNotFound, resolve_eval

@@ -19,6 +19,10 @@ import pandas as pd
 PARTS = "parts"
 BOOKKEEPING = ("task_id", "point_id", "replicate", "seed")
 SCENARIO_METRICS = ["throughput_bps", "delay_p50_s", "delay_p99_s", "qdelay_p99_s", "loss_rate"]
+# numeric columns of RunResult.flows() (tests/test_sweep.py keeps this list equal to the real one)
+FLOW_METRICS = ["sent_pkts", "sent_bytes", "delivered_pkts", "delivered_bytes", "delay_mean_s", "delay_p50_s",
+                "delay_p95_s", "delay_p99_s", "qdelay_mean_s", "qdelay_p50_s", "qdelay_p95_s", "qdelay_p99_s",
+                "delay_max_s", "dropped_pkts", "loss_rate", "throughput_bps", "first_delivery_s"]
 
 
 # -- statistics ---------------------------------------------------------------------------------------------------
@@ -181,6 +185,9 @@ class SweepResult:
                 skip = set(BOOKKEEPING) | set(self.param_keys)
                 chosen = [c for c in table.columns if c not in skip and pd.api.types.is_numeric_dtype(table[c])
                           and not pd.api.types.is_bool_dtype(table[c])]
+        elif len(table) and any(m not in table.columns for m in chosen):
+            raise ValueError(f"metrics: unknown column(s) {[m for m in chosen if m not in table.columns]}; valid: "
+                             f"{[c for c in table.columns if c not in BOOKKEEPING and c not in self.param_keys]}")
         return [m for m in chosen if m in table.columns]
 
     def summary(self, metrics: Optional[Sequence[str]] = None) -> pd.DataFrame:
@@ -229,9 +236,12 @@ def _fmt(value) -> str:
 
 def write_outputs(out_dir: Union[str, Path], *, plots: bool = True,
                   metrics: Optional[Sequence[str]] = None) -> list[Path]:
-    """(Re)write summary.csv and, with ``plots``, the figures; return the paths written."""
+    """(Re)write summary.csv (the sweep's metrics and ``metrics``) and, with ``plots``, the figures of ``metrics``
+    (default: the sweep's); return the paths written."""
     result = SweepResult(out_dir)
-    summary = result.summary(metrics)
+    table = result.table()
+    every = list(dict.fromkeys(result.metrics(table) + list(metrics or []))) if len(table) else None
+    summary = result.summary(every)
     path = result.out_dir / "summary.csv"
     tmp = path.with_name(f".summary.csv.tmp-{os.getpid()}")
     summary.to_csv(tmp, index=False)

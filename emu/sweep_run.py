@@ -3,7 +3,8 @@
 Layout of ``OUT/``::
 
     sweep.json              what was swept (fingerprint, points, metrics); rewritten atomically per run
-    manifest.jsonl          one line per finished attempt: task_id, params, seed, status, error, traceback, wall_s
+    manifest.jsonl          one line per finished attempt: task_id, params, seed, status, error, traceback,
+                            wall_s, cpu_s
     parts/<task_id>.parquet one per finished task: its result rows + task_id, point_id, replicate, seed, params
     summary.csv, *.png      written at the end of each run (``emu plot OUT`` redraws the figures)
 
@@ -147,8 +148,8 @@ def run_sweep(sweep: "Sweep", out: Path, *, backend: str, workers: Optional[int]
         failed += status != "done"
         manifest.append({"task_id": task_id, "point_id": task.point_id, "replicate": task.replicate,
                          "seed": task.seed, "params": task.params, "status": status, "error": error,
-                         "traceback": tb, "wall_s": outcome.get("wall_s"), "rows": n_rows, "backend": backend,
-                         "pid": outcome.get("pid"), "finished_at": now_iso()})
+                         "traceback": tb, "wall_s": outcome.get("wall_s"), "cpu_s": outcome.get("cpu_s"),
+                         "rows": n_rows, "backend": backend, "pid": outcome.get("pid"), "finished_at": now_iso()})
         bar.update(1)
         if failed:
             bar.set_postfix(failed=failed, refresh=False)

@@ -1,15 +1,16 @@
 """What one sweep task does, in whichever process runs it: a scenario run or an app evaluation.
 
-This module is what local worker processes and Ray workers import, so it stays light: it imports the emulator
-only when a scenario task runs. ``execute_task(payload)`` never raises for a task's own failure: it returns an
+This module is what local worker processes and Ray workers import; a task's own modules (the scenario code, an
+app's evaluation) are imported when the first such task runs. ``execute_task(payload)`` never raises for a task's own failure: it returns an
 outcome dict, ``{"status": "done", "rows": [...], "wall_s": ...}`` or ``{"status": "failed", "error": ...,
 "traceback": ...}``, which the driver writes down.
 
-Evaluation functions (``eval = "NAME"`` in a sweep file) have the signature ``evaluate(params: dict, *, seed: int)``
-and return a dict of metrics (one row), a list of such dicts, a dict of such dicts (one row per key, in a column
-``key``) or a pandas DataFrame. String columns of the rows (``flow``, ``scheme``) name series: summaries and plots
-keep them apart. They draw every random number
-from ``SeedTree(seed).rng(name)``, like the emulator's components.
+Evaluation functions named by import path (``eval = "package.module:function"``) and the registered ``dummy`` have
+the signature ``fn(params: dict, *, seed: int)`` and return a dict of metrics (one row), a list of such dicts, a dict
+of such dicts (one row per key, in a column ``key``) or a pandas DataFrame. The apps' registered evaluations keep
+their own ``evaluate(config=None, seed=0, **overrides) -> {scheme: metrics}`` (see ``EVAL_REGISTRY``). String
+columns of the rows (``flow``, ``scheme``) name series: summaries and plots keep them apart. Every random number
+comes from ``SeedTree(seed).rng(name)``, as in the emulator's components.
 """
 from __future__ import annotations
 
@@ -19,13 +20,17 @@ import time
 import traceback
 from typing import Any, Callable
 
-# Apps register their evaluation function here by name; the module is imported only when a sweep uses it.
-EVAL_REGISTRY: dict[str, str] = {
-    "dummy": "emu.sweep_tasks:dummy_eval",             # tiny, for tests and examples of the mechanism
-    "chatterbox": "emu.sweep_tasks:chatterbox_eval",  # emu.apps.chatterbox.eval:evaluate, one row per scheme
-    "swiftqueue": "emu.apps.swiftqueue.eval:evaluate",
-    "grace": "emu.apps.grace.eval:evaluate",
-    "kvfetch": "emu.apps.kvfetch.eval:evaluate",
+# Evaluations a sweep file can name (``eval = "NAME"``): name -> ("module:function", calling convention). The module
+# is imported only when a sweep uses it.
+#   "params": ``fn(params: dict, *, seed: int)`` returns rows (see ``rows_from``);
+#   "app":    the apps' ``evaluate(config=None, seed=0, **overrides) -> {scheme: {metric: value}}`` (``emu eval APP``):
+#             params are keyword overrides of the app's eval config (``schemes`` a list); one row per scheme.
+EVAL_REGISTRY: dict[str, tuple[str, str]] = {
+    "dummy": ("emu.sweep_tasks:dummy_eval", "params"),  # tiny, for tests and to show the mechanism
+    "chatterbox": ("emu.apps.chatterbox.eval:evaluate", "app"),
+    "grace": ("emu.apps.grace.eval:evaluate", "app"),
+    "kvfetch": ("emu.apps.kvfetch.eval:evaluate", "app"),
+    "swiftqueue": ("emu.apps.swiftqueue.eval:evaluate", "app"),
 }
 
 
@@ -33,15 +38,16 @@ class EvalNotFound(ValueError):
     """An ``eval`` target that does not resolve to a callable; the message lists the registered names."""
 
 
-def resolve_eval(target: str) -> Callable[..., Any]:
-    """``"chatterbox"`` or ``"eval:chatterbox"`` (registered names) or ``"package.module:function"``."""
+def resolve_eval(target: str) -> tuple[Callable[..., Any], str]:
+    """``"chatterbox"`` or ``"eval:chatterbox"`` (registered names) or ``"package.module:function"`` (called as
+    ``fn(params, seed=seed)``) -> ``(function, convention)``."""
     if not isinstance(target, str) or not target:
         raise EvalNotFound(f"eval: expected a registered name or 'module:function', got {target!r}")
     name = target[len("eval:"):] if target.startswith("eval:") else target
     if ":" in name:
-        path = name
+        path, style = name, "params"
     elif name in EVAL_REGISTRY:
-        path = EVAL_REGISTRY[name]
+        path, style = EVAL_REGISTRY[name]
     else:
         raise EvalNotFound(f"eval: unknown {target!r}; registered: {sorted(EVAL_REGISTRY)} "
                            "(or give 'package.module:function')")
@@ -53,7 +59,7 @@ def resolve_eval(target: str) -> Callable[..., Any]:
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise EvalNotFound(f"eval: {target!r} -> {path}: {module_name} has no function {attr!r}")
-    return fn
+    return fn, style
 
 
 def dummy_eval(params: dict, *, seed: int) -> dict:
@@ -81,24 +87,13 @@ def dummy_eval(params: dict, *, seed: int) -> dict:
     return {"value": float(params.get("x", 0.0)) + noise, "noise": noise, "checksum": checksum}
 
 
-def chatterbox_eval(params: dict, *, seed: int) -> list[dict]:
-    """``emu eval chatterbox`` as a sweep task: params are ``ChatterboxEvalConfig`` fields (loss, burst, rtt_s,
-    rate_bps, trace, n_responses) plus optional ``schemes`` (a list); one row per scheme."""
-    from emu.apps.chatterbox.eval import evaluate
-
-    params = dict(params)
-    schemes = params.pop("schemes", None)
-    kwargs = {"schemes": tuple(schemes)} if schemes else {}
-    return [{"scheme": scheme, **metrics} for scheme, metrics in evaluate(seed=seed, **kwargs, **params).items()]
-
-
-def _rows_from(value: Any, where: str) -> list[dict]:
+def rows_from(value: Any, where: str, key: str = "key") -> list[dict]:
     import pandas as pd
 
     if isinstance(value, pd.DataFrame):
         return value.to_dict(orient="records")
     if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
-        return [{"key": k, **v} for k, v in value.items()]  # {group: {metric: value}} -> one row per group
+        return [{key: k, **v} for k, v in value.items()]  # {group: {metric: value}} -> one row per group
     if isinstance(value, dict):
         return [value]
     if isinstance(value, (list, tuple)) and all(isinstance(v, dict) for v in value):
@@ -115,19 +110,27 @@ def run_scenario_task(payload: dict) -> list[dict]:
 
 
 def run_eval_task(payload: dict) -> list[dict]:
-    fn = resolve_eval(payload["eval"])
-    return _rows_from(fn(payload["eval_params"], seed=payload["seed"]), f"eval {payload['eval']!r}")
+    fn, style = resolve_eval(payload["eval"])
+    params, where = payload["eval_params"], f"eval {payload['eval']!r}"
+    if style == "app":
+        kwargs = dict(params)
+        if kwargs.get("schemes") is not None:
+            kwargs["schemes"] = tuple(kwargs["schemes"])
+        return rows_from(fn(seed=payload["seed"], **kwargs), where, key="scheme")
+    return rows_from(fn(params, seed=payload["seed"]), where)
 
 
 def execute_task(payload: dict) -> dict:
     """Run one task; return its outcome (never raises for the task's own errors)."""
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     try:
         if payload["kind"] == "scenario":
             rows = run_scenario_task(payload)
         else:
             rows = run_eval_task(payload)
-        return {"status": "done", "rows": rows, "wall_s": time.perf_counter() - start, "pid": os.getpid()}
+        outcome = {"status": "done", "rows": rows}
     except (Exception, SystemExit) as exc:  # a task's failure is data, not the end of the sweep
-        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
-                "wall_s": time.perf_counter() - start, "pid": os.getpid()}
+        outcome = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+    # cpu_s well below wall_s means the task waited for a core (other load) or for I/O
+    outcome.update(wall_s=time.perf_counter() - start, cpu_s=time.process_time() - cpu, pid=os.getpid())
+    return outcome

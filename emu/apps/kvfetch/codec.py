@@ -232,12 +232,13 @@ def _encode_rows(encoder, symbols: np.ndarray, tables: _Tables) -> None:
 
 def _decode_rows(decoder, tables: _Tables, n: int) -> np.ndarray:
     rows = len(tables.lo)
-    out = np.empty((rows, n), dtype=np.int32)
+    out = np.zeros((rows, n), dtype=np.int32)
+    decode = decoder.decode
+    single = tables.hi == tables.lo
     for r in range(rows):
-        if tables.hi[r] == tables.lo[r]:
-            out[r] = tables.lo[r]
-            continue
-        out[r] = decoder.decode(_model(tables.weights[r]), n) + tables.lo[r]
+        if not single[r]:
+            out[r] = decode(_model(tables.weights[r]), n)
+    out += tables.lo[:, None].astype(np.int32)
     return out
 
 

@@ -14,7 +14,9 @@ Controllers:
   is still queued at the measured throughput, the query prefill and the last chunk's decode, is split evenly
   over the chunks left; the best level whose transfer fits that share wins. If none fits, the chunk goes as text
   when the receiver can recompute it within the time left (the network is then free for the next chunk);
-  otherwise the option that is estimated to finish first.
+  otherwise the option that is estimated to finish first. Before any measurement the first chunk is chosen with
+  a prior throughput (``prior_bps``); a later chunk without a measurement (all earlier chunks went as text, which
+  measures nothing) probes with the smallest level [DESIGN].
 - ``SloSplitController`` (``code``): the released rule (``src/utils.py: config_selection``; apps.md §4.2): level 3,
   2, 1 if ``bytes · 8 / throughput < SLO / n_chunks``, else text. It uses the measured throughput (the released
   runner uses each chunk's true bandwidth from its synthetic trace, an oracle).
@@ -94,6 +96,9 @@ class BudgetController:
         self.prior_bps = prior_bps
 
     def choose(self, chunk: int, obs: Observation, menu: ChunkMenu) -> str:
+        if obs.throughput_bps is None and chunk > 0:
+            # Text chunks do not measure the path: after the first chunk, probe with the smallest level.
+            return menu.levels[-1]
         thr = obs.throughput_bps if obs.throughput_bps else self.prior_bps
         n_left = menu.n_chunks - chunk
         net_free_s = obs.now_s + obs.queued_bytes * 8.0 / thr

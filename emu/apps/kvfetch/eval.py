@@ -103,8 +103,7 @@ class KVFetchEvalConfig:
 
     def validate_files(self) -> dict:
         """Check the trace and model files (fail before any work, naming the file); return the model card."""
-        from emu.apps.kvfetch.model import MODEL_DIR
-        from emu.apps.kvfetch.weights import check_model_files
+        from emu.apps.kvfetch.weights import MODEL_DIR, check_model_files
 
         if self.trace is not None:
             from emu.links.tracefile import load_trace, resolve_trace_path

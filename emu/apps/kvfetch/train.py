@@ -35,15 +35,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
-    steps: int = 1600
-    batch: int = 8
-    seq_len: int = 512
+    steps: int = 1200
+    batch: int = 4
+    seq_len: int = 1024
     lr: float = 2e-3
     min_lr_frac: float = 0.1
     warmup: int = 60
     weight_decay: float = 0.1
     clip: float = 1.0
-    copy_prob: float = 0.5
+    copy_prob: float = 0.9
     threads: int = 2
 
     def __post_init__(self) -> None:
@@ -55,16 +55,22 @@ class TrainConfig:
             raise ValueError(f"copy_prob: must be in [0, 1], got {self.copy_prob!r}")
 
 
-def make_batch(stream: np.ndarray, rng: np.random.Generator, batch: int, seq_len: int,
-               copy_prob: float) -> np.ndarray:
-    """``batch`` windows of ``seq_len + 1`` tokens, some with one span copied from earlier in the window."""
+def make_batch(stream: np.ndarray, rng: np.random.Generator, batch: int, seq_len: int, copy_prob: float,
+               vocab_size: int = 4096) -> np.ndarray:
+    """``batch`` windows of ``seq_len + 1`` tokens; in a fraction ``copy_prob`` of them one or two spans of 6-24
+    tokens are copied from earlier in the window to a later place (half of the copied spans are first replaced
+    by random tokens, so that only copying, not the language prior, predicts them)."""
     starts = rng.integers(0, len(stream) - seq_len - 1, size=batch)
     out = np.stack([stream[s:s + seq_len + 1] for s in starts]).astype(np.int64)
     for row in out:
-        if rng.random() < copy_prob:
-            length = int(rng.integers(4, 25))
+        if rng.random() >= copy_prob:
+            continue
+        for _ in range(int(rng.integers(1, 3))):
+            length = int(rng.integers(6, 25))
             src = int(rng.integers(0, seq_len // 2))
             dst = int(rng.integers(src + length, seq_len + 1 - length))
+            if rng.random() < 0.5:
+                row[src:src + length] = rng.integers(0, vocab_size, size=length)
             row[dst:dst + length] = row[src:src + length]
     return out
 
@@ -175,7 +181,8 @@ def train_lm(seed: int = 0, out_dir: Optional[Path] = None, config: Optional[Tra
     for step in range(cfg.steps):
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
-        x = torch.as_tensor(make_batch(train_stream, rng, cfg.batch, cfg.seq_len, cfg.copy_prob))
+        x = torch.as_tensor(make_batch(train_stream, rng, cfg.batch, cfg.seq_len, cfg.copy_prob,
+                                           lm_cfg.vocab_size))
         logits, _ = model(x[:, :-1])
         loss = F.cross_entropy(logits.reshape(-1, lm_cfg.vocab_size), x[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True)

@@ -136,7 +136,8 @@ def rotate_schedule(schedule: CapacitySchedule, offset_s: float) -> CapacitySche
         i = int(np.searchsorted(t, off, side="right")) - 1
         times = np.concatenate(([0.0], t[i + 1:] - off, t[: i + 1] + period - off))
         rates = np.concatenate(([r[i]], r[i + 1:], r[: i + 1]))
-        keep = np.append(np.diff(times) > 1e-12, True)
+        keep = np.append(np.diff(times) > 1e-12, True) & (times < period - 1e-9)
+        keep[0] = True
         return RateSchedule(times[keep], rates[keep], period_s=period, source=schedule.source)
     raise ValueError(f"trace: cannot rotate a {type(schedule).__name__}")
 
