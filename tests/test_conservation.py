@@ -4,6 +4,7 @@ from hypothesis import strategies as st
 
 from emu import BernoulliLossConfig, OnOffSource, PoissonSource, Sim, Sink, chain, dumbbell
 from emu.queues import QUEUE_REGISTRY
+from tests.queues.helpers import assert_conserved
 
 QUEUES = sorted(QUEUE_REGISTRY)
 
@@ -16,9 +17,7 @@ def _check(sim):
     for element in sim.elements:
         q = getattr(element, "queue", None)
         if q is not None:
-            s = q.stats
-            assert s.arrived_pkts == s.enqueued_pkts + s.dropped_at_enqueue_pkts
-            assert s.enqueued_pkts == s.dequeued_pkts + s.dropped_in_queue_pkts + q.len_pkts
+            assert_conserved(q)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -3,18 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from emu.packet import Packet
 from emu.queues import DropTailConfig, DropTailQueue, make_queue
-
-
-def pkt(i: int, size: int = 1500, flow: int = 0) -> Packet:
-    return Packet(i, flow, "a", "b", size, 0.0)
-
-
-def assert_conserved(q) -> None:
-    st = q.stats
-    assert st.arrived_pkts == st.enqueued_pkts + st.dropped_at_enqueue_pkts
-    assert st.enqueued_pkts == st.dequeued_pkts + st.dropped_in_queue_pkts + q.len_pkts
+from tests.queues.helpers import assert_conserved, pkt
 
 
 def test_limit_one_admits_exactly_one_packet_into_empty_queue():

@@ -12,21 +12,12 @@ import pytest
 
 from emu.packet import CE, ECT0, ECT1, NOT_ECT, Packet
 from emu.queues import make_queue
+from tests.queues.helpers import assert_conserved, pkt
 from emu.queues.pie import PIEConfig, PIEQueue, pie_step
 
 RATE_BPS = 10e6
 SIZE = 1500
 SVC_S = SIZE * 8 / RATE_BPS  # 1.2 ms
-
-
-def pkt(i: int, size: int = SIZE, ecn: int = NOT_ECT, flow: int = 0) -> Packet:
-    return Packet(i, flow, "a", "b", size, 0.0, ecn=ecn)
-
-
-def assert_conserved(q) -> None:
-    st = q.stats
-    assert st.arrived_pkts == st.enqueued_pkts + st.dropped_at_enqueue_pkts
-    assert st.enqueued_pkts == st.dequeued_pkts + st.dropped_in_queue_pkts + q.len_pkts
 
 
 def serve(q, arrivals, rate_bps=RATE_BPS, size=SIZE, tick_s=None, until_s=None):
