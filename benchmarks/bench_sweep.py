@@ -11,7 +11,9 @@ folder; the results of every configuration must be identical (same tasks, same s
 
 Local times include starting the worker processes (part of any sweep). Ray times exclude ``ray.init`` and the
 start of Ray's worker processes (a cluster is started once for many sweeps); both are reported separately.
-On a shared machine other load makes absolute seconds noise; the ratio is the result. ``parallelism`` (the sum of
+On a shared machine other load makes absolute seconds noise; the ratio is the result, read against
+``ceiling_2_vs_1`` (two plain Python busy loops at once against one, measured before and after, in sessions of their
+own and in one session): the 2-vs-1 speed-up the machine itself offers at that time. ``parallelism`` (the sum of
 the tasks' own wall times over the sweep's wall time) tells whether both workers were kept busy; ``CPUs used`` (the
 tasks' CPU seconds over the sweep's wall time) tells how much of the machine the tasks actually got: when other
 processes hold the cores, 2 workers cannot get 2 CPUs and the speed-up follows the CPUs used, not the code. The load
@@ -23,6 +25,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -51,6 +54,33 @@ def one_task_s(sweep: Sweep) -> float:
     start = time.perf_counter()
     scenario.run(seed=task.seed)
     return time.perf_counter() - start
+
+
+_BURN = "x = 0\nfor i in range({n}): x += i\n"
+
+
+def machine_ceiling(new_sessions: bool, n: int = 20_000_000) -> float:
+    """The 2-vs-1 speed-up this machine offers right now: two plain Python busy loops at once against one.
+
+    On an idle 2-core machine it is ~2.0; when other processes hold a core it drops towards 1.0, and no sweep can
+    do better. Where Linux shares CPU by session (autogroup), loops in this process's session split one share
+    against the other sessions' load (Ray's workers live there), while loops in sessions of their own (like the
+    local backend's workers) get one share each."""
+    code = _BURN.format(n=n)
+
+    def run(k: int) -> float:
+        start = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "-c", code], start_new_session=new_sessions) for _ in range(k)]
+        for p in procs:
+            p.wait()
+        return time.perf_counter() - start
+
+    one = run(1)
+    return 2 * one / run(2)
+
+
+def ceilings() -> dict:
+    return {"own_sessions": round(machine_ceiling(True), 2), "same_session": round(machine_ceiling(False), 2)}
 
 
 def timed(sweep: Sweep, root: Path, name: str, **kw) -> tuple[float, float, float, pd.DataFrame]:
@@ -88,6 +118,7 @@ def main() -> int:
                     "task_s": round(one_task_s(sweep), 3), "load_before": round(os.getloadavg()[0], 2)}
     root = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     try:
+        report["ceiling_2_vs_1_before"] = ceilings()
         ref = None
         best: dict = {}
         for _ in range(args.repeats):  # interleaved; the least disturbed run of each configuration counts
@@ -127,6 +158,7 @@ def main() -> int:
                 report.update(ray_1_s=round(r1, 2), ray_2_s=round(r2, 2), speedup_ray_2_vs_1=round(r1 / r2, 2),
                               parallelism_ray_1=round(q1, 2), parallelism_ray_2=round(q2, 2),
                               cpus_used_ray_1=round(d1, 2), cpus_used_ray_2=round(d2, 2))
+        report["ceiling_2_vs_1_after"] = ceilings()
         report["identical_results"] = True
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -136,7 +168,10 @@ def main() -> int:
         return 0
     print(f"{report['tasks']} tasks of {args.duration} simulated (~{report['task_s']} s each), "
           f"{report['cpus']} CPUs; results identical across all runs")
-    print(f"load average before: {report['load_before']} (other processes compete for the same cores)")
+    before, after = report["ceiling_2_vs_1_before"], report["ceiling_2_vs_1_after"]
+    print(f"load average before: {report['load_before']}; the machine's own 2-vs-1 ceiling (two busy loops against "
+          f"one, before / after): {before['own_sessions']}x / {after['own_sessions']}x in sessions of their own "
+          f"(as local workers), {before['same_session']}x / {after['same_session']}x in one session (as Ray's)")
     print(f"{'backend':<8}{'1 worker (s)':>14}{'2 workers (s)':>15}{'speed-up':>10}{'parallelism 1 / 2':>20}"
           f"{'CPUs used 1 / 2':>18}")
     for name in ("local", "ray"):

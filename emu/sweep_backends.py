@@ -93,8 +93,12 @@ class _Worker:
     def __init__(self) -> None:
         mine, theirs = socket.socketpair()
         fd = theirs.fileno()
+        # A session of its own: terminal signals (Ctrl-C, Ctrl-Z) reach the driver only, which stops the workers;
+        # and where the kernel shares CPU by session (Linux autogroup), each worker competes as its own job
+        # instead of all of them splitting one share.
         self.proc = subprocess.Popen([sys.executable, "-c", _BOOT.format(fd=fd)], pass_fds=(fd,),
-                                     stdin=subprocess.DEVNULL, env=_child_env(), close_fds=True)
+                                     stdin=subprocess.DEVNULL, env=_child_env(), close_fds=True,
+                                     start_new_session=True)
         theirs.close()
         self.conn = Connection(mine.detach())
         self.job: Optional[tuple[str, dict]] = None

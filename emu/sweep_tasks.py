@@ -1,9 +1,9 @@
 """What one sweep task does, in whichever process runs it: a scenario run or an app evaluation.
 
 This module is what local worker processes and Ray workers import; a task's own modules (the scenario code, an
-app's evaluation) are imported when the first such task runs. ``execute_task(payload)`` never raises for a task's own failure: it returns an
-outcome dict, ``{"status": "done", "rows": [...], "wall_s": ...}`` or ``{"status": "failed", "error": ...,
-"traceback": ...}``, which the driver writes down.
+app's evaluation) are imported when the first such task runs. ``execute_task(payload)`` never raises for a task's
+own failure: it returns an outcome dict, ``{"status": "done", "rows": [...], "wall_s": ..., "cpu_s": ...}`` or
+``{"status": "failed", "error": ..., "traceback": ...}``, which the driver writes down.
 
 Evaluation functions named by import path (``eval = "package.module:function"``) and the registered ``dummy`` have
 the signature ``fn(params: dict, *, seed: int)`` and return a dict of metrics (one row), a list of such dicts, a dict

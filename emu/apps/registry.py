@@ -7,5 +7,6 @@ from __future__ import annotations
 
 APP_CLI_MODULES: dict[str, str] = {
     "chatterbox": "emu.apps.chatterbox.cli",
+    "grace": "emu.apps.grace.cli",
     "kvfetch": "emu.apps.kvfetch.cli",
 }

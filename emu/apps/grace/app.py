@@ -167,6 +167,7 @@ class VideoSender:
         self.ctrl = UdpSocket(sim, host, CTRL_PORT, on_receive=self._on_ctrl, flow="video.ctrl.tx")
         self._seq = 0
         self._store: dict[int, MediaPacket] = {}
+        self._resent_s: dict[int, float] = {}
         self.frame_bytes = np.zeros(cfg.n_frames, dtype=np.int64)
         self.idr_frames: list[int] = []
         self.retransmissions = 0
@@ -210,9 +211,15 @@ class VideoSender:
         if not isinstance(msg, tuple):
             return
         if msg[0] == "nack":
+            now = self.sim.now_s
+            # Like WebRTC's RTPSender: do not resend a packet resent less than one RTT ago (the NACK crossed the
+            # retransmission), counting the time the pacer still holds it.
+            pace = self.controller.pacing_rate_bps or self.cfg.bitrate_bps
+            hold_s = self.cfg.rtt_s + self.rtc.queued_bytes * 8.0 / pace
             for seq in msg[1]:
                 stored = self._store.get(seq)
-                if stored is not None:
+                if stored is not None and now - self._resent_s.get(seq, -math.inf) >= hold_s:
+                    self._resent_s[seq] = now
                     self.retransmissions += 1
                     self.rtc.send(max(1, len(stored.data)), stored)
         else:
@@ -235,6 +242,7 @@ class H265Sender(VideoSender):
         self.encoder = X265Encoder(w, h, self.cfg.fps, self._encoder_rate())
         self._force_idr = False
         self._last_restart_s = 0.0
+        self._last_idr_s = -math.inf
         self.pli_received = 0
 
     def _encoder_rate(self) -> float:
@@ -253,6 +261,8 @@ class H265Sender(VideoSender):
             self._last_restart_s = now
         data, idr = self.encoder.encode(self.frames[frame], force_idr=self._force_idr)
         self._force_idr = False
+        if idr:
+            self._last_idr_s = now
         if self.redundancy > 0:
             blocks, k = fec_encode(data, self.cfg.payload_bytes, self.redundancy)
         else:
@@ -263,7 +273,9 @@ class H265Sender(VideoSender):
     def on_control(self, msg: tuple) -> None:
         if msg[0] == "pli":
             self.pli_received += 1
-            self._force_idr = True
+            # A PLI sent before our last IDR could have arrived asks for nothing new.
+            if self.sim.now_s - self._last_idr_s >= self.cfg.rtt_s:
+                self._force_idr = True
 
 
 class DecodeCache:
@@ -396,7 +408,8 @@ class VideoReceiver:
         self.nacks_sent = 0
         self.last_shown = -1
         for f in range(n):
-            sim.call_at(self.deadline_s(f), self._on_deadline, f)
+            if math.isfinite(self.deadline_s(f)):
+                sim.call_at(self.deadline_s(f), self._on_deadline, f)
 
     def deadline_s(self, frame: int) -> float:
         return self.cfg.capture_s(frame) + self.cfg.give_up_s
@@ -445,8 +458,9 @@ class VideoReceiver:
         self._nack_timer = False
         now = self.sim.now_s
         horizon = now - self.cfg.give_up_s
-        for s in [s for s, t in self._missing.items() if t < horizon]:
-            del self._missing[s]
+        if self.next_frame > 0:     # until the first key frame decodes, keep asking for everything
+            for s in [s for s, t in self._missing.items() if t < horizon]:
+                del self._missing[s]
         if self._missing and self.nack:
             self._send_nack(sorted(self._missing))
 
@@ -482,6 +496,7 @@ class H265Receiver(VideoReceiver):
         self.decoder = HevcDecoder()
         self.broken = False
         self._pli_s = -math.inf
+        self._idr_arriving = False          # packets of an IDR arrived since the last PLI
         self.plis_sent = 0
         self.frames_recovered_by_fec = 0
 
@@ -495,24 +510,50 @@ class H265Receiver(VideoReceiver):
             return fec_decode(buf.got, buf.k, buf.count, buf.length)
         return b"".join(buf.got[i] for i in range(buf.count))
 
+    def deadline_s(self, frame: int) -> float:
+        if frame == 0 and self.nack:
+            return math.inf      # the first key frame is waited for, as Grace's (retransmission only)
+        return super().deadline_s(frame)
+
+    @property
+    def pli_retry_s(self) -> float:
+        """Time to wait for the IDR a PLI asked for: a round trip plus its transmission (margin 0.1 s)."""
+        return 2 * self.cfg.rtt_s + 0.1
+
     def _pli(self) -> None:
         now = self.sim.now_s
         if now - self._pli_s >= self.cfg.nack_interval_s:
             self._pli_s = now
+            self._idr_arriving = False
             self.plis_sent += 1
             self.send_ctrl(("pli",))
-        # Repeat the PLI until an IDR decodes.
-        self.sim.call_in(self.cfg.nack_interval_s, self._pli_retry)
+            self.sim.call_in(self.pli_retry_s, self._pli_retry)
 
     def _pli_retry(self, _=None) -> None:
-        if self.broken and self.sim.now_s - self._pli_s >= self.cfg.nack_interval_s - 1e-9:
+        # Repeat the PLI until an IDR decodes; with retransmission an IDR whose packets are arriving will
+        # complete, so wait for it instead.
+        if self.broken and not (self.nack and self._idr_arriving):
             self._pli()
+        elif self.broken:
+            self.sim.call_in(self.pli_retry_s, self._pli_retry)
+
+    def _on_message(self, msg_id: int, pkt: Any, sent_s: float, now_s: float) -> None:
+        if isinstance(pkt, MediaPacket) and pkt.idr and self.broken:
+            self._idr_arriving = True
+        super()._on_message(msg_id, pkt, sent_s, now_s)
 
     def advance(self) -> None:
         now = self.sim.now_s
         n = self.cfg.n_frames
         while self.next_frame < n:
             f = self.next_frame
+            if self.broken:
+                # Every frame before a complete IDR is undecodable anyway: jump to the newest complete one.
+                idrs = [g for g, b in self.frames.items() if g >= f and b.idr and len(b.got) >= b.k]
+                if idrs:
+                    for g in range(f, max(idrs)):
+                        self.frames.pop(g, None)
+                    self.next_frame = f = max(idrs)
             buf = self.frames.get(f)
             complete = buf is not None and len(buf.got) >= buf.k
             later_seen = self.max_frame_seen > f
@@ -524,7 +565,8 @@ class H265Receiver(VideoReceiver):
                 self.broken = False
                 self._finish_decode(f, image, self.cfg.times.h265_decode_s)
             elif self.broken and ((buf is not None and not buf.idr) or later_seen or expired):
-                pass                                        # waiting for an IDR: skip this frame
+                if buf is not None and buf.idr:             # the IDR itself is lost: ask again
+                    self._pli()
             elif expired or (later_seen and not self.nack):
                 # Lost for good (FIFO path: nothing more of f will come unless retransmitted).
                 self.broken = True
@@ -548,12 +590,10 @@ class GraceReceiver(VideoReceiver):
         self._ref_digest = b""
         self.packets_used = np.zeros(self.cfg.n_frames, dtype=np.int64)
         self.packets_sent = np.zeros(self.cfg.n_frames, dtype=np.int64)
-        for f in range(1, self.cfg.n_frames):
-            self.sim.call_at(self.cfg.capture_s(f) + self.cfg.decode_deadline_s, self._on_deadline, f)
 
     def deadline_s(self, frame: int) -> float:
         if frame == 0:
-            return self.cfg.capture_s(0) + self.cfg.give_up_s + 1e9     # the key frame is waited for
+            return math.inf                     # the key frame is waited for (retransmitted until complete)
         return self.cfg.capture_s(frame) + self.cfg.decode_deadline_s
 
     def advance(self) -> None:

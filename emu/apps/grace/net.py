@@ -271,7 +271,7 @@ class GraceCodec(nn.Module):
                 elif isinstance(mod, GDN):
                     mod.reset()
             q = torch.arange(self.config.n_rates, dtype=torch.float32) - (self.config.n_rates - 1) / 2
-            self.log_gain_enc.copy_((0.5 * math.log(2) * q).unsqueeze(1).expand_as(self.log_gain_enc))
+            self.log_gain_enc.copy_((0.75 * math.log(2) * q).unsqueeze(1).expand_as(self.log_gain_enc))
             self.log_gain_dec.copy_(-self.log_gain_enc)
             # Start as "copy the reference": the correction paths output zero until they learn something.
             for last in (self.to_full, self.refine[-1]):

@@ -43,20 +43,23 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
-    pre_steps: int = 1400          # shared pre-training without masking
-    fine_steps: int = 700          # per variant after the fork
+    pre_steps: int = 4000          # shared pre-training without masking
+    fine_steps: int = 1200         # per variant after the fork
     batch: int = 8
     crop: int = 64
-    p_frames: int = 2              # P-frames unrolled per sequence
-    lr: float = 1e-3
-    lr_final: float = 1e-4         # the last 25 % of each phase
+    pre_p_frames: int = 1          # P-frames per sequence in pre-training (reference: noisy true frame)
+    p_frames: int = 2              # P-frames unrolled per sequence after the fork (drift correction)
+    lr: float = 1e-3               # pre-training (the last 25 %: lr_final)
+    lr_final: float = 1e-4
+    fine_lr: float = 3e-4          # after the fork (the last 25 %: fine_lr_final)
+    fine_lr_final: float = 5e-5
     max_drop: float = 0.75
     zero_drop_frac: float = 0.2
     threads: int = 1              # 1: OpenMP threads busy-wait badly on shared cores (100x slower at 2 here)
     codec: CodecConfig = CodecConfig()
 
     def __post_init__(self) -> None:
-        for name in ("pre_steps", "fine_steps", "batch", "crop", "p_frames", "threads"):
+        for name in ("pre_steps", "fine_steps", "batch", "crop", "pre_p_frames", "p_frames", "threads"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if "steps" in name else 1):
                 raise ValueError(f"{name}: must be a non-negative integer, got {value!r}")
@@ -95,20 +98,16 @@ class SequenceSampler:
         return torch.from_numpy(out).permute(0, 1, 4, 2, 3).float().div_(255.0)
 
 
-def _lr(step: int, total: int, cfg: TrainConfig) -> float:
-    return cfg.lr if step < 0.75 * total else cfg.lr_final
-
-
 def _train_phase(model: GraceCodec, opt: torch.optim.Optimizer, sampler: SequenceSampler, steps: int,
                  cfg: TrainConfig, masked: bool, gen: torch.Generator, rng: np.random.Generator,
-                 name: str) -> list[float]:
+                 name: str, lr: tuple[float, float]) -> list[float]:
     model.train()
     lambdas = cfg.codec.lambdas
     history = []
     t_start = time.time()
     for step in range(steps):
         for group in opt.param_groups:
-            group["lr"] = _lr(step, steps, cfg)
+            group["lr"] = lr[0] if step < 0.75 * steps else lr[1]
         seq = sampler.batch(cfg.batch)
         q = int(rng.integers(0, cfg.codec.n_rates))
         if masked:
@@ -138,7 +137,7 @@ def _train_phase(model: GraceCodec, opt: torch.optim.Optimizer, sampler: Sequenc
         history.append(loss.item())
         if step % 100 == 0 or step == steps - 1:
             n = seq.shape[1] - 1
-            log.info("%s step %d/%d loss %.4f mse %.5f bpp %.3f (%.0f s)", name, step, steps, float(loss),
+            log.info("%s step %d/%d loss %.4f mse %.5f bpp %.3f (%.0f s)", name, step, steps, history[-1],
                      dist_total / n, bpp_total / n, time.time() - t_start)
     return history
 
@@ -182,10 +181,10 @@ def train(seed: int = 0, out_dir: Optional[Path] = None, config: TrainConfig = T
         gen = torch.Generator().manual_seed(seeds.seed_for("grace.train.init"))
         model = GraceCodec.create(config.codec, gen)
         opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-        sampler = SequenceSampler(clips, seeds.rng("grace.train.data.pre"), config.crop, config.p_frames + 1)
+        sampler = SequenceSampler(clips, seeds.rng("grace.train.data.pre"), config.crop, config.pre_p_frames + 1)
         gen.manual_seed(seeds.seed_for("grace.train.noise.pre"))
         pre_hist = _train_phase(model, opt, sampler, config.pre_steps, config, False, gen,
-                                seeds.rng("grace.train.draws.pre"), "pretrain")
+                                seeds.rng("grace.train.draws.pre"), "pretrain", (config.lr, config.lr_final))
         base_state = {k: v.clone() for k, v in model.state_dict().items()}
         base_opt = opt.state_dict()
         t_pre = time.time() - t0
@@ -200,7 +199,8 @@ def train(seed: int = 0, out_dir: Optional[Path] = None, config: TrainConfig = T
             sampler = SequenceSampler(clips, data_rng, config.crop, config.p_frames + 1)
             draws = np.random.Generator(np.random.PCG64(seeds.seed_for("grace.train.draws.fine")))
             gen.manual_seed(seeds.seed_for("grace.train.noise.fine"))
-            hist = _train_phase(model, opt, sampler, config.fine_steps, config, masked, gen, draws, name)
+            hist = _train_phase(model, opt, sampler, config.fine_steps, config, masked, gen, draws, name,
+                                (config.fine_lr, config.fine_lr_final))
             model.update()
             model.eval()
             card = {
@@ -211,7 +211,7 @@ def train(seed: int = 0, out_dir: Optional[Path] = None, config: TrainConfig = T
                          "train_frames": "scaled to 320 px wide, random crops"},
                 "seed": seed,
                 "steps": {"pretrain": config.pre_steps, "finetune": config.fine_steps, "batch": config.batch,
-                          "crop": config.crop, "p_frames_per_sequence": config.p_frames},
+                          "crop": config.crop, "p_frames_per_sequence": [config.pre_p_frames, config.p_frames]},
                 "train": {k: (v if not isinstance(v, CodecConfig) else None) for k, v in asdict(config).items()
                           if k != "codec"},
                 "masking": {"drop_max": config.max_drop, "zero_drop_frac": config.zero_drop_frac} if masked else None,

@@ -8,11 +8,12 @@ re-read):
   perplexity, next-token accuracy (top-1 = the true token) and agreement (top-1 = the original cache's top-1).
   ``ppl_increase_pct`` = 100 · (ppl(decoded) / ppl(original) − 1) on the same text.
 - **Retrieval** (long-context, induction-style; [DESIGN]): a fact ``" The passcode of the <noun> release is"``
-  + ``code_tokens`` random word tokens + ``"."`` is planted at depth ``depth`` (10-30 % into the context) of
-  held-out filler text; the query at the end repeats the prefix and the model must produce the code. Accuracy is
-  per code token, teacher-forced top-1 (``retrieval_acc``), and whole-code exact match (``retrieval_exact``).
-  The random code cannot be guessed from the language prior (chance ≈ 1/4096 per token); a model gets it only by
-  attending back to the planted fact (an induction head: match the prefix, copy what followed).
+  + 2 random *key* words + 4 random *value* words + ``"."`` is planted 10-30 % into held-out filler text (the
+  words are drawn from whole-word tokens that do not occur in that context); the query after the context repeats
+  the prefix and the key words, and the model must continue with the 4 value words. Accuracy is per value token,
+  teacher-forced top-1. The random words cannot be guessed from the language prior (chance ≈ 1/1500 per token);
+  the model gets them only by attending back to the planted fact (induction heads: match the key, copy what
+  followed).
 """
 from __future__ import annotations
 
@@ -87,23 +88,26 @@ class RetrievalSample:
 
 
 def make_retrieval_sample(tokenizer, filler: np.ndarray, rng: np.random.Generator, n_context: int,
-                          code_tokens: int = 4, alphabet: Optional[np.ndarray] = None,
+                          code_tokens: int = 4, key_tokens: int = 2, alphabet: Optional[np.ndarray] = None,
                           depth: tuple[float, float] = (0.1, 0.3)) -> RetrievalSample:
-    """Plant a random passcode early in ``n_context`` tokens of ``filler`` (held-out text) and ask for it."""
+    """Plant a random passcode early in ``n_context`` tokens of ``filler`` (held-out text) and ask for it.
+
+    The passcode is ``key_tokens`` + ``code_tokens`` random words; the query gives the key words (which occur
+    nowhere else in the context) and the model must continue with the ``code_tokens`` value words."""
     if alphabet is None:
         alphabet = code_vocabulary(tokenizer)
     noun = FACT_NOUNS[int(rng.integers(len(FACT_NOUNS)))]
     prefix = np.asarray(tokenizer.encode(f" The passcode of the {noun} release is").ids, dtype=np.int64)
-    code = rng.choice(alphabet, size=code_tokens, replace=False)
-    dot = np.asarray(tokenizer.encode(".").ids, dtype=np.int64)
-    fact = np.concatenate([prefix, code, dot])
     start = int(rng.integers(0, len(filler) - n_context))
     ctx = np.asarray(filler[start:start + n_context], dtype=np.int64).copy()
+    words = rng.choice(np.setdiff1d(alphabet, ctx), size=key_tokens + code_tokens, replace=False)
+    dot = np.asarray(tokenizer.encode(".").ids, dtype=np.int64)
+    fact = np.concatenate([prefix, words, dot])
     pos = int(rng.uniform(*depth) * n_context)
     ctx[pos:pos + len(fact)] = fact
     sep = np.asarray(tokenizer.encode("\n\nQuestion:").ids, dtype=np.int64)
-    query = np.concatenate([sep, prefix, code])
-    return RetrievalSample(ctx, query, len(sep) + len(prefix), pos)
+    query = np.concatenate([sep, prefix, words])
+    return RetrievalSample(ctx, query, len(sep) + len(prefix) + key_tokens, pos)
 
 
 @torch.inference_mode()

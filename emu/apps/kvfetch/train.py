@@ -136,8 +136,10 @@ def measure_prefill_tokens_per_s(model, stream: np.ndarray, context_tokens: int 
 
 
 def train_lm(seed: int = 0, out_dir: Optional[Path] = None, config: Optional[TrainConfig] = None,
-             lm_config=None, progress: bool = True) -> dict:
-    """Train the tokenizer and the LM; write weights, tokenizer and card to ``out_dir``; return the card."""
+             lm_config=None, progress: bool = True, eval_tokens: Optional[int] = None) -> dict:
+    """Train the tokenizer and the LM; write weights, tokenizer and card to ``out_dir``; return the card.
+
+    ``eval_tokens`` limits the held-out evaluation to that many tokens (smoke tests); None uses all of it."""
     import torch
     import torch.nn.functional as F
 
@@ -190,7 +192,7 @@ def train_lm(seed: int = 0, out_dir: Optional[Path] = None, config: Optional[Tra
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
         opt.step()
         losses.append(float(loss.detach()))
-        if progress and (step % 10 == 0 or step == cfg.steps - 1):
+        if progress and (step % 50 == 0 or step == cfg.steps - 1):
             print(f"step {step:5d}  loss {np.mean(losses[-50:]):.3f}  lr {lr_at(step):.2e}  "
                   f"{time.perf_counter() - t_start:.0f}s", flush=True)
     train_s = time.perf_counter() - t_start
@@ -201,9 +203,10 @@ def train_lm(seed: int = 0, out_dir: Optional[Path] = None, config: Optional[Tra
     torch.save(state, w_path)
     # Evaluate the weights as stored (float16 -> float32), exactly what load_model gives.
     model.load_state_dict({k: v.float() for k, v in state.items()})
-    held_ppl = evaluate_ppl(model, held_stream, cfg.seq_len)
-    by_pos = ppl_by_position(model, held_stream)
-    prefill_tps = measure_prefill_tokens_per_s(model, held_stream)
+    eval_stream = held_stream if eval_tokens is None else held_stream[:eval_tokens]
+    held_ppl = evaluate_ppl(model, eval_stream, cfg.seq_len)
+    by_pos = ppl_by_position(model, eval_stream) if len(eval_stream) > 4096 else {}
+    prefill_tps = measure_prefill_tokens_per_s(model, eval_stream)
 
     card = {
         "name": "lm",

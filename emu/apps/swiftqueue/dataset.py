@@ -25,7 +25,7 @@ from typing import Optional, Union
 import numpy as np
 
 from emu.apps.swiftqueue.features import (
-    ACK_S, WINDOW, query_features, row_features, running_base, window_tokens,
+    ACK_S, WINDOW, own_load, query_features, row_features, running_base, window_tokens,
 )
 from emu.apps.swiftqueue.predictors import Batch, baseline_rows
 
@@ -138,8 +138,9 @@ def from_runs(runs: list[dict], warmup_s: float = 3.0) -> SwiftQueueDataset:
         idx = np.nonzero(keep)[0]
         e = end[idx]
         base = base_rows[e - 1]
+        ahead, recent = own_load(send, r["size"], r["queue"], r["pos"])
         query = query_features(r["size"][idx], r["pos"][idx], r["count"][idx], r["kind"][idx] == 1, send[idx],
-                               hist[e - 1, ACK_S], base, bl[e - 1, :2], bl[e - 1, 2:])
+                               hist[e - 1, ACK_S], base, bl[e - 1, :2], bl[e - 1, 2:], ahead[idx], recent[idx])
         parts.append({
             "start": np.full(idx.size, offset, np.int64), "end": e + offset, "now": send[idx], "base": base,
             "query": query, "last": bl[e - 1, :2], "ewma": bl[e - 1, 2:], "y": lat[idx],

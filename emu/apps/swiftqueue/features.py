@@ -16,7 +16,8 @@ History token (one per ACK record, the newest ``W`` received before the send ins
  7    inter-send gap (send time minus the previous record's)        / 10 ms, clipped [-10, 10]
 ====  ===========================================================  =====================
 
-Query (the packet to predict), ``F_QUERY = 10``: size / 1500, index in its frame / 8, packets in its frame / 8,
+Query (the packet to predict), ``F_QUERY = 14
+RECENT_S = 0.1          # own-load window for query features 12-13``: size / 1500, index in its frame / 8, packets in its frame / 8,
 probe flag, time since the newest ACK / 0.1 s, base delay / 0.1 s.
 
 The *base delay* is the smallest latency seen so far (RFC 8298's base one-way delay, here over the whole run):
@@ -28,7 +29,8 @@ from __future__ import annotations
 import numpy as np
 
 F_HIST = 8
-F_QUERY = 10
+F_QUERY = 14
+RECENT_S = 0.1          # own-load window for query features 12-13
 WINDOW = 32
 LAT_SCALE = 0.1
 GAP_SCALE = 0.01
@@ -91,8 +93,10 @@ def window_tokens(hist: np.ndarray, rows: np.ndarray, start: np.ndarray, end: np
 
 
 def query_features(size: np.ndarray, pos: np.ndarray, count: np.ndarray, probe: np.ndarray, now: np.ndarray,
-                   last_ack_s: np.ndarray, base: np.ndarray, last: np.ndarray, ewma: np.ndarray) -> np.ndarray:
-    """(B, F_QUERY) float32 query features (see the module docstring); ``last``/``ewma`` are (B, 2) L, C."""
+                   last_ack_s: np.ndarray, base: np.ndarray, last: np.ndarray, ewma: np.ndarray, ahead: np.ndarray,
+                   recent: np.ndarray) -> np.ndarray:
+    """(B, F_QUERY) float32 query features (see the module docstring); ``last``/``ewma`` are (B, 2) L, C latencies,
+    ``ahead`` (B, 2) this frame's bytes already in L / C, ``recent`` (B, 2) own bytes into L / C in the last 100 ms."""
     B = np.asarray(size).shape[0]
     q = np.empty((B, F_QUERY), dtype=np.float32)
     q[:, 0] = np.asarray(size, dtype=np.float64) / SIZE_SCALE
@@ -109,7 +113,32 @@ def query_features(size: np.ndarray, pos: np.ndarray, count: np.ndarray, probe: 
         cq = np.where(np.isfinite(v[:, 1]), v[:, 1], v[:, 0])
         q[:, j] = np.clip(np.nan_to_num((lq - base) / LAT_SCALE, nan=0.0), -1.0, 50.0)
         q[:, j + 1] = np.clip(np.nan_to_num((cq - base) / LAT_SCALE, nan=0.0), -1.0, 50.0)
+    q[:, 10:12] = np.asarray(ahead, dtype=np.float64) / SIZE_SCALE
+    q[:, 12:14] = np.asarray(recent, dtype=np.float64) / (10.0 * SIZE_SCALE)
     return q
+
+
+def own_load(send_s: np.ndarray, size: np.ndarray, queue: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Offline query features 10-13 for every packet of a run, from the sender's own log (send order).
+
+    Returns (ahead (n, 2), recent (n, 2)): bytes of the same frame (same send instant) sent earlier into L / C,
+    and bytes sent into L / C in ``[t - RECENT_S, t)`` by earlier frames.
+    """
+    n = send_s.shape[0]
+    ahead = np.zeros((n, 2))
+    recent = np.zeros((n, 2))
+    if n == 0:
+        return ahead, recent
+    order = np.argsort(send_s, kind="stable")
+    t = send_s[order]
+    for col, k in ((0, 1), (1, 0)):
+        b = np.where(queue[order] == k, size[order], 0).astype(np.float64)
+        cum = np.concatenate(([0.0], np.cumsum(b)))
+        first_now = np.searchsorted(t, t, side="left")           # first packet of this frame
+        first_win = np.searchsorted(t, t - RECENT_S, side="left")
+        recent[order, col] = cum[first_now] - cum[first_win]
+        ahead[order, col] = cum[np.arange(n)] - cum[first_now]   # earlier packets of the same frame
+    return ahead, recent
 
 
 def running_base(hist: np.ndarray) -> np.ndarray:

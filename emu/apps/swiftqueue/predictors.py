@@ -45,13 +45,14 @@ class Batch:
     base: np.ndarray
     last: np.ndarray
     ewma: np.ndarray
+    key: object = None    # set when every row shares one history window (one frame): lets models cache it
 
     def __len__(self) -> int:
         return self.tokens.shape[0]
 
     def take(self, idx: np.ndarray) -> "Batch":
         return Batch(self.tokens[idx], self.pad[idx], self.query[idx], self.base[idx], self.last[idx],
-                     self.ewma[idx])
+                     self.ewma[idx], self.key)
 
 
 def baseline_rows(hist: np.ndarray) -> np.ndarray:
@@ -96,8 +97,9 @@ class BaselineTracker:
 
 
 def online_batch(hist: np.ndarray, tracker: BaselineTracker, now: float, sizes, pos, count, probe,
-                 window: int = WINDOW) -> Batch:
-    """The ``Batch`` for packets about to leave at ``now`` given the live history (all rows so far)."""
+                 ahead: np.ndarray, recent: np.ndarray, window: int = WINDOW, key: object = None) -> Batch:
+    """The ``Batch`` for packets about to leave at ``now`` given the live history (all rows so far);
+    ``ahead`` (B, 2) and ``recent`` (B, 2) are the own-load features (``features.query_features``)."""
     tracker.update(hist)
     n = hist.shape[0]
     B = len(sizes)
@@ -119,8 +121,8 @@ def online_batch(hist: np.ndarray, tracker: BaselineTracker, now: float, sizes, 
     last = np.tile(np.array(tracker.last, dtype=np.float64), (B, 1))
     ewma = np.tile(np.array(tracker.ewma, dtype=np.float64), (B, 1))
     query = query_features(np.asarray(sizes), np.asarray(pos), np.asarray(count), np.asarray(probe),
-                           np.full(B, now), np.full(B, last_ack), np.full(B, base), last, ewma)
-    return Batch(tokens, pads, query, np.full(B, base, dtype=np.float64), last, ewma)
+                           np.full(B, now), np.full(B, last_ack), np.full(B, base), last, ewma, ahead, recent)
+    return Batch(tokens, pads, query, np.full(B, base, dtype=np.float64), last, ewma, key)
 
 
 def _fill(values: np.ndarray, base: np.ndarray) -> np.ndarray:

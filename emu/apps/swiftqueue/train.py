@@ -71,7 +71,7 @@ class TrainConfig:
     alpha: float = 10.0           # sharp-change weight ([3P] student reimplementation: 10)
     huber_beta: float = 0.01      # smooth-L1 knee, in 0.1 s units (1 ms)
     eval_every: int = 250
-    threads: int = 2
+    threads: int = 1
     warmup_steps: int = 100
     arch_config: dict = field(default_factory=dict)
 
@@ -183,9 +183,9 @@ def fit_torch(arch: str, train: SwiftQueueDataset, val: SwiftQueueDataset, confi
             pv = predict_torch(model, val, v_idx)
             m = mae_table(pv, val.y[v_idx], val.queue[v_idx], val.sharp[v_idx])
             score = m["mae_s"]
-            history.append({"step": step + 1, "loss": float(loss), "val_mae_s": m["mae_s"],
+            history.append({"step": step + 1, "loss": float(loss.detach()), "val_mae_s": m["mae_s"],
                             "val_mae_sharp_s": m["mae_sharp_s"], "elapsed_s": round(time.perf_counter() - t0, 1)})
-            log.info("%s step %d loss %.4f val mae %.2f ms sharp %.2f ms", arch, step + 1, float(loss),
+            log.info("%s step %d loss %.4f val mae %.2f ms sharp %.2f ms", arch, step + 1, float(loss.detach()),
                      1e3 * m["mae_s"], 1e3 * m["mae_sharp_s"])
             if score < best[0]:
                 best = (score, {k: v.detach().clone() for k, v in model.state_dict().items()}, step + 1)

@@ -1,0 +1,127 @@
+"""``emu train swiftqueue``: data -> split -> linear AR, GRU, Transformer -> ``models/swiftqueue/`` + model card.
+
+Steps (all seeded from ``--seed``; CPU, one torch thread, data collection on two processes):
+
+1. collect exploratory runs on the training and validation traces (``emu.apps.swiftqueue.train.TRAIN_TRACES`` /
+   ``VAL_TRACES``; disjoint) and write ``train.npz``/``val.npz`` to ``<out>/data`` (default ``build/swiftqueue-data``,
+   not committed);
+2. fit the linear AR (ridge), the GRU and the Transformer on ``train``, keeping the checkpoint with the best
+   validation MAE;
+3. write ``linear.npy``, ``gru.pt``, ``transformer.pt`` and ``swiftqueue.card.json`` (data, seed, steps, metrics on
+   the validation traces for every predictor, sha256 of each file) atomically into the output folder.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from emu.apps.swiftqueue.train import (
+    TEST_TRACES, TRAIN_TRACES, VAL_TRACES, TrainConfig, eval_mae, fit_linear, fit_torch, predict_torch,
+)
+from emu.apps.swiftqueue.weights import CARD_NAME, repo_models_dir, sha256_file
+
+log = logging.getLogger(__name__)
+
+RUNS_PER_TRACE = 3
+RUN_DURATION_S = 60.0
+TRANSFORMER_STEPS = 3000
+GRU_STEPS = 3000
+MARGIN_S = 0.0
+
+
+def train_all(seed: int = 0, out_dir: Union[str, Path, None] = None, *, data_dir: Union[str, Path, None] = None,
+              transformer_steps: int = TRANSFORMER_STEPS, gru_steps: int = GRU_STEPS,
+              runs_per_trace: int = RUNS_PER_TRACE, run_duration_s: float = RUN_DURATION_S, workers: int = 2,
+              train_traces: Optional[list] = None, val_traces: Optional[list] = None,
+              config: Optional[TrainConfig] = None) -> dict:
+    """Run the whole pipeline; return the card (with ``_out`` = the folder written)."""
+    import torch
+
+    from emu.apps.swiftqueue.dataset import SwiftQueueDataset, build_split
+    from emu.apps.swiftqueue.model import n_params
+    from emu.apps.swiftqueue.predictors import EwmaPredictor, LastValuePredictor
+
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed: must be a non-negative integer, got {seed!r}")
+    train_traces = list(train_traces or TRAIN_TRACES)
+    val_traces = list(val_traces or VAL_TRACES)
+    out = Path(out_dir) if out_dir is not None else repo_models_dir()
+    data = Path(data_dir) if data_dir is not None else (
+        out / "data" if out_dir is not None else repo_models_dir().parents[1] / "build" / "swiftqueue-data")
+    t_start = time.perf_counter()
+    train_path, val_path = build_split(train_traces, val_traces, data, runs_per_trace=runs_per_trace,
+                                       duration_s=run_duration_s, seed=seed, workers=workers)
+    t_data = time.perf_counter() - t_start
+    train, val = SwiftQueueDataset.load(train_path), SwiftQueueDataset.load(val_path)
+    log.info("data: %d train / %d val samples in %.0f s", len(train), len(val), t_data)
+    base_cfg = config or TrainConfig()
+
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".swiftqueue-", dir=out.parent))
+    try:
+        models: dict = {}
+        metrics_of = lambda pred: {k: (round(v, 6) if isinstance(v, float) else v)  # noqa: E731
+                                   for k, v in eval_mae(pred, val).items()}
+        bv = val.batch(np.arange(len(val)))
+        baselines = {"last": metrics_of(LastValuePredictor().predict(bv)),
+                     "ewma": metrics_of(EwmaPredictor().predict(bv))}
+        t0 = time.perf_counter()
+        lin = fit_linear(train, alpha=base_cfg.alpha, seed=seed)
+        np.save(tmp / "linear.npy", lin.weights)
+        models["linear"] = {"file": "linear.npy", "arch": "linear", "params": int(lin.weights.size),
+                            "metrics": metrics_of(lin.predict(bv)), "train_s": round(time.perf_counter() - t0, 1)}
+        for arch, steps in (("gru", gru_steps), ("transformer", transformer_steps)):
+            cfg = TrainConfig(**{**base_cfg.__dict__, "steps": steps})
+            t0 = time.perf_counter()
+            model, hist = fit_torch(arch, train, val, cfg, seed=seed)
+            torch.save(model.state_dict(), tmp / f"{arch}.pt")
+            models[arch] = {"file": f"{arch}.pt", "arch": arch, "config": model.config.to_dict(),
+                            "params": n_params(model), "steps": steps, "best_step": hist["best_step"],
+                            "metrics": metrics_of(predict_torch(model, val)),
+                            "train_s": round(time.perf_counter() - t0, 1), "history": hist["history"]}
+        for entry in models.values():
+            entry["sha256"] = sha256_file(tmp / entry["file"])
+            entry["bytes"] = (tmp / entry["file"]).stat().st_size
+        best_base = min(baselines.values(), key=lambda m: m["mae_s"])
+        card = {
+            "name": "swiftqueue",
+            "description": "SwiftQueue per-packet L4S queue selection: latency predictors (next packet's one-way "
+                           "latency in the L and C queues of a DualPI2 bottleneck) trained on emulated runs over "
+                           "real capacity traces.",
+            "seed": seed,
+            "data": {"train_traces": train_traces, "val_traces": val_traces, "test_traces_never_used": TEST_TRACES,
+                     "runs_per_trace": runs_per_trace, "run_duration_s": run_duration_s,
+                     "train_samples": len(train), "val_samples": len(val),
+                     "scenario": "emu.apps.swiftqueue.scenario.ScenarioConfig defaults, exploratory marking "
+                                 "(ExplorePolicy: p_l ~ U(0.3, 0.7) per run, one probe per frame)",
+                     "traces_dir": "../shared/traces (see its README for origins and licences)"},
+            "training": {k: v for k, v in base_cfg.__dict__.items() if k != "steps"} | {
+                "optimizer": "AdamW, linear warm-up then cosine decay, grad-norm clip 1.0",
+                "loss": "smooth L1 (beta 1 ms) on the head of the queue taken, weight 1 + alpha * sharp",
+                "sharp_change": "|dy| >= 20 ms and >= 20 % of the previous latency in that queue [3P]"},
+            "policy": {"rule": "ECT(1) iff pred_L <= pred_C + margin_s", "margin_s": MARGIN_S, "probes": True},
+            "models": models,
+            "baselines_val": baselines,
+            "transformer_vs_best_nonlearned": round(1.0 - models["transformer"]["metrics"]["mae_s"]
+                                                    / best_base["mae_s"], 4),
+            "timing_s": {"data": round(t_data, 1), "total": round(time.perf_counter() - t_start, 1)},
+            "environment": {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
+                            "threads": base_cfg.threads},
+            "reproduce": f"emu train swiftqueue --seed {seed}",
+        }
+        (tmp / CARD_NAME).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+        for name in [e["file"] for e in models.values()] + [CARD_NAME]:
+            os.replace(tmp / name, out / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    card["_out"] = str(out)
+    return card

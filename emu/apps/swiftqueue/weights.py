@@ -1,0 +1,339 @@
+"""Committed weights: the model card, the hash-checked loader, and a numpy inference path for the Transformer.
+
+``models/swiftqueue/swiftqueue.card.json`` lists each learned predictor::
+
+    "models": {"transformer": {"file": "transformer.pt", "sha256": "...", "arch": "transformer",
+                               "config": {...}, "params": 103618, "metrics": {...}}, "gru": ..., "linear": ...}
+
+plus the data (traces, runs, seconds), seed, training steps and the marking margin. ``load_predictor`` reads the
+card, checks the weight file's sha256 against it *before* deserialising anything, and loads ``.pt`` files with
+``torch.load(weights_only=True)`` (``.npy`` with ``allow_pickle=False``). Every failure names the file.
+
+``NumpyTransformer`` runs the Transformer's forward pass in numpy from the same state dict (no torch at inference,
+about 10x less overhead per call than torch eager on one CPU thread). Because history tokens never attend to the
+query token (``LatencyTransformer.attn_mask``), the history is encoded once per frame and only the frame's query
+tokens are batched: inference is cached per frame and batched across its packets.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from emu.apps.swiftqueue.features import LAT_SCALE
+
+CARD_NAME = "swiftqueue.card.json"
+LEARNED = ("linear", "gru", "transformer")
+
+
+def repo_models_dir() -> Path:
+    return Path(__file__).resolve().parents[3] / "models" / "swiftqueue"
+
+
+def card_path(where: Union[str, Path, None] = None) -> Path:
+    """The card file: ``where`` itself if it is a file, ``where/swiftqueue.card.json`` for a folder, else the
+    repository's ``models/swiftqueue``."""
+    p = Path(where) if where is not None else repo_models_dir()
+    if p.is_dir():
+        p = p / CARD_NAME
+    return p
+
+
+def read_card(where: Union[str, Path, None] = None) -> dict:
+    """The model card as a dict; FileNotFoundError / ValueError naming the file."""
+    p = card_path(where)
+    if not p.is_file():
+        raise FileNotFoundError(f"SwiftQueue model card not found: {p} (run `emu train swiftqueue` to make it)")
+    try:
+        card = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{p}: malformed model card ({exc})") from None
+    if not isinstance(card, dict) or not isinstance(card.get("models"), dict):
+        raise ValueError(f"{p}: malformed model card (no 'models' table)")
+    card["_path"] = str(p)
+    return card
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def weight_file(card: dict, name: str) -> tuple[Path, dict]:
+    """(checked path, card entry) of model ``name``: exists, and its sha256 matches the card."""
+    entry = card["models"].get(name)
+    if not isinstance(entry, dict) or "file" not in entry or "sha256" not in entry:
+        raise ValueError(f"{card['_path']}: no valid entry for model {name!r}")
+    path = Path(card["_path"]).parent / entry["file"]
+    if not path.is_file():
+        raise FileNotFoundError(f"SwiftQueue weights file not found: {path}")
+    digest = sha256_file(path)
+    if digest != entry["sha256"]:
+        raise ValueError(f"{path}: sha256 {digest[:16]}... does not match the model card ({entry['sha256'][:16]}...); "
+                         "the file is corrupt or was replaced (rerun `emu train swiftqueue`)")
+    return path, entry
+
+
+def load_state_dict(path: Path) -> dict:
+    """``torch.load(weights_only=True)`` with errors that name the file."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a malformed file
+        raise ValueError(f"{path}: malformed weights file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or not all(hasattr(v, "shape") for v in state.values()):
+        raise ValueError(f"{path}: malformed weights file (not a state dict of tensors)")
+    return state
+
+
+def load_torch_model(name: str, where: Union[str, Path, None] = None):
+    """The torch module of ``name`` ("transformer" or "gru") with its committed weights, in eval mode."""
+    from emu.apps.swiftqueue.model import build
+
+    card = read_card(where)
+    path, entry = weight_file(card, name)
+    state = load_state_dict(path)
+    model = build(entry.get("arch", name), entry.get("config"))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: weights do not fit the {name} architecture in the card ({exc})") from None
+    return model.eval()
+
+
+def load_predictor(name: str, where: Union[str, Path, None] = None, backend: str = "numpy"):
+    """A predictor with committed weights: ``"linear"`` (numpy), ``"gru"`` (torch), ``"transformer"`` (numpy
+    inference by default, ``backend="torch"`` for the torch module)."""
+    from emu.apps.swiftqueue.predictors import LinearARPredictor, TorchPredictor
+
+    if name not in LEARNED:
+        raise ValueError(f"predictor: {name!r} has no weights; learned predictors: {', '.join(LEARNED)}")
+    if backend not in ("numpy", "torch"):
+        raise ValueError(f"backend: must be 'numpy' or 'torch', got {backend!r}")
+    card = read_card(where)
+    if name == "linear":
+        path, _ = weight_file(card, name)
+        try:
+            w = np.load(path, allow_pickle=False)
+        except Exception as exc:  # noqa: BLE001
+            raise ValueError(f"{path}: malformed weights file ({type(exc).__name__}: {exc})") from None
+        try:
+            return LinearARPredictor(w)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+    if name == "transformer" and backend == "numpy":
+        path, entry = weight_file(card, name)
+        state = load_state_dict(path)
+        try:
+            return NumpyTransformer.from_state_dict({k: v.numpy() for k, v in state.items()}, entry.get("config", {}))
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"{path}: weights do not fit the transformer architecture in the card ({exc})") from None
+    return TorchPredictor(load_torch_model(name, where), name)
+
+
+def decision_margin_s(where: Union[str, Path, None] = None) -> float:
+    """The marking margin chosen at training time (card ``policy.margin_s``; 0 if absent)."""
+    card = read_card(where)
+    return float(card.get("policy", {}).get("margin_s", 0.0))
+
+
+# -- numpy inference ----------------------------------------------------------------------------------------------
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)))
+
+
+def _ln(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    inv_d = 1.0 / x.shape[-1]
+    xc = x - np.add.reduce(x, -1, keepdims=True) * inv_d
+    var = np.add.reduce(xc * xc, -1, keepdims=True) * inv_d
+    return xc * (1.0 / np.sqrt(var + eps)) * w + b
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(-1, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(-1, keepdims=True)
+
+
+class NumpyTransformer:
+    """``LatencyTransformer``'s forward pass in numpy (float32), with the history encoded once per call.
+
+    ``encode`` runs the history through the layers once; ``query_pass`` then costs one token per packet.
+    """
+
+    name = "transformer"
+
+    def __init__(self, params: dict, n_heads: int, n_layers: int) -> None:
+        self.p = {k: np.asarray(v, dtype=np.float32) for k, v in params.items()}
+        self.h = n_heads
+        self.n_layers = n_layers
+        self.d = self.p["tok.weight"].shape[0]
+        self.window = self.p["pos"].shape[0]
+        if self.d % n_heads:
+            raise ValueError(f"d_model {self.d} is not divisible by n_heads {n_heads}")
+        self.dh = self.d // n_heads
+        self._cache_key = None
+        self._cache = None
+        # Pre-transpose weights once.
+        self.t = {k: np.ascontiguousarray(v.T) for k, v in self.p.items() if v.ndim == 2 and k != "pos"}
+
+    @classmethod
+    def from_state_dict(cls, state: dict, config: dict) -> "NumpyTransformer":
+        n_layers = int(config.get("n_layers", 2))
+        n_heads = int(config.get("n_heads", 4))
+        needed = ["tok.weight", "tok.bias", "pos", "qry.weight", "qry.bias", "qtype", "norm.weight", "norm.bias",
+                  "head.weight", "head.bias"]
+        for i in range(n_layers):
+            pre = f"enc.layers.{i}."
+            needed += [pre + s for s in ("self_attn.in_proj_weight", "self_attn.in_proj_bias",
+                                         "self_attn.out_proj.weight", "self_attn.out_proj.bias", "linear1.weight",
+                                         "linear1.bias", "linear2.weight", "linear2.bias", "norm1.weight",
+                                         "norm1.bias", "norm2.weight", "norm2.bias")]
+        missing = [k for k in needed if k not in state]
+        if missing:
+            raise KeyError(f"missing {', '.join(missing[:3])}")
+        return cls({k: state[k] for k in needed}, n_heads, n_layers)
+
+    def _attn(self, i: int, q_in: np.ndarray, kv_in: np.ndarray, key_ok: np.ndarray) -> np.ndarray:
+        """Multi-head attention of layer ``i``: q_in (B, Lq, d), kv_in (B, Lk, d), key_ok (B, Lk) bool."""
+        pre = f"enc.layers.{i}.self_attn."
+        w = self.t[pre + "in_proj_weight"]          # (d, 3d)
+        b = self.p[pre + "in_proj_bias"]
+        d, h, dh = self.d, self.h, self.dh
+        q = q_in @ w[:, :d] + b[:d]
+        kv = kv_in @ w[:, d:] + b[d:]
+        k, v = kv[..., :d], kv[..., d:]
+        B, Lq, _ = q.shape
+        Lk = k.shape[1]
+        q = q.reshape(B, Lq, h, dh).transpose(0, 2, 1, 3)
+        k = k.reshape(B, Lk, h, dh).transpose(0, 2, 3, 1)
+        v = v.reshape(B, Lk, h, dh).transpose(0, 2, 1, 3)
+        s = (q @ k) * (1.0 / math.sqrt(dh))           # (B, h, Lq, Lk)
+        s = np.where(key_ok[:, None, None, :], s, -np.inf)
+        a = _softmax(s) @ v                             # (B, h, Lq, dh)
+        a = a.transpose(0, 2, 1, 3).reshape(B, Lq, d)
+        return a @ self.t[pre + "out_proj.weight"] + self.p[pre + "out_proj.bias"]
+
+    def _ff(self, i: int, x: np.ndarray) -> np.ndarray:
+        pre = f"enc.layers.{i}."
+        y = _ln(x, self.p[pre + "norm2.weight"], self.p[pre + "norm2.bias"])
+        y = _gelu(y @ self.t[pre + "linear1.weight"] + self.p[pre + "linear1.bias"])
+        return x + y @ self.t[pre + "linear2.weight"] + self.p[pre + "linear2.bias"]
+
+    def encode(self, tokens: np.ndarray, pad: np.ndarray) -> tuple:
+        """The history's per-layer (normalised) inputs: all a query token needs from it. tokens (Bt, W, F)."""
+        p = self.p
+        x = tokens.astype(np.float32) @ self.t["tok.weight"] + p["tok.bias"] + p["pos"]
+        hist_ok = ~pad.astype(bool)
+        layers = []
+        for i in range(self.n_layers):
+            pre = f"enc.layers.{i}."
+            xn = _ln(x, p[pre + "norm1.weight"], p[pre + "norm1.bias"])
+            layers.append(xn)
+            if i + 1 < self.n_layers:  # the last layer's history output is never read
+                x = self._ff(i, x + self._attn(i, xn, xn, hist_ok))
+        return layers, hist_ok
+
+    def query_pass(self, cache: tuple, query: np.ndarray) -> np.ndarray:
+        """(B, 2) relative latencies of ``query`` rows (B, Fq) against an encoded history (Bt = 1 or B windows)."""
+        layers, hist_ok = cache
+        p = self.p
+        B = query.shape[0]
+        d = self.d
+        q = (query.astype(np.float32) @ self.t["qry.weight"] + p["qry.bias"] + p["qtype"]).reshape(B, 1, d)
+        ok = np.concatenate((np.broadcast_to(hist_ok, (B, hist_ok.shape[1])), np.ones((B, 1), bool)), axis=1)
+        for i in range(self.n_layers):
+            pre = f"enc.layers.{i}."
+            xn = layers[i]
+            qn = _ln(q, p[pre + "norm1.weight"], p[pre + "norm1.bias"])
+            kv = np.concatenate((np.broadcast_to(xn, (B,) + xn.shape[1:]), qn), axis=1)
+            q = self._ff(i, q + self._attn(i, qn, kv, ok))
+        out = _ln(q[:, 0], p["norm.weight"], p["norm.bias"]) @ self.t["head.weight"] + p["head.bias"]
+        return out.astype(np.float64)
+
+    # -- fast path for one shared window (online, one frame): history keys/values cached per layer -------------
+
+    def encode_kv(self, tokens: np.ndarray, pad: np.ndarray) -> tuple:
+        """One window (tokens (1, W, F), pad (1, W)) -> per-layer history keys and values (W, h, dh), key mask."""
+        p, t = self.p, self.t
+        d, h, dh = self.d, self.h, self.dh
+        W = tokens.shape[1]
+        x = tokens[0].astype(np.float32) @ t["tok.weight"] + p["tok.bias"] + p["pos"]
+        ok = ~pad[0].astype(bool)
+        neg = np.where(ok, 0.0, -np.inf).astype(np.float32)
+        kvs = []
+        scale = 1.0 / math.sqrt(dh)
+        for i in range(self.n_layers):
+            pre = f"enc.layers.{i}."
+            xn = _ln(x, p[pre + "norm1.weight"], p[pre + "norm1.bias"])
+            proj = xn @ t[pre + "self_attn.in_proj_weight"] + p[pre + "self_attn.in_proj_bias"]   # (W, 3d)
+            k = proj[:, d:2 * d].reshape(W, h, dh)
+            v = proj[:, 2 * d:].reshape(W, h, dh)
+            kvs.append((k, v))
+            if i + 1 < self.n_layers:
+                qh = proj[:, :d].reshape(W, h, dh)
+                s = np.einsum("qhd,khd->hqk", qh, k) * scale + neg
+                a = np.einsum("hqk,khd->qhd", _softmax(s), v).reshape(W, d)
+                x = x + a @ t[pre + "self_attn.out_proj.weight"] + p[pre + "self_attn.out_proj.bias"]
+                x = self._ff(i, x)
+        return kvs, neg
+
+    def query_fast(self, cache: tuple, query: np.ndarray) -> np.ndarray:
+        """(B, 2) relative latencies for query rows (B, Fq) sharing the window cached by ``encode_kv``."""
+        kvs, neg = cache
+        p, t = self.p, self.t
+        d, h, dh = self.d, self.h, self.dh
+        B = query.shape[0]
+        scale = 1.0 / math.sqrt(dh)
+        q = query.astype(np.float32) @ t["qry.weight"] + p["qry.bias"] + p["qtype"]           # (B, d)
+        for i in range(self.n_layers):
+            pre = f"enc.layers.{i}."
+            k, v = kvs[i]
+            qn = _ln(q, p[pre + "norm1.weight"], p[pre + "norm1.bias"])
+            proj = qn @ t[pre + "self_attn.in_proj_weight"] + p[pre + "self_attn.in_proj_bias"]   # (B, 3d)
+            qq = proj[:, :d].reshape(B, h, dh)
+            kq = proj[:, d:2 * d].reshape(B, h, dh)
+            vq = proj[:, 2 * d:].reshape(B, h, dh)
+            s_hist = np.einsum("bhd,khd->bhk", qq, k) * scale + neg                            # (B, h, W)
+            s_self = (qq * kq).sum(-1) * scale                                                  # (B, h)
+            m = np.maximum(s_hist.max(-1), s_self)
+            e_hist = np.exp(s_hist - m[..., None])
+            e_self = np.exp(s_self - m)
+            z = e_hist.sum(-1) + e_self
+            a = (np.einsum("bhk,khd->bhd", e_hist, v) + e_self[..., None] * vq) / z[..., None]
+            q = q + a.reshape(B, d) @ t[pre + "self_attn.out_proj.weight"] + p[pre + "self_attn.out_proj.bias"]
+            q = self._ff(i, q)
+        out = _ln(q, p["norm.weight"], p["norm.bias"]) @ t["head.weight"] + p["head.bias"]
+        return out.astype(np.float64)
+
+    def forward(self, tokens: np.ndarray, pad: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """tokens (1, W, F) and pad (1, W) shared by all ``query`` rows (B, Fq), or one window per row
+        (tokens (B, W, F), pad (B, W)) -> (B, 2) relative latencies."""
+        return self.query_pass(self.encode(tokens, pad), query)
+
+    def predict(self, batch) -> np.ndarray:
+        """(B, 2) seconds. A batch with a ``key`` shares one window, encoded once and cached for later calls with
+        the same key (the packets of one frame); otherwise each row's window is encoded."""
+        B = len(batch)
+        if B == 0:
+            return np.zeros((0, 2))
+        if batch.key is not None:
+            if batch.key != self._cache_key:
+                self._cache = self.encode_kv(batch.tokens[:1], batch.pad[:1])
+                self._cache_key = batch.key
+            rel = self.query_fast(self._cache, batch.query)
+        else:
+            rel = self.forward(batch.tokens, batch.pad, batch.query)
+        return batch.base[:, None] + LAT_SCALE * rel

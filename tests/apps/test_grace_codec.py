@@ -1,0 +1,168 @@
+"""Grace++ building blocks: data, entropy tables, packetisation round trips, FEC, metrics, weights loading."""
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("av")
+pytest.importorskip("constriction")
+pytest.importorskip("zfec")
+pytest.importorskip("pytorch_msssim")
+pytest.importorskip("skvideo")
+
+import torch  # noqa: E402
+
+from emu.apps.grace.codec import NeuralCodec, golden_symbols, permutation, to_tensor  # noqa: E402
+from emu.apps.grace.data import HELDOUT_CLIPS, TRAIN_CLIPS, load_clip, load_training_frames  # noqa: E402
+from emu.apps.grace.h265 import fec_decode, fec_encode, parity_count  # noqa: E402
+from emu.apps.grace.metrics import ms_ssim_batch, playback, ssim_batch, ssim_to_db  # noqa: E402
+from emu.apps.grace.net import integer_frequencies  # noqa: E402
+from emu.apps.grace.weights import MODELS_DIR, check_weights, load_model, read_card  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def codec():
+    return NeuralCodec(load_model("grace"), session_seed=7)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return load_clip("carphone", max_frames=8)
+
+
+def test_import_is_light():
+    code = ("import sys, emu, emu.apps.grace, emu.apps.grace.cli, emu.cli; emu.cli.build_parser(); "
+            "print('torch' in sys.modules, 'av' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False False"
+
+
+def test_clips_and_split(clip):
+    assert clip.frames.shape == (8, 128, 128, 3) and clip.frames.dtype == np.uint8
+    assert clip.fps == pytest.approx(29.97, abs=0.01)
+    assert set(HELDOUT_CLIPS).isdisjoint(TRAIN_CLIPS)
+    with pytest.raises(ValueError, match="held out"):
+        load_training_frames(("carphone",))
+
+
+def test_integer_tables_sum_exactly():
+    pmf = torch.tensor([[0.5, 0.5 - 1e-12, 1e-12], [1.0, 0.0, 0.0], [0.2, 0.3, 0.5]], dtype=torch.float64)
+    freq = integer_frequencies(pmf, 16)
+    assert (freq.sum(-1) == 1 << 16).all() and (freq >= 1).all()
+    assert freq[2].tolist() == sorted(freq[2].tolist())
+
+
+def test_committed_tables_are_valid(codec):
+    model = codec.model
+    model.check_tables()
+    assert (model.freq.sum(-1) == 1 << model.config.cdf_bits).all()
+
+
+def test_permutation_is_seeded_and_reversible():
+    a, b = permutation(3, 10, 1000), permutation(3, 10, 1000)
+    assert np.array_equal(a, b) and np.array_equal(np.sort(a), np.arange(1000))
+    assert not np.array_equal(a, permutation(3, 11, 1000))
+    assert not np.array_equal(a, permutation(4, 10, 1000))
+    inverse = np.empty_like(a)
+    inverse[a] = np.arange(1000)
+    assert np.array_equal(a[inverse], np.arange(1000))
+
+
+def test_entropy_coder_golden_bytes(codec):
+    """Integer symbols + integer tables -> bytes: platform independent, pinned by hash."""
+    symbols = golden_symbols(codec.config)
+    packets = codec.code_packets(symbols, 1, frame_id=5, k=4)
+    assert len(packets) == 4
+    again = codec.code_packets(symbols, 1, frame_id=5, k=4)
+    assert packets == again
+    got, mask = codec.depacketise(dict(enumerate(packets)), 4, 1, 5, symbols.shape)
+    assert np.array_equal(got, symbols) and mask.all()
+    digest = hashlib.sha256(b"".join(packets)).hexdigest()
+    expected = read_card("grace")["metrics"].get("golden_packets_sha256")
+    assert expected is not None and digest == expected
+
+
+def test_any_subset_of_packets_decodes(codec, clip):
+    ref = to_tensor(clip.frames[0])
+    q = 2
+    sym = codec.latent(clip.frames[1], ref, q)
+    enc = codec.packetise(sym, q, 1, payload_bytes=64, min_packets=6)
+    k = enc.n_packets
+    assert k >= 6 and max(len(p) for p in enc.packets) <= 64
+    full, mask = codec.depacketise(dict(enumerate(enc.packets)), k, q, 1, sym.shape)
+    assert np.array_equal(full, sym) and mask.all()
+    rng = np.random.Generator(np.random.PCG64(1))
+    for subset in ([0], [k - 1], [1, 3], list(rng.choice(k, size=k // 2, replace=False))):
+        got, mask = codec.depacketise({j: enc.packets[j] for j in subset}, k, q, 1, sym.shape)
+        assert np.array_equal(got[mask], sym[mask])           # received elements exact
+        assert (got[~mask] == 0).all()                        # missing ones zero-filled
+        assert np.array_equal(got, codec.mask_symbols(sym, k, 1, set(int(j) for j in subset)))
+        assert mask.mean() == pytest.approx(len(subset) / k, abs=1.5 / sym.size * k + 0.01)
+        rec = codec.reconstruct(got, ref, q)
+        assert rec.shape == ref.shape and torch.isfinite(rec).all()
+    got, mask = codec.depacketise({}, k, q, 1, sym.shape)
+    assert not mask.any() and not got.any()
+
+
+def test_reed_solomon_any_k_of_n():
+    data = bytes(range(256)) * 7
+    for red, k_expect in ((0.2, 9), (0.5, 9)):
+        blocks, k = fec_encode(data, 200, red)
+        n = len(blocks)
+        assert k == k_expect and n == k + parity_count(k, red)
+        assert (n - k) / n >= red - 1e-9
+        rng = np.random.Generator(np.random.PCG64(5))
+        for _ in range(5):
+            keep = sorted(rng.choice(n, size=k, replace=False))
+            assert fec_decode({i: blocks[i] for i in keep}, k, n, len(data)) == data
+        with pytest.raises(ValueError):
+            fec_decode({i: blocks[i] for i in range(k - 1)}, k, n, len(data))
+    assert parity_count(3, 0.2) == 1 and parity_count(4, 0.5) == 4
+
+
+def test_quality_metrics(clip):
+    a = clip.frames[:3]
+    assert ssim_batch(a, a) == pytest.approx(1.0)
+    assert ssim_to_db(0.9) == pytest.approx(10.0)
+    ms = ms_ssim_batch(a, clip.frames[1:4])                   # 128 px works with the 7-tap window
+    assert ((ms > 0.5) & (ms < 1.0)).all()
+
+
+def test_playback_by_hand():
+    cap = np.array([0.0, 0.1, 0.2, 0.3, 0.4])
+    ren = np.array([0.05, 0.15, np.nan, 0.60, 0.61])      # frame 2 never shown, frame 3 after a 0.45 s gap
+    pb = playback(cap, ren, end_s=0.5, frame_interval_s=0.1)
+    assert pb.non_rendered_frac == pytest.approx(0.2)
+    assert pb.stall_s == pytest.approx(0.45 - 0.1) and pb.stall_count == 1
+    assert pb.frame_delay_p50_s == pytest.approx(0.125)
+
+
+def test_weights_hash_and_errors(tmp_path):
+    card = read_card("grace")
+    assert {"data", "seed", "steps", "metrics", "sha256", "weights"} <= set(card)
+    path = check_weights("grace")
+    assert path.stat().st_size < 20e6
+    for name in ("grace", "grace_nomask"):
+        shutil.copy(MODELS_DIR / f"{name}.json", tmp_path / f"{name}.json")
+        shutil.copy(MODELS_DIR / read_card(name)["weights"], tmp_path / read_card(name)["weights"])
+    load_model("grace", tmp_path)
+    weights = tmp_path / card["weights"]
+    blob = bytearray(weights.read_bytes())
+    blob[-10] ^= 0xFF
+    weights.write_bytes(bytes(blob))
+    with pytest.raises(ValueError, match="sha256"):
+        load_model("grace", tmp_path)
+    weights.unlink()
+    with pytest.raises(FileNotFoundError, match="missing"):
+        load_model("grace", tmp_path)
+    (tmp_path / "grace_nomask.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_model("grace_nomask", tmp_path)
+    with pytest.raises(FileNotFoundError, match="model card"):
+        load_model("grace", tmp_path / "nowhere")
+    assert json.loads((MODELS_DIR / "grace.json").read_text())["sha256"] == card["sha256"]

@@ -1,0 +1,63 @@
+"""End to end on a real bandwidth trace (committed model, fixed seed): adaptive vs baselines, CLI output."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("constriction")
+pytest.importorskip("tokenizers")
+
+from emu.apps.kvfetch.weights import CARD_NAME, MODEL_DIR  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not (MODEL_DIR / CARD_NAME).is_file(), reason="committed model missing")
+
+TRACE = "lumos5g/4G/4g_trace_driving_50015_dr"
+
+
+@pytest.fixture(scope="module")
+def result(request):
+    from emu.links.tracefile import shared_traces_dir
+
+    if shared_traces_dir() is None:
+        pytest.skip("real traces folder ../shared/traces not found")
+    from emu.apps.kvfetch.eval import KVFetchEvalConfig, evaluate
+
+    return evaluate(KVFetchEvalConfig(trace=TRACE, trials=TRIALS, slo_s=SLO_S), seed=0)
+
+
+TRIALS = 12
+SLO_S = 1.0
+
+
+def test_schemes_and_metrics(result):
+    for scheme in ("cachegen", "quant8", "quant4", "text", "level1", "level2", "level3"):
+        row = result[scheme]
+        for key in ("ttft_s", "bytes", "ppl_increase_pct", "slo_met"):
+            assert key in row
+    assert result["text"]["ppl_increase_pct"] == 0.0
+    assert result["level1"]["bytes"] < result["level3"]["bytes"] < result["quant8"]["bytes"]
+
+
+def test_adaptive_beats_text_recompute_and_8bit(result):
+    cg = result["cachegen"]
+    assert cg["ttft_s"] < result["text"]["ttft_s"]
+    assert cg["ttft_s"] < result["quant8"]["ttft_s"]
+
+
+def test_adaptive_meets_the_slo_more_often_than_any_fixed_level(result):
+    fixed = max(result[k]["slo_met"] for k in result if k.startswith("level"))
+    assert result["cachegen"]["slo_met"] > fixed
+
+
+def test_cli_json_keys(capsys):
+    from emu.cli import main
+
+    code = main(["eval", "kvfetch", "--trace", "none", "--rate-mbps", "30", "--context-tokens", "512",
+                 "--chunk-tokens", "256", "--trials", "1", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"cachegen", "quant8", "quant4", "text", "level1", "level2", "level3"} <= set(out)
+    for row in out.values():
+        assert {"ttft_s", "bytes", "ppl_increase_pct", "slo_met"} <= set(row)
