@@ -20,7 +20,9 @@ from emu.queues import make_queue, queue_names
 from emu.results import RunResult
 from emu.scenario import Scenario, ScenarioError
 from emu.sim import Sim
+from emu.sweep import Sweep
 from emu.tracer import ListTracer, NullTracer
+from emu.transport import RtcReceiver, RtcSender, StreamReceiver, StreamSender, UdpSocket, open_stream
 from emu.units import GBPS, KB, KBPS, MB, MBPS, MS, US, parse_rate_bps, parse_size_bytes, parse_time_s
 
 __version__ = "0.1.0"
@@ -29,6 +31,7 @@ __all__ = [
     "Sim", "Network", "Host", "Router", "dumbbell", "chain", "Link", "LinkConfig", "BernoulliLossConfig",
     "GilbertElliottLossConfig", "JitterConfig", "Packet", "ECN", "NOT_ECT", "ECT0", "ECT1", "CE",
     "make_queue", "queue_names", "CBRSource", "PoissonSource", "OnOffSource", "BulkSource", "Sink", "RunResult",
-    "Scenario", "ScenarioError", "ListTracer", "NullTracer", "MS", "US", "KB", "MB", "KBPS", "MBPS", "GBPS",
-    "parse_rate_bps", "parse_size_bytes", "parse_time_s", "__version__",
+    "Scenario", "ScenarioError", "Sweep", "ListTracer", "NullTracer", "MS", "US", "KB", "MB", "KBPS", "MBPS", "GBPS",
+    "parse_rate_bps", "parse_size_bytes", "parse_time_s", "open_stream", "StreamSender", "StreamReceiver",
+    "UdpSocket", "RtcSender", "RtcReceiver", "__version__",
 ]
