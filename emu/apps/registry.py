@@ -7,6 +7,7 @@ from __future__ import annotations
 
 APP_CLI_MODULES: dict[str, str] = {
     "chatterbox": "emu.apps.chatterbox.cli",
+    "swiftqueue": "emu.apps.swiftqueue.cli",
     "grace": "emu.apps.grace.cli",
     "kvfetch": "emu.apps.kvfetch.cli",
 }

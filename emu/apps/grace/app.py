@@ -355,8 +355,11 @@ class GraceSender(VideoSender):
     def _decode(self, frame: int, got: Optional[frozenset], ref, ref_digest: bytes):
         symbols, q, k = self._sent[frame]
         key = (frame, got if got is not None and len(got) < k else "all", ref_digest)
-        return self.cache.get(key, lambda: self.codec.reconstruct(
-            self.codec.mask_symbols(symbols, k, frame, got), ref, q))
+        def compute():
+            masked, mask = self.codec.mask_symbols(symbols, k, frame, got)
+            return self.codec.reconstruct(masked, ref, q, mask)
+
+        return self.cache.get(key, compute)
 
     def on_control(self, msg: tuple) -> None:
         if msg[0] != "fb":
@@ -620,13 +623,14 @@ class GraceReceiver(VideoReceiver):
                 k = buf.count if buf is not None else 0
                 q = buf.q if buf is not None else 0
                 if buf is not None:
-                    symbols, _ = self.codec.depacketise(buf.got, k, q, f, self._latent_shape())
-                else:
-                    symbols = np.zeros(self._latent_shape(), dtype=np.int32)   # nothing arrived: no update
+                    symbols, mask = self.codec.depacketise(buf.got, k, q, f, self._latent_shape())
+                else:                                                          # nothing arrived
+                    symbols = np.zeros(self._latent_shape(), dtype=np.int32)
+                    mask = np.zeros(self._latent_shape(), dtype=bool)
                 key = (f, got if len(got) < k or k == 0 else "all", self._ref_digest)
                 if k == 0:
                     key = (f, frozenset(), self._ref_digest)
-                rec, digest = self.cache.get(key, lambda: self.codec.reconstruct(symbols, self._ref, q))
+                rec, digest = self.cache.get(key, lambda: self.codec.reconstruct(symbols, self._ref, q, mask))
                 self._ref, self._ref_digest = rec, digest
                 self.packets_used[f] = len(got)
                 self.packets_sent[f] = k
@@ -637,4 +641,4 @@ class GraceReceiver(VideoReceiver):
 
     def _latent_shape(self) -> tuple[int, int, int]:
         h, w = self._ref.shape[-2:]
-        return (self.codec.config.latent, h // 16, w // 16)
+        return self.codec.model.latent_shape(h, w)

@@ -66,9 +66,10 @@ class EncodedFrame:
 class NeuralCodec:
     """Inference wrapper: ``encode`` a frame against a reference into packets; ``decode`` any subset."""
 
-    def __init__(self, model: GraceCodec, session_seed: int = 0) -> None:
+    def __init__(self, model: GraceCodec, session_seed: int = 0, use_mask: bool = True) -> None:
         import constriction
 
+        self.use_mask = use_mask    # pass the loss mask to the decoder (False: decode as if all arrived)
         model.check_tables()
         self.model = model.eval()
         self.config = model.config
@@ -76,7 +77,9 @@ class NeuralCodec:
         freq = model.freq.numpy().astype(np.float64)
         self._probs = freq / float(1 << self.config.cdf_bits)            # (Q, M, A): exact dyadic values
         self._logp = -np.log2(self._probs)
-        self._family = constriction.stream.model.Categorical(perfect=False)
+        # One fixed model per (rate point, channel), built once from the integer tables.
+        self._models = [[constriction.stream.model.Categorical(self._probs[q, c], perfect=False)
+                         for c in range(self._probs.shape[1])] for q in range(self._probs.shape[0])]
         self._constriction = constriction
         self._perm_cache: dict[tuple[int, int], np.ndarray] = {}
 
@@ -90,10 +93,15 @@ class NeuralCodec:
         return torch.round(y).clamp_(-r, r)[0].to(torch.int32).numpy()
 
     @torch.inference_mode()
-    def reconstruct(self, symbols: np.ndarray, ref: torch.Tensor, q: int) -> torch.Tensor:
-        """Decoded frame (1, 3, H, W), clamped to [0, 1], from a (zero-filled) integer latent."""
+    def reconstruct(self, symbols: np.ndarray, ref: torch.Tensor, q: int,
+                    mask: Optional[np.ndarray] = None) -> torch.Tensor:
+        """Decoded frame (1, 3, H, W), clamped to [0, 1], from a (zero-filled) integer latent and its element
+        mask (bool, True = received; None = all)."""
         y = torch.from_numpy(np.ascontiguousarray(symbols, dtype=np.float32)).unsqueeze(0)
-        return self.model.synthesise(y, ref, q).clamp_(0.0, 1.0)
+        m = None
+        if mask is not None and self.use_mask and not mask.all():
+            m = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)).unsqueeze(0)
+        return self.model.synthesise(y, ref, q, m).clamp_(0.0, 1.0)
 
     def estimate_bits(self, symbols: np.ndarray, q: int) -> float:
         r = self.config.symbol_range
@@ -116,21 +124,31 @@ class NeuralCodec:
     def _slices(n: int, k: int) -> list[tuple[int, int]]:
         return [(j * n // k, (j + 1) * n // k) for j in range(k)]
 
-    def _rows(self, q: int, elements: np.ndarray, plane: int) -> np.ndarray:
-        return self._probs[q][elements // plane]
+    @staticmethod
+    def _by_channel(elements: np.ndarray, plane: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A packet's elements grouped by channel (stable order): (elements, channels, group starts)."""
+        channels = elements // plane
+        order = np.argsort(channels, kind="stable")
+        elements, channels = elements[order], channels[order]
+        starts = np.flatnonzero(np.r_[True, channels[1:] != channels[:-1]]) if len(channels) else np.zeros(0, int)
+        return elements, channels, starts
 
     def code_packets(self, symbols: np.ndarray, q: int, frame_id: int, k: int) -> list[bytes]:
         """Code ``symbols`` into exactly ``k`` independently decodable packets."""
         r = self.config.symbol_range
         flat = symbols.reshape(-1)
         n = flat.size
-        plane = flat.size // symbols.shape[0]
+        plane = n // symbols.shape[0]
         perm = self._perm(frame_id, n)
+        models = self._models[q]
         out = []
         for lo, hi in self._slices(n, k):
-            elements = perm[lo:hi]
+            elements, channels, starts = self._by_channel(perm[lo:hi], plane)
+            values = (flat[elements] + r).astype(np.int32)
+            bounds = list(starts) + [len(elements)]
             enc = self._constriction.stream.queue.RangeEncoder()
-            enc.encode((flat[elements] + r).astype(np.int32), self._family, self._rows(q, elements, plane))
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                enc.encode(values[a:b], models[channels[a]])
             out.append(enc.get_compressed().tobytes())
         return out
 
@@ -156,35 +174,41 @@ class NeuralCodec:
         flat = np.zeros(n, dtype=np.int32)
         mask = np.zeros(n, dtype=bool)
         slices = self._slices(n, k)
+        models = self._models[q]
         for j, data in received.items():
             if not 0 <= j < k:
                 raise ValueError(f"packet index {j} out of range for a {k}-packet frame")
             lo, hi = slices[j]
-            elements = perm[lo:hi]
+            elements, channels, starts = self._by_channel(perm[lo:hi], plane)
+            bounds = list(starts) + [len(elements)]
             dec = self._constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype=np.uint32))
-            flat[elements] = dec.decode(self._family, self._rows(q, elements, plane)) - r
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                flat[elements[a:b]] = dec.decode(models[channels[a]], b - a) - r
             mask[elements] = True
         return flat.reshape(shape), mask.reshape(shape)
 
-    def mask_symbols(self, symbols: np.ndarray, k: int, frame_id: int, got: Optional[set[int]]) -> np.ndarray:
-        """What the receiver reconstructs when it got packets ``got`` (None: all) — without entropy decoding
-        (used by the sender to follow the receiver's state from feedback)."""
+    def mask_symbols(self, symbols: np.ndarray, k: int, frame_id: int,
+                     got: Optional[set[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """What the receiver decodes when it got packets ``got`` (None: all): zero-filled symbols and the element
+        mask, without entropy decoding (the sender follows the receiver's state from its reports)."""
         if got is None or len(got) == k:
-            return symbols
+            return symbols, np.ones(symbols.shape, dtype=bool)
         flat = symbols.reshape(-1)
         n = flat.size
         perm = self._perm(frame_id, n)
         out = np.zeros(n, dtype=np.int32)
+        mask = np.zeros(n, dtype=bool)
         for j in got:
             lo, hi = self._slices(n, k)[j]
             out[perm[lo:hi]] = flat[perm[lo:hi]]
-        return out.reshape(symbols.shape)
+            mask[perm[lo:hi]] = True
+        return out.reshape(symbols.shape), mask.reshape(symbols.shape)
 
 
 # -- model-card metrics ---------------------------------------------------------------------------------------------
 
 
-def card_metrics(model: GraceCodec, clip_name: str = "carphone", n_frames: int = 40) -> dict:
+def card_metrics(model: GraceCodec, clip_name: str = "carphone", n_frames: int = 40, use_mask: bool = True) -> dict:
     """Held-out quality per rate point (P-frame chain from the true first frame, no loss) and single-frame
     decodes with i.i.d. element drops 0 / 20 / 50 % (reference = previous true frame), plus CPU timings."""
     import time
@@ -193,7 +217,7 @@ def card_metrics(model: GraceCodec, clip_name: str = "carphone", n_frames: int =
     from emu.apps.grace.metrics import psnr, ssim
 
     clip = load_clip(clip_name, max_frames=n_frames)
-    codec = NeuralCodec(model)
+    codec = NeuralCodec(model, use_mask=use_mask)
     frames = clip.frames
     pixels = frames.shape[1] * frames.shape[2]
     out: dict = {"clip": clip_name, "frames": int(len(frames)), "fps": clip.fps, "rate_points": []}
@@ -228,7 +252,7 @@ def card_metrics(model: GraceCodec, clip_name: str = "carphone", n_frames: int =
                 ref = to_tensor(frames[t - 1])
                 sym = codec.latent(frames[t], ref, q)
                 keep = gen.random(sym.shape) >= p
-                vals.append(ssim(to_uint8(codec.reconstruct(sym * keep, ref, q)), frames[t]))
+                vals.append(ssim(to_uint8(codec.reconstruct(sym * keep, ref, q, keep)), frames[t]))
             drops[f"{p:.1f}"] = round(float(-10 * np.log10(1 - np.mean(vals))), 3)
         out["rate_points"].append({
             "q": q, "lambda": model.config.lambdas[q],
@@ -249,7 +273,7 @@ def golden_symbols(config) -> np.ndarray:
     """A fixed integer latent (seeded Laplace draws) for the coder's golden-bytes test."""
     rng = np.random.Generator(np.random.PCG64(2024))
     r = config.symbol_range
-    return np.clip(np.round(rng.laplace(0, 0.7, size=(config.latent, 8, 8))), -r, r).astype(np.int32)
+    return np.clip(np.round(rng.laplace(0, 0.7, size=(config.latent, 16, 16))), -r, r).astype(np.int32)
 
 
 def golden_packets_sha256(codec: "NeuralCodec") -> str:

@@ -1,19 +1,27 @@
 """The P-frame neural codec: a conditional residual autoencoder with a factorised learned entropy model.
 
-Why this architecture (and not DVC's motion + residual, which GRACE builds on; docs/grace.md §Codec): the model
-must train in ~20 minutes on two CPU cores. Optical-flow networks (SpyNet) need far more data and steps to learn
-useful motion; at 128 x 128 with the clips' small motions, a decoder that sees the reference frame at four scales
-(1/1, 1/2, 1/4, 1/8) can shift and blend it locally (receptive field > +-16 px at 1/8), which is what motion
-compensation buys. So the codec is *conditional residual* coding (as in DCVC, Li et al. NeurIPS 2021, without
-its temporal entropy prior): the encoder sees the current frame, the reference and their difference; the decoder
-sees the latent and the reference and outputs the reference plus a correction::
+Why this architecture and not DVC's motion + residual (which GRACE builds on; docs/grace.md §Codec): it must
+train in ~15 minutes on one CPU core. A first version with a deep nonlinear analysis/synthesis (4 x conv5 s2,
+GDN, 1/16 latent, decoder conditioned on the reference at four scales) did not beat copying the reference on the
+held-out clip after 6000 steps; optical-flow networks (SpyNet) would need still more. What trains fast and
+well is a *conditional residual* autoencoder whose analysis is a learned linear block transform of the residual,
+initialised to the orthonormal 4 x 4 DCT (complete: 48 coefficients per 4 x 4 RGB block, so any quality is
+reachable), and whose synthesis is the learned inverse followed by a nonlinear refinement network conditioned on
+the reference frame (it deblocks, and conceals latent elements lost in transit)::
 
-     x_t, ref ──► g_a (4 x conv5 s2, GDN) ──► y ──► x gain_q ──► round, clamp +-R ──► y_hat (M x H/16 x W/16)
-                                                                                    │ (packets: any subset;
-                                                                                    │  missing elements = 0)
-     ref ──► f (3 x conv3 s2) ──► ref features at 1/2, 1/4, 1/8 ─────────┐           ▼
-                                                                        g_s(y_hat / gain_q, ref features)
-                                                                        ──► ref + correction = x_hat_t
+     x_t - ref ──► g_a (4x4 stride-4 conv, DCT init) ──► y ──► x gain_q ──► round, clamp +-R ──► y_hat
+                                                                             (M = 48 x H/4 x W/4; packets: any
+                                                                              subset, missing elements = 0)
+     y_hat / gain_q ──► g_s (4x4 stride-4 transposed conv, IDCT init) ──► + ref = coarse
+     [coarse, ref] ──► refine (conv3, conv3 s2 (+ 1x1 conv of the loss mask), conv3, deconv, conv3 on skip;
+                       last layer zero-init) ──► + coarse
+
+The refinement also sees the loss mask (which latent elements arrived; the receiver knows it from the packet
+indices and the permutation), so a codec trained with masking can tell a lost zero from a coded zero and
+conceal. The no-masking baseline is decoded with an all-ones mask, exactly as it was trained.
+
+There is no motion compensation: the decoder's refinement sees the reference, but the residual is coded
+against the co-located reference pixels (x265 has quarter-pel motion search; this is most of the 0 %-loss gap).
 
 The entropy model is not conditioned on the reference on purpose: during loss the receiver's reference differs
 from the sender's until resync, and an entropy model that depended on it would make every packet undecodable.
@@ -41,17 +49,16 @@ from torch import nn
 
 @dataclass(frozen=True, kw_only=True)
 class CodecConfig:
-    hidden: int = 32              # channels of the analysis/synthesis transforms
-    latent: int = 48              # M: latent channels (at 1/16 resolution)
-    ref_ch: tuple = (16, 32, 32)  # reference-feature channels at 1/2, 1/4, 1/8
+    stride: int = 4               # block size of the analysis transform: latent at 1/stride resolution
+    refine_ch: int = 24           # channels of the conditional refinement network (1/1 and 1/2 resolution)
     n_rates: int = 5              # rate points (lambdas below)
-    lambdas: tuple = (0.0018, 0.0035, 0.0067, 0.013, 0.025)  # CompressAI's MSE ladder (loss = lambda*255^2*MSE + bpp)
+    lambdas: tuple = (0.0035, 0.0067, 0.013, 0.025, 0.0483)  # CompressAI's MSE ladder: lambda*255^2*MSE + bpp
     prior: str = "factorized"     # "factorized" (non-parametric, per channel) or "laplace" (learned scale per channel)
-    symbol_range: int = 20        # R: symbols are clamped to -R..R for coding
+    symbol_range: int = 63        # R: symbols are clamped to -R..R for coding
     cdf_bits: int = 16            # integer frequency tables sum to 2**cdf_bits
 
     def __post_init__(self) -> None:
-        for name in ("hidden", "latent", "n_rates", "symbol_range", "cdf_bits"):
+        for name in ("stride", "refine_ch", "n_rates", "symbol_range", "cdf_bits"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
@@ -59,46 +66,32 @@ class CodecConfig:
             raise ValueError(f"lambdas: need {self.n_rates} positive values, got {self.lambdas!r}")
         if self.prior not in ("factorized", "laplace"):
             raise ValueError(f"prior: must be 'factorized' or 'laplace', got {self.prior!r}")
-        if len(self.ref_ch) != 3:
-            raise ValueError(f"ref_ch: need 3 channel counts, got {self.ref_ch!r}")
         if not 8 <= self.cdf_bits <= 24:
             raise ValueError(f"cdf_bits: must be in [8, 24], got {self.cdf_bits}")
 
+    @property
+    def latent(self) -> int:
+        """M: latent channels = 3 colour channels x stride^2 transform coefficients (a complete basis)."""
+        return 3 * self.stride * self.stride
+
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["ref_ch"] = list(self.ref_ch)
         d["lambdas"] = list(self.lambdas)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "CodecConfig":
         d = dict(d)
-        d["ref_ch"] = tuple(d["ref_ch"])
         d["lambdas"] = tuple(d["lambdas"])
         return cls(**d)
 
 
-class GDN(nn.Module):
-    """Generalised divisive normalisation (Ballé et al., ICLR 2016): y = x / sqrt(beta + gamma * x^2);
-    ``inverse=True`` multiplies instead (IGDN). Parameters are kept positive by squaring (simplified
-    reparametrisation)."""
-
-    def __init__(self, ch: int, inverse: bool = False) -> None:
-        super().__init__()
-        self.inverse = inverse
-        self.beta = nn.Parameter(torch.empty(ch))
-        self.gamma = nn.Parameter(torch.empty(ch, ch))
-
-    def reset(self) -> None:
-        with torch.no_grad():
-            self.beta.fill_(1.0)
-            self.gamma.copy_(math.sqrt(0.1) * torch.eye(self.gamma.shape[0]))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        beta = self.beta * self.beta + 1e-6
-        gamma = self.gamma * self.gamma
-        norm = torch.sqrt(F.conv2d(x * x, gamma[:, :, None, None], beta))
-        return x * norm if self.inverse else x / norm
+def dct_basis(n: int) -> torch.Tensor:
+    """Orthonormal 2-D DCT-II basis of n x n blocks: (n*n, n, n), row u*n+v is the (u, v) basis image."""
+    k = torch.arange(n, dtype=torch.float64)
+    c = torch.cos(math.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * n)) * math.sqrt(2.0 / n)
+    c[0] /= math.sqrt(2.0)
+    return torch.einsum("um,vn->uvmn", c, c).reshape(n * n, n, n).float()
 
 
 def _conv(cin: int, cout: int, k: int = 5, stride: int = 1) -> nn.Conv2d:
@@ -227,21 +220,15 @@ class GraceCodec(nn.Module):
     def __init__(self, config: CodecConfig = CodecConfig()) -> None:
         super().__init__()
         self.config = c = config
-        n, m = c.hidden, c.latent
-        r1, r2, r3 = c.ref_ch
-        self.g_a = nn.Sequential(
-            _conv(9, n, 5, 2), GDN(n), _conv(n, n, 5, 2), GDN(n), _conv(n, n, 5, 2), GDN(n), _conv(n, m, 5, 2))
-        self.f1 = _conv(3, r1, 3, 2)
-        self.f2 = _conv(r1, r2, 3, 2)
-        self.f3 = _conv(r2, r3, 3, 2)
-        self.up8 = nn.Sequential(_deconv(m, n), GDN(n, inverse=True))
-        self.mix8 = _conv(n + r3, n, 3)
-        self.up4 = nn.Sequential(_deconv(n, n), GDN(n, inverse=True))
-        self.mix4 = _conv(n + r2, n, 3)
-        self.up2 = nn.Sequential(_deconv(n, r1, 3), GDN(r1, inverse=True))
-        self.mix2 = _conv(2 * r1, r1, 3)
-        self.to_full = _conv(r1, 12, 3)                                   # pixel shuffle x2 -> 3 channels
-        self.refine = nn.Sequential(_conv(6, 16, 3), nn.LeakyReLU(0.1), _conv(16, 3, 3))
+        m, n, k = c.latent, c.refine_ch, c.stride
+        self.g_a = nn.Conv2d(3, m, k, stride=k, bias=False)              # block transform of x - ref
+        self.g_s = nn.ConvTranspose2d(m, 3, k, stride=k, bias=False)     # its inverse
+        self.r_in = _conv(6, n, 3)                                        # refinement, conditioned on ref
+        self.r_down = _conv(n, 2 * n, 3, 2)
+        self.r_mid = _conv(2 * n, 2 * n, 3)
+        self.r_mask = nn.Conv2d(m, 2 * n, 1)                             # which latent elements arrived
+        self.r_up = _deconv(2 * n, n, 3)
+        self.r_out = _conv(2 * n, 3, 3)
         self.log_gain_enc = nn.Parameter(torch.empty(c.n_rates, m))
         self.log_gain_dec = nn.Parameter(torch.empty(c.n_rates, m))
         self.prior = FactorizedPrior(c.n_rates * m) if c.prior == "factorized" else LaplacePrior(c.n_rates * m)
@@ -260,47 +247,63 @@ class GraceCodec(nn.Module):
         return model
 
     def reset(self, gen: torch.Generator) -> None:
+        c = self.config
         with torch.no_grad():
-            for mod in self.modules():
-                if isinstance(mod, (nn.Conv2d, nn.ConvTranspose2d)):
-                    fan_in = mod.weight[0].numel() if isinstance(mod, nn.Conv2d) else \
-                        mod.weight.shape[0] * mod.weight[0, 0].numel()
-                    bound = 1.0 / math.sqrt(fan_in)
-                    mod.weight.uniform_(-math.sqrt(3.0) * bound, math.sqrt(3.0) * bound, generator=gen)
-                    mod.bias.uniform_(-bound, bound, generator=gen)
-                elif isinstance(mod, GDN):
-                    mod.reset()
-            q = torch.arange(self.config.n_rates, dtype=torch.float32) - (self.config.n_rates - 1) / 2
-            self.log_gain_enc.copy_((0.75 * math.log(2) * q).unsqueeze(1).expand_as(self.log_gain_enc))
+            for mod in (self.r_in, self.r_down, self.r_mid, self.r_up, self.r_out, self.r_mask):
+                fan_in = mod.weight[0].numel() if isinstance(mod, nn.Conv2d) else \
+                    mod.weight.shape[0] * mod.weight[0, 0].numel()
+                bound = 1.0 / math.sqrt(fan_in)
+                mod.weight.uniform_(-math.sqrt(3.0) * bound, math.sqrt(3.0) * bound, generator=gen)
+                mod.bias.uniform_(-bound, bound, generator=gen)
+            # The transforms start as the orthonormal DCT of each colour channel and its inverse.
+            basis = dct_basis(c.stride)
+            s2 = c.stride * c.stride
+            self.g_a.weight.zero_()
+            self.g_s.weight.zero_()
+            for ch in range(3):
+                self.g_a.weight[ch * s2:(ch + 1) * s2, ch] = basis
+                self.g_s.weight[ch * s2:(ch + 1) * s2, ch] = basis
+            # Rate points: gains 1.5 .. 10 on the DC coefficients (quantiser steps 1/1.5 .. 1/10 of the pixel
+            # range), geometric, and JPEG-like coarser steps for higher frequencies: gain / (1 + (u + v) / 2).
+            q = torch.arange(c.n_rates, dtype=torch.float32)
+            gains = torch.exp(math.log(1.5) + q * (math.log(10.0 / 1.5) / max(1, c.n_rates - 1)))
+            uv = torch.arange(c.stride, dtype=torch.float32)
+            freq_w = (1.0 / (1.0 + (uv[:, None] + uv[None, :]) / 2.0)).reshape(-1).repeat(3)
+            self.log_gain_enc.copy_(torch.log(gains[:, None] * freq_w[None, :]))
             self.log_gain_dec.copy_(-self.log_gain_enc)
-            # Start as "copy the reference": the correction paths output zero until they learn something.
-            for last in (self.to_full, self.refine[-1]):
-                last.weight.zero_()
-                last.bias.zero_()
+            # The refinement starts as the identity (output layer zero) and blind to the mask.
+            for mod in (self.r_out, self.r_mask):
+                mod.weight.zero_()
+                mod.bias.zero_()
             self.prior.reset(gen)
             self.freq.zero_()
 
     # -- transforms ---------------------------------------------------------------------------------------------
 
+    def latent_shape(self, height: int, width: int) -> tuple[int, int, int]:
+        k = self.config.stride
+        return (self.config.latent, height // k, width // k)
+
     def analyse(self, x: torch.Tensor, ref: torch.Tensor, q: int) -> torch.Tensor:
         """Scaled (unrounded) latent of frame ``x`` given ``ref``, both (B, 3, H, W) in [0, 1]."""
-        y = self.g_a(torch.cat([x, ref, x - ref], dim=1))
-        return y * torch.exp(self.log_gain_enc[q]).view(1, -1, 1, 1)
+        return self.g_a(x - ref) * torch.exp(self.log_gain_enc[q]).view(1, -1, 1, 1)
 
-    def synthesise(self, y_hat: torch.Tensor, ref: torch.Tensor, q: int) -> torch.Tensor:
-        """Reconstruction from the (possibly partly zero-filled) integer latent ``y_hat`` and ``ref``."""
-        y = y_hat * torch.exp(self.log_gain_dec[q]).view(1, -1, 1, 1)
-        r1 = F.leaky_relu(self.f1(ref), 0.1)
-        r2 = F.leaky_relu(self.f2(r1), 0.1)
-        r3 = F.leaky_relu(self.f3(r2), 0.1)
-        h = self.up8(y)
-        h = F.leaky_relu(self.mix8(torch.cat([h, r3], 1)), 0.1)
-        h = self.up4(h)
-        h = F.leaky_relu(self.mix4(torch.cat([h, r2], 1)), 0.1)
-        h = self.up2(h)
-        h = F.leaky_relu(self.mix2(torch.cat([h, r1], 1)), 0.1)
-        coarse = ref + F.pixel_shuffle(self.to_full(h), 2)
-        return coarse + self.refine(torch.cat([coarse, ref], 1))
+    def synthesise(self, y_hat: torch.Tensor, ref: torch.Tensor, q: int,
+                   mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Reconstruction from the (possibly partly zero-filled) integer latent ``y_hat`` and ``ref``.
+
+        ``mask`` (same shape as ``y_hat``, 1 = element received, 0 = lost and zero-filled; None = all received)
+        tells the refinement which zeros are losses: the receiver knows it from the packets it has."""
+        coarse = ref + self.g_s(y_hat * torch.exp(self.log_gain_dec[q]).view(1, -1, 1, 1))
+        h0 = F.leaky_relu(self.r_in(torch.cat([coarse, ref], 1)), 0.1)
+        h = self.r_down(h0)
+        if mask is None:
+            mask = torch.ones_like(y_hat)
+        h = h + F.interpolate(self.r_mask(mask), scale_factor=self.config.stride // 2, mode="nearest")
+        h = F.leaky_relu(h, 0.1)
+        h = F.leaky_relu(self.r_mid(h), 0.1)
+        h = F.leaky_relu(self.r_up(h), 0.1)
+        return coarse + self.r_out(torch.cat([h, h0], 1))
 
     def forward(self, x: torch.Tensor, ref: torch.Tensor, q: int, drop_p: torch.Tensor | None,
                 gen: torch.Generator) -> dict:
@@ -312,10 +315,11 @@ class GraceCodec(nn.Module):
         bits = -torch.log2(lik).flatten(1).sum(1)
         r = float(self.config.symbol_range)
         y_hat = y + (torch.round(y).clamp(-r, r) - y).detach()          # straight-through rounding
+        keep = None
         if drop_p is not None:
             keep = (torch.rand(y.shape, generator=gen) >= drop_p.view(-1, 1, 1, 1)).to(y.dtype)
             y_hat = y_hat * keep
-        return {"x_hat": self.synthesise(y_hat, ref, q), "bits": bits}
+        return {"x_hat": self.synthesise(y_hat, ref, q, keep), "bits": bits}
 
     # -- integer tables -----------------------------------------------------------------------------------------
 

@@ -43,12 +43,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
-    pre_steps: int = 4000          # shared pre-training without masking
-    fine_steps: int = 1200         # per variant after the fork
+    pre_steps: int = 3000          # shared pre-training without masking
+    fine_steps: int = 1000         # per variant after the fork
     batch: int = 8
     crop: int = 64
     pre_p_frames: int = 1          # P-frames per sequence in pre-training (reference: noisy true frame)
-    p_frames: int = 2              # P-frames unrolled per sequence after the fork (drift correction)
+    p_frames: int = 3              # P-frames unrolled per sequence after the fork (drift correction)
     lr: float = 1e-3               # pre-training (the last 25 %: lr_final)
     lr_final: float = 1e-4
     fine_lr: float = 3e-4          # after the fork (the last 25 %: fine_lr_final)
@@ -98,6 +98,18 @@ class SequenceSampler:
         return torch.from_numpy(out).permute(0, 1, 4, 2, 3).float().div_(255.0)
 
 
+FAST_LR_MULT = 10.0   # gains and entropy model: few parameters that must move far (rate points, densities)
+
+
+def make_optimizer(model: GraceCodec, lr: float) -> torch.optim.Optimizer:
+    """Adam; the per-rate-point gains and the density parameters learn ``FAST_LR_MULT`` times faster."""
+    fast = [model.log_gain_enc, model.log_gain_dec, *model.prior.parameters()]
+    fast_ids = {id(p) for p in fast}
+    slow = [p for p in model.parameters() if id(p) not in fast_ids]
+    return torch.optim.Adam([{"params": slow, "lr": lr, "mult": 1.0},
+                             {"params": fast, "lr": lr * FAST_LR_MULT, "mult": FAST_LR_MULT}], lr=lr)
+
+
 def _train_phase(model: GraceCodec, opt: torch.optim.Optimizer, sampler: SequenceSampler, steps: int,
                  cfg: TrainConfig, masked: bool, gen: torch.Generator, rng: np.random.Generator,
                  name: str, lr: tuple[float, float]) -> list[float]:
@@ -107,7 +119,7 @@ def _train_phase(model: GraceCodec, opt: torch.optim.Optimizer, sampler: Sequenc
     t_start = time.time()
     for step in range(steps):
         for group in opt.param_groups:
-            group["lr"] = lr[0] if step < 0.75 * steps else lr[1]
+            group["lr"] = (lr[0] if step < 0.75 * steps else lr[1]) * group["mult"]
         seq = sampler.batch(cfg.batch)
         q = int(rng.integers(0, cfg.codec.n_rates))
         if masked:
@@ -150,8 +162,9 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def save_model(model: GraceCodec, out_dir: Path, name: str, card: dict) -> Path:
-    """Write ``<name>-<sha8>.pt`` (state dict) and the model card ``<name>.json`` into ``out_dir``."""
+def save_model(model: GraceCodec, out_dir: Path, name: str, card: dict) -> dict:
+    """Write ``<name>-<sha8>.pt`` (state dict) and the model card ``<name>.json`` into ``out_dir``; return the
+    card as written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f".{name}.pt.tmp"
     torch.save(model.state_dict(), tmp)
@@ -163,7 +176,7 @@ def save_model(model: GraceCodec, out_dir: Path, name: str, card: dict) -> Path:
     tmp.replace(weights)
     card = dict(card, name=name, weights=weights.name, sha256=sha, config=model.config.to_dict())
     (out_dir / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
-    return weights
+    return card
 
 
 def train(seed: int = 0, out_dir: Optional[Path] = None, config: TrainConfig = TrainConfig(),
@@ -180,7 +193,7 @@ def train(seed: int = 0, out_dir: Optional[Path] = None, config: TrainConfig = T
         clips = load_training_frames(TRAIN_CLIPS)
         gen = torch.Generator().manual_seed(seeds.seed_for("grace.train.init"))
         model = GraceCodec.create(config.codec, gen)
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+        opt = make_optimizer(model, config.lr)
         sampler = SequenceSampler(clips, seeds.rng("grace.train.data.pre"), config.crop, config.pre_p_frames + 1)
         gen.manual_seed(seeds.seed_for("grace.train.noise.pre"))
         pre_hist = _train_phase(model, opt, sampler, config.pre_steps, config, False, gen,
@@ -192,7 +205,7 @@ def train(seed: int = 0, out_dir: Optional[Path] = None, config: TrainConfig = T
         for name, masked in (("grace", True), ("grace_nomask", False)):
             t1 = time.time()
             model.load_state_dict(base_state)
-            opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+            opt = make_optimizer(model, config.lr)
             opt.load_state_dict(base_opt)
             # Both variants see the same data and draws after the fork; only the masking differs.
             data_rng = np.random.Generator(np.random.PCG64(seeds.seed_for("grace.train.data.fine")))
@@ -224,9 +237,8 @@ def train(seed: int = 0, out_dir: Optional[Path] = None, config: TrainConfig = T
             if evaluate_card:
                 from emu.apps.grace.codec import card_metrics
 
-                card["metrics"] = card_metrics(model)
-            save_model(model, out_dir, name, card)
-            cards[name] = card
+                card["metrics"] = card_metrics(model, use_mask=masked)
+            cards[name] = save_model(model, out_dir, name, card)
         return cards
     finally:
         torch.set_num_threads(threads_before)

@@ -24,9 +24,10 @@ Dataflow::
   so the ACK history keeps fresh latencies of *both* queues even when the policy keeps choosing one. Probes are
   acknowledged like data and enter the history (with their size), but they carry no media and are excluded from
   the app's latency and throughput. Cost: 64 B x fps = 15 kbit/s at 30 fps.
-- **Ghost probes** (optional, ``ghosts=True``; used by the oracle and for analysis only): with every datagram
-  the sender also sends one 1-byte packet into *each* queue (ECT(1) and ECT(0)); their one-way delays are the
-  latency a packet sent at that instant saw in each queue, measured without loading the link (1 byte).
+- **Ghost probes** (optional, ``ghosts=True``; used by the oracle and for analysis only): just before every
+  datagram the sender also sends one 1-byte packet into *each* queue (ECT(1) and ECT(0)); their one-way delays
+  are the latency a packet sent at that instant saw in each queue (less its own serialisation), measured without
+  loading the link (1 byte).
 """
 from __future__ import annotations
 
@@ -186,10 +187,16 @@ class SwiftQueueSender:
         if now >= self.stop_s:
             return
         sizes = self.frame_sizes()
+        self._grow(self.n_sent + len(sizes) + 1)
+        marks = self.policy.mark_frame(self, now, sizes)
+        self.emit_frame(now, sizes, marks)
+
+    def emit_frame(self, now: float, sizes: list, marks: list) -> None:
+        """Send one frame's packets with the given ECN marks (and a probe if the policy wants one); schedule the
+        next frame."""
         first = self.n_sent
         count = len(sizes)
         self._grow(first + count + 1)
-        marks = self.policy.mark_frame(self, now, sizes)
         fid = self.frames_sent
         n_l = 0
         for i, size in enumerate(sizes):
@@ -219,10 +226,10 @@ class SwiftQueueSender:
         self.pos[seq] = pos
         self.count[seq] = count
         sock = self.sock
-        sock.sendto(size, self.dst, APP_PORT, (fid if kind == KIND_MEDIA else -1, pos, count), ecn, seq=seq)
-        if self.ghosts:
+        if self.ghosts:  # just ahead of the packet: what a packet sent now waits for in each queue
             sock.sendto(GHOST_BYTES, self.dst, GHOST_PORT, None, ECT1, seq=2 * seq, flow=self.ghost_flow)
             sock.sendto(GHOST_BYTES, self.dst, GHOST_PORT, None, ECT0, seq=2 * seq + 1, flow=self.ghost_flow)
+        sock.sendto(size, self.dst, APP_PORT, (fid if kind == KIND_MEDIA else -1, pos, count), ecn, seq=seq)
 
     # -- feedback -------------------------------------------------------------------------------------------------
 

@@ -11,11 +11,17 @@ other queue (``emu.apps.swiftqueue.app``). ``start(run)`` is called before time 
 - ``PredictivePolicy(predictor)`` — SwiftQueue: predict each packet's latency in both queues and mark ECT(1)
   iff ``pred_L <= pred_C + margin_s``; probes on so both predictions stay informed. With the Transformer this is
   SwiftQueue; with ``last``/``ewma`` it is the same rule on a non-learned predictor.
-- ``OraclePolicy`` — marks each packet to the queue whose *true* latency for it was lower, as measured by the ghost
-  probes of an earlier run of the same seeded scenario (see ``emu.apps.swiftqueue.eval.run_oracle``).
+- ``ForkOraclePolicy`` — the oracle: at every frame it copies the whole simulation twice, sends the frame into L in
+  one copy and into C in the other, runs both copies until the frame's packets have arrived, and marks the frame
+  for the queue where they arrived sooner (mean latency; a lost packet counts as ``horizon_s``). The choice is made
+  with the *true* next latency of this frame in each queue, everything before it identical; later frames are
+  assumed to go to L inside the copies. A clairvoyant greedy per-frame policy, not a global optimum.
+- ``OraclePolicy`` — marks packet ``seq`` by given per-packet latency tables (e.g. ghost-probe latencies of an
+  earlier run of the same seeded scenario; ``emu.apps.swiftqueue.eval.ghost_bound`` uses them as a bound).
 """
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any, Optional
 
@@ -23,7 +29,6 @@ import numpy as np
 
 from emu.packet import ECT0, ECT1
 
-from emu.apps.swiftqueue.app import KIND_MEDIA
 from emu.apps.swiftqueue.features import RECENT_S, SIZE_SCALE
 from emu.apps.swiftqueue.predictors import BaselineTracker, Predictor, online_batch
 
@@ -147,4 +152,83 @@ class OraclePolicy:
         return out
 
 
-__all__ = ["PerFlowPolicy", "ExplorePolicy", "PredictivePolicy", "OraclePolicy", "KIND_MEDIA"]
+
+
+def _share_immutables(memo: dict, obj: Any) -> None:
+    """Let copies share the trace arrays (read-only, often 10^5 entries) instead of duplicating them."""
+    for name in ("_ts", "timestamps_ms", "_t", "_r", "_c", "_next_pos", "times_s", "rates_bps"):
+        v = getattr(obj, name, None)
+        if v is not None:
+            memo[id(v)] = v
+
+
+class ForkOraclePolicy:
+    """The clairvoyant per-frame oracle (see the module docstring). ``start(run)`` must be called (``scenario.run``
+    does). ``forks`` counts the simulation copies made."""
+
+    probes = False
+
+    def __init__(self, horizon_s: float = 2.0) -> None:
+        if not isinstance(horizon_s, (int, float)) or not 0.05 <= horizon_s <= 30.0:
+            raise ValueError(f"horizon_s: must be in [0.05, 30] seconds, got {horizon_s!r}")
+        self.horizon_s = float(horizon_s)
+        self.run = None
+        self.forks = 0
+        self.l_frames = 0
+        self.c_frames = 0
+
+    def start(self, run: Any) -> None:
+        self.run = run
+
+    def _memo(self) -> dict:
+        from emu.metrics import Recorder
+
+        r = self.run
+        memo: dict = {id(self): PerFlowPolicy(ECT1)}   # inside a copy, later frames go to L
+        rec = r.sim.records
+        light = Recorder(mode=rec.mode, bin_s=rec.bin_s)  # copies record into a fresh, empty recorder
+        for name in rec.flow_names:
+            light.flow_id(name)
+        for name in rec.where_names:
+            light.where_id(name)
+        for name in rec.reason_names:
+            light.reason_id(name)
+        memo[id(rec)] = light
+        for i, counters in enumerate(rec.flows):
+            memo[id(counters)] = light.flows[i]
+        link = r.bottleneck
+        _share_immutables(memo, link.schedule)
+        _share_immutables(memo, getattr(getattr(link, "config", None), "trace", None))
+        return memo
+
+    def _try(self, sender: Any, now_s: float, sizes: list, ecn: int) -> float:
+        r = self.run
+        sim_c, snd_c, rx_c = copy.deepcopy((r.sim, sender, r.receiver), self._memo())
+        self.forks += 1
+        first = snd_c.n_sent
+        snd_c.emit_frame(now_s, sizes, [ecn] * len(sizes))
+        seqs = np.arange(first, first + len(sizes))
+        t = now_s
+        end = now_s + self.horizon_s
+        while t < end:
+            t = min(end, t + 0.02)
+            sim_c.run(until_s=t)
+            rx_c._grow(first + len(sizes))
+            if np.all(np.isfinite(rx_c.lat_s[seqs])):
+                break
+        lat = rx_c.lat_s[seqs]
+        return float(np.where(np.isfinite(lat), lat, self.horizon_s).mean())
+
+    def mark_frame(self, sender: Any, now_s: float, sizes: list) -> list:
+        if self.run is None:
+            raise RuntimeError("ForkOraclePolicy.start(run) was not called")
+        lat_l = self._try(sender, now_s, sizes, ECT1)
+        lat_c = self._try(sender, now_s, sizes, ECT0)
+        if lat_c < lat_l:
+            self.c_frames += 1
+            return [ECT0] * len(sizes)
+        self.l_frames += 1
+        return [ECT1] * len(sizes)
+
+
+__all__ = ["PerFlowPolicy", "ExplorePolicy", "PredictivePolicy", "ForkOraclePolicy", "OraclePolicy"]

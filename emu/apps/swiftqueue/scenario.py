@@ -27,6 +27,7 @@ marking policies see the same trace, the same frame sizes and the same on/off sc
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,14 +168,14 @@ class _OnOff:
         if now >= self.stop_s:
             return
         size = max(1448, int(self.rng.exponential(self.mean_bytes)))
+        # A partial, not a lambda: simulation copies (the oracle's forks) must not share callbacks with the original.
         sender, _ = open_stream(self.sim, self.src, self.dst, cc=self.cc, flow=f"x.{self.name}.{self.transfers}",
-                                on_data=lambda total, t, size=size: self._progress(total, t, size),
-                                start_s=now)
+                                on_data=functools.partial(self._progress, size), start_s=now)
         sender.write(size)
         self.senders.append(sender)
         self.transfers += 1
 
-    def _progress(self, total: int, now_s: float, size: int) -> None:
+    def _progress(self, size: int, total: int, now_s: float) -> None:
         if total >= size:
             self.sim.call_in(float(self.rng.exponential(self.off_mean_s)), self._on)
 

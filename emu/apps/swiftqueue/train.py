@@ -68,7 +68,7 @@ class TrainConfig:
     batch_size: int = 256
     lr: float = 2e-3
     weight_decay: float = 1e-4
-    alpha: float = 10.0           # sharp-change weight ([3P] student reimplementation: 10)
+    alpha: float = 1.0            # sharp-change weight ([3P] student reimplementation: 10; see docs)
     huber_beta: float = 0.01      # smooth-L1 knee, in 0.1 s units (1 ms)
     eval_every: int = 250
     threads: int = 1

@@ -1,0 +1,314 @@
+"""SwiftQueue building blocks: scenario, app endpoints, features, dataset, predictors, numpy inference, loader."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emu.packet import ECT0, ECT1
+
+REPO = Path(__file__).resolve().parents[2]
+TRACE = "nyc-cellular-2019/trace-2925703-home1"
+
+
+@pytest.fixture
+def traces(shared_traces):
+    return shared_traces
+
+
+def test_import_does_not_load_torch():
+    code = ("import sys, emu, emu.apps.swiftqueue.cli, emu.apps.swiftqueue.scenario, emu.apps.swiftqueue.policies, "
+            "emu.apps.swiftqueue.eval, emu.apps.swiftqueue.weights, emu.apps.swiftqueue.dataset, emu.cli; "
+            "emu.cli.build_parser(); assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_registered_for_eval_and_train():
+    from emu.apps.registry import APP_CLI_MODULES
+    from emu.cli import build_parser
+
+    assert APP_CLI_MODULES["swiftqueue"] == "emu.apps.swiftqueue.cli"
+    args = build_parser().parse_args(["train", "swiftqueue", "--seed", "3", "--out", "x"])
+    assert args.trainer == "emu.apps.swiftqueue.cli:train" and args.seed == 3 and args.out == "x"
+    args = build_parser().parse_args(["eval", "swiftqueue", "--seed", "2", "--json"])
+    assert args.seed == 2 and args.json and not args.predictors
+
+
+# -- scenario and app ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field, value", [
+    ("duration_s", 0.1), ("warmup_s", -1.0), ("one_way_delay_s", -0.01), ("app_rate_bps", 0.0),
+    ("app_rate_frac", 0.0), ("l4s_bulk", -1), ("classic_onoff", 1.5), ("queue_preset", "fifo"),
+    ("onoff_off_s", 0.0), ("udp_rate_frac", float("nan")),
+])
+def test_scenario_config_names_bad_field(field, value):
+    from emu.apps.swiftqueue.scenario import ScenarioConfig
+
+    with pytest.raises(ValueError, match=field):
+        ScenarioConfig(trace="x", **{field: value})
+
+
+def test_app_config_names_bad_field():
+    from emu.apps.swiftqueue.app import AppConfig
+
+    for field, value in (("fps", 0.0), ("max_payload_bytes", 8), ("key_frame_every", 0), ("probe_bytes", 0)):
+        with pytest.raises(ValueError, match=field):
+            AppConfig(**{field: value})
+
+
+def test_rotate_schedule_keeps_capacity(traces):
+    from emu.apps.swiftqueue.scenario import rotate_schedule
+    from emu.links.tracefile import load_trace
+
+    for name in (TRACE, "pensieve-hsdpa/norway_bus_1"):
+        s = load_trace(traces / name)
+        for off in (0.0, 7.25, s.period_s * 0.6):
+            r = rotate_schedule(s, off)
+            assert r.period_s == pytest.approx(s.period_s)
+            assert r.mean_rate_bps == pytest.approx(s.mean_rate_bps, rel=2e-3)
+            assert r.bytes_between(0.0, 10.0) == pytest.approx(s.bytes_between(off, off + 10.0), rel=2e-3, abs=3100)
+
+
+def _run(policy, seed=1, duration_s=8.0, **kw):
+    from emu.apps.swiftqueue.scenario import ScenarioConfig, run
+
+    return run(ScenarioConfig(trace=TRACE, duration_s=duration_s, warmup_s=1.0, **kw), policy, seed=seed)
+
+
+def test_per_flow_policies_and_determinism(traces):
+    from emu.apps.swiftqueue.policies import PerFlowPolicy
+    from emu.apps.swiftqueue.scenario import summarize
+
+    a = summarize(_run(PerFlowPolicy(ECT1)))
+    b = summarize(_run(PerFlowPolicy(ECT1)))
+    c = summarize(_run(PerFlowPolicy(ECT0)))
+    assert a == b                                   # same seed, same numbers
+    assert a["l_share"] == 1.0 and c["l_share"] == 0.0
+    assert a["reordered"] == 0.0                    # one queue: no reordering
+    assert 0 < a["p50_s"] <= a["p95_s"] <= a["p99_s"] < 2.0
+    assert a["p50_s"] >= 0.015                      # never below the propagation delay
+    assert a["app_bps"] > 0 and a["cross_bps"] > 0
+    # the app offers identical packets whatever the marking
+    r1, r2 = _run(PerFlowPolicy(ECT1)), _run(PerFlowPolicy(ECT0))
+    n = r1.sender.n_sent
+    assert n == r2.sender.n_sent
+    assert np.array_equal(r1.sender.size[:n], r2.sender.size[:n])
+    assert np.array_equal(r1.sender.send_s[:n], r2.sender.send_s[:n])
+
+
+def test_receiver_acks_every_packet_and_probes_stay_out_of_metrics(traces):
+    from emu.apps.swiftqueue.app import KIND_PROBE
+    from emu.apps.swiftqueue.policies import ExplorePolicy
+
+    r = _run(ExplorePolicy(p_l=0.5))
+    s, rx = r.sender, r.receiver
+    n = s.n_sent
+    probes = s.kind[:n] == KIND_PROBE
+    assert probes.sum() == s.frames_sent            # one probe per frame
+    assert np.all(s.size[:n][probes] == 64)
+    delivered = np.isfinite(rx.lat_s[:n])
+    # every delivered packet was acknowledged (all but the last ACKs in flight at the end)
+    assert s.history.n >= delivered.sum() - 20
+    h = s.history.view()
+    assert np.allclose(h[:, 2], rx.lat_s[h[:, 6].astype(int)])   # the ACK carries the packet's latency
+    assert rx.rx_pkts == (delivered & ~probes).sum()             # media counted, probes not
+    assert 0.3 < s.queue[:n][~probes].mean() < 0.7
+    assert rx.reordered_pkts > 0                                 # two queues reorder; the jitter buffer copes
+    assert len(rx.frame_done_s) > 0.8 * s.frames_sent
+
+
+def test_ghosts_measure_both_queues(traces):
+    from emu.apps.swiftqueue.policies import PerFlowPolicy
+
+    r = _run(PerFlowPolicy(ECT1), ghosts=True)
+    n = r.sender.n_sent
+    gl, gc = r.receiver.ghost_l_s[:n], r.receiver.ghost_c_s[:n]
+    ok = np.isfinite(gl) & np.isfinite(gc)
+    assert ok.mean() > 0.8
+    assert np.all(gl[ok] >= 0.015) and np.all(gc[ok] >= 0.015)
+    # a 1-byte ghost in the packet's own queue is not slower than the packet itself (same instant, FIFO)
+    lat = r.receiver.lat_s[:n]
+    m = ok & np.isfinite(lat)
+    assert np.mean(gl[m] <= lat[m] + 1e-9) > 0.95
+
+
+# -- features and dataset --------------------------------------------------------------------------------------------
+
+def test_own_load_and_sharp_flags_by_hand():
+    from emu.apps.swiftqueue.dataset import sharp_flags
+    from emu.apps.swiftqueue.features import own_load
+
+    send = np.array([0.0, 0.0, 0.0, 0.05, 0.05, 0.2])
+    size = np.array([1000, 500, 200, 100, 300, 50])
+    queue = np.array([1, 0, 1, 1, 1, 0])
+    ahead, recent = own_load(send, size, queue, np.array([0, 1, 2, 0, 1, 0]))
+    assert ahead.tolist() == [[0, 0], [1000, 0], [1000, 500], [0, 0], [100, 0], [0, 0]]
+    assert recent.tolist() == [[0, 0], [0, 0], [0, 0], [1200, 500], [1200, 500], [0, 0]]
+    lat = np.array([0.030, 0.030, 0.055, 0.060, 0.061, 0.031])
+    # L: 30 -> 55 (sharp: +25 ms, +83 %), 55 -> 60 (no), 60 -> 61 (no); C: 30 -> 31 (no)
+    assert sharp_flags(send, queue, lat).tolist() == [False, False, True, False, False, False]
+
+
+def test_window_tokens_pad_and_relative_latency():
+    from emu.apps.swiftqueue.features import F_HIST, row_features, window_tokens
+
+    hist = np.array([[0.10, 0.05, 0.030, 1240, 1, 0, 0],
+                     [0.11, 0.06, 0.032, 1240, 0, 1, 1],
+                     [0.12, 0.07, 0.050, 64, 1, 0, 2]])
+    tok, pad = window_tokens(hist, row_features(hist), np.array([0]), np.array([3]), np.array([0.2]),
+                             np.array([0.030]), window=4)
+    assert tok.shape == (1, 4, F_HIST) and pad.tolist() == [[True, False, False, False]]
+    assert np.allclose(tok[0, 1:, 0], [0.0, 0.02, 0.2])           # (lat - base) / 0.1 s
+    assert tok[0, 2:, 1].tolist() == [0.0, 1.0] and tok[0, 2, 2] == 1.0
+    assert np.allclose(tok[0, 1:, 4], [1.0, 0.9, 0.8])            # ACK ages / 0.1 s
+    assert np.all(tok[0, 0] == 0)
+
+
+def test_dataset_roundtrip_and_split_by_trace(tmp_path, traces):
+    from emu.apps.swiftqueue.collector import collect
+    from emu.apps.swiftqueue.dataset import SwiftQueueDataset, build_split, from_runs, merge
+    from emu.apps.swiftqueue.scenario import ScenarioConfig
+
+    runs = [collect(ScenarioConfig(trace=TRACE, duration_s=6.0, warmup_s=1.0), seed=3)]
+    ds = from_runs(runs, warmup_s=1.0)
+    assert len(ds) > 200 and ds.media.any() and (~ds.media).any()
+    assert np.all(ds.end > ds.start) and np.all(ds.base <= ds.y + 1e-12)
+    path = ds.save(tmp_path / "d.npz")
+    back = SwiftQueueDataset.load(path)
+    assert np.array_equal(back.y, ds.y) and back.runs == ds.runs
+    both = merge([ds, back])
+    assert len(both) == 2 * len(ds)
+    assert np.array_equal(both.batch(np.arange(len(ds), len(both))).tokens, ds.batch(np.arange(len(ds))).tokens)
+    with pytest.raises(ValueError, match="val_traces"):
+        build_split([TRACE], [TRACE], tmp_path)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="bad.npz"):
+        SwiftQueueDataset.load(tmp_path / "bad.npz")
+
+
+# -- predictors ------------------------------------------------------------------------------------------------------
+
+def test_baselines_by_hand():
+    from emu.apps.swiftqueue.predictors import Batch, EwmaPredictor, LastValuePredictor, baseline_rows
+
+    hist = np.zeros((3, 7))
+    hist[:, 2] = [0.040, 0.080, 0.048]
+    hist[:, 4] = [1, 0, 1]
+    rows = baseline_rows(hist)
+    assert rows[-1, 0] == 0.048 and rows[-1, 1] == 0.080
+    assert rows[-1, 2] == pytest.approx(0.040 + (0.048 - 0.040) / 8)
+    b = Batch(np.zeros((2, 4, 8), np.float32), np.zeros((2, 4), bool), np.zeros((2, 14), np.float32),
+              np.array([0.03, 0.03]), np.array([[0.05, np.nan], [np.nan, np.nan]]), np.array([[0.04, 0.06]] * 2))
+    assert LastValuePredictor().predict(b).tolist() == [[0.05, 0.05], [0.03, 0.03]]
+    assert EwmaPredictor().predict(b).tolist() == [[0.04, 0.06], [0.04, 0.06]]
+
+
+def test_linear_ar_fits_a_linear_rule():
+    from emu.apps.swiftqueue.features import F_HIST, F_QUERY, WINDOW
+    from emu.apps.swiftqueue.predictors import Batch, LinearARPredictor, linear_design
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    b = Batch(rng.normal(size=(n, WINDOW, F_HIST)).astype(np.float32), np.zeros((n, WINDOW), bool),
+              rng.normal(size=(n, F_QUERY)).astype(np.float32), np.zeros(n), np.zeros((n, 2)), np.zeros((n, 2)))
+    X = linear_design(b)
+    w_true = rng.normal(size=X.shape[1])
+    y_rel = X @ w_true
+    q = rng.integers(0, 2, n)
+    lin = LinearARPredictor.fit(X, y_rel, q, ridge=1e-8)
+    assert np.allclose(lin.predict(b)[:, 0], 0.1 * y_rel, atol=1e-6)
+
+
+def test_numpy_transformer_matches_torch():
+    torch = pytest.importorskip("torch")
+    from emu.apps.swiftqueue.model import build, n_params
+    from emu.apps.swiftqueue.predictors import Batch
+    from emu.apps.swiftqueue.train import init_params
+    from emu.apps.swiftqueue.weights import NumpyTransformer
+
+    model = build("transformer")
+    init_params(model, torch.Generator().manual_seed(5))
+    assert 90_000 <= n_params(model) <= 110_000          # ~100 K (apps.md §1.2)
+    model.eval()
+    nt = NumpyTransformer.from_state_dict({k: v.numpy() for k, v in model.state_dict().items()},
+                                          model.config.to_dict())
+    rng = np.random.default_rng(1)
+    tok = rng.normal(size=(1, 32, 8)).astype(np.float32)
+    pad = np.zeros((1, 32), bool)
+    pad[0, :9] = True
+    query = rng.normal(size=(4, 14)).astype(np.float32)
+    with torch.inference_mode():
+        ref = model(torch.from_numpy(np.repeat(tok, 4, 0)), torch.from_numpy(np.repeat(pad, 4, 0)),
+                    torch.from_numpy(query)).numpy()
+    assert np.allclose(nt.forward(tok, pad, query), ref, atol=1e-4)          # general path
+    batch = Batch(np.repeat(tok, 4, 0), np.repeat(pad, 4, 0), query, np.zeros(4), np.zeros((4, 2)),
+                  np.zeros((4, 2)), key="frame")
+    cached = np.concatenate([nt.predict(batch.take(np.array([i]))) for i in range(4)])
+    assert np.allclose(cached, 0.1 * ref, atol=1e-5)                        # cached per-frame path
+
+
+def test_init_is_seeded_without_global_rng():
+    torch = pytest.importorskip("torch")
+    from emu.apps.swiftqueue.model import build
+    from emu.apps.swiftqueue.train import init_params
+
+    state = torch.random.get_rng_state()
+    a, b = build("gru"), build("gru")
+    init_params(a, torch.Generator().manual_seed(9))
+    init_params(b, torch.Generator().manual_seed(9))
+    for (_, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+        assert torch.equal(pa, pb)
+    # building draws from the global RNG (torch's own defaults) but init_params overwrites every weight
+    torch.random.set_rng_state(state)
+
+
+# -- the loader ------------------------------------------------------------------------------------------------------
+
+def _copy_models(tmp_path):
+    import shutil
+
+    from emu.apps.swiftqueue.weights import CARD_NAME, repo_models_dir
+
+    src = repo_models_dir()
+    if not (src / CARD_NAME).is_file():
+        pytest.skip("models/swiftqueue not trained")
+    dst = tmp_path / "m"
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_loader_checks_hash_and_names_files(tmp_path):
+    pytest.importorskip("torch")
+    from emu.apps.swiftqueue.weights import CARD_NAME, load_predictor, read_card
+
+    d = _copy_models(tmp_path)
+    load_predictor("transformer", d)
+    load_predictor("linear", d)
+    # corrupt one byte: the hash check fails, naming the file, before deserialisation
+    p = d / "transformer.pt"
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    p.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"transformer\.pt.*sha256"):
+        load_predictor("transformer", d)
+    # a well-hashed but malformed file: named as malformed
+    p.write_bytes(b"garbage")
+    card = json.loads((d / CARD_NAME).read_text())
+    import hashlib
+
+    card["models"]["transformer"]["sha256"] = hashlib.sha256(b"garbage").hexdigest()
+    (d / CARD_NAME).write_text(json.dumps(card))
+    with pytest.raises(ValueError, match=r"transformer\.pt: malformed"):
+        load_predictor("transformer", d)
+    (d / "gru.pt").unlink()
+    with pytest.raises(FileNotFoundError, match=r"gru\.pt"):
+        load_predictor("gru", d)
+    (d / CARD_NAME).write_text("{not json")
+    with pytest.raises(ValueError, match="malformed model card"):
+        read_card(d)
+    with pytest.raises(FileNotFoundError, match="model card"):
+        read_card(tmp_path / "nowhere")

@@ -1,0 +1,111 @@
+"""``emu eval swiftqueue``: output contract, and bad input failing early with a message that names it."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from emu.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+MODELS = REPO / "models" / "swiftqueue"
+TRACE = "pensieve-hsdpa/norway_ferry_1"   # a low-rate test trace: few events per simulated second
+
+
+def run_cli(args, capsys):
+    t0 = time.perf_counter()
+    code = main(["eval", "swiftqueue", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err, time.perf_counter() - t0
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if any evaluation starts."""
+    import emu.apps.swiftqueue.eval as ev
+
+    def boom(*a, **k):
+        raise AssertionError("work started before the input was checked")
+
+    monkeypatch.setattr(ev, "evaluate", boom)
+    monkeypatch.setattr(ev, "predictor_accuracy", boom)
+
+
+@pytest.fixture
+def models():
+    if not (MODELS / "swiftqueue.card.json").is_file():
+        pytest.skip("models/swiftqueue not trained")
+    pytest.importorskip("torch")
+    return MODELS
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--duration", "1"], "--duration"),
+    (["--duration", "nan"], "--duration"),
+    (["--seed", "-1"], "--seed"),
+    (["--margin-ms", "-3"], "--margin-ms"),
+    (["--policies", "swiftqueue,fastest"], "--policies"),
+])
+def test_out_of_range_parameters_fail_early(args, needle, capsys, no_work, shared_traces):
+    code, _, err, dt = run_cli(["--trace", TRACE, *args], capsys)
+    assert code == 2 and needle in err and dt < 5
+
+
+def test_missing_trace_fails_early(tmp_path, capsys, no_work):
+    code, _, err, dt = run_cli(["--trace", str(tmp_path / "nope.down")], capsys)
+    assert code == 2 and "nope.down" in err and "not found" in err and dt < 5
+
+
+def test_malformed_trace_names_file_and_line(tmp_path, capsys, no_work):
+    bad = tmp_path / "bad.down"
+    bad.write_text("0\n5\nfive\n9\n")
+    code, _, err, dt = run_cli(["--trace", str(bad)], capsys)
+    assert code == 2 and "bad.down:3" in err and dt < 5
+
+
+def test_missing_or_malformed_weights_fail_early(tmp_path, capsys, no_work, models, shared_traces):
+    code, _, err, _ = run_cli(["--trace", TRACE, "--weights", str(tmp_path / "none")], capsys)
+    assert code == 2 and "model card not found" in err
+    d = tmp_path / "m"
+    shutil.copytree(models, d)
+    (d / "swiftqueue.card.json").write_text("{oops")
+    code, _, err, _ = run_cli(["--trace", TRACE, "--weights", str(d)], capsys)
+    assert code == 2 and "malformed model card" in err and "swiftqueue.card.json" in err
+    shutil.copy(models / "swiftqueue.card.json", d / "swiftqueue.card.json")
+    (d / "transformer.pt").write_bytes(b"\x00not torch")
+    code, _, err, dt = run_cli(["--trace", TRACE, "--weights", str(d)], capsys)
+    assert code == 2 and "transformer.pt" in err and "sha256" in err and dt < 5
+    (d / "transformer.pt").unlink()
+    code, _, err, _ = run_cli(["--trace", TRACE, "--weights", str(d)], capsys)
+    assert code == 2 and "transformer.pt" in err and "not found" in err
+    # per-flow policies need no weights: the checks pass and the (patched) evaluation is reached
+    with pytest.raises(AssertionError, match="work started"):
+        run_cli(["--trace", TRACE, "--weights", str(d), "--policies", "perflow_l4s", "--json"], capsys)
+
+
+def test_json_output_contract(capsys, models, shared_traces):
+    code, out, err, _ = run_cli(["--trace", TRACE, "--duration", "6", "--seed", "1", "--json"], capsys)
+    assert code == 0, err
+    res = json.loads(out)
+    assert list(res) == ["swiftqueue", "perflow_l4s", "perflow_classic", "oracle"]
+    for row in res.values():
+        assert {"p50_s", "p95_s", "p99_s", "app_bps", "cross_bps"} <= set(row)
+        assert 0 < row["p50_s"] <= row["p95_s"] <= row["p99_s"] < 2.0
+        assert row["app_bps"] > 0 and row["cross_bps"] > 0
+    assert res["perflow_l4s"]["l_share"] == 1.0 and res["perflow_classic"]["l_share"] == 0.0
+    code, out, _, _ = run_cli(["--trace", TRACE, "--duration", "5", "--policies", "perflow_l4s"], capsys)
+    assert code == 0 and "perflow_l4s" in out and "p99_s" in out
+
+
+def test_predictors_output(capsys, models, shared_traces):
+    code, out, err, _ = run_cli(["--trace", TRACE, "--duration", "10", "--predictors", "--json"], capsys)
+    assert code == 0, err
+    res = json.loads(out)
+    assert list(res) == ["last", "ewma", "linear", "gru", "transformer"]
+    for row in res.values():
+        assert row["mae_s"] > 0 and row["n"] > 100 and "mae_sharp_s" in row
+    code, out, _, _ = run_cli(["--trace", TRACE, "--duration", "5", "--predictors"], capsys)
+    assert code == 0 and "transformer" in out and "mae_sharp_s" in out
