@@ -88,6 +88,7 @@ class Source:
         self._send = None
         self._src = host.name
         self._emit_cb = (self._emit,)
+        self._emit_event = _Wake(self._emit_cb)
         sim.call_at(start_s, self._emit)
 
     def _next_gap_s(self) -> Optional[float]:
@@ -125,7 +126,9 @@ class Source:
         counters.sent_bytes += size
         gap = self._next_gap_s()
         if gap is not None:
-            heappush(self._heap, (now + gap, NORMAL, next(self._eid), _Wake(self._emit_cb)))
+            event = self._emit_event  # one emission is pending at a time: reuse its event object
+            event.callbacks = self._emit_cb
+            heappush(self._heap, (now + gap, NORMAL, next(self._eid), event))
 
 
 class CBRSource(Source):

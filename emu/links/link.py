@@ -89,6 +89,7 @@ class Link:
         self.lost_pkts = 0
         self.propagating_pkts = 0
         self._wake_cb = (self._wake,)
+        self._wake_event = _Wake(self._wake_cb)
         self._arrived_cb = (self._arrived,)
         sim.register(self)
 
@@ -138,8 +139,11 @@ class Link:
         return now_s + pkt.size_bytes * self._s_per_byte
 
     def _schedule_wake(self, t_s: float) -> None:
+        # At most one wake-up is pending, so one event object serves them all (SimPy clears its callbacks).
         self._wake_pending = True
-        heappush(self._heap, (t_s, NORMAL, next(self._eid), _Wake(self._wake_cb)))
+        wake = self._wake_event
+        wake.callbacks = self._wake_cb
+        heappush(self._heap, (t_s, NORMAL, next(self._eid), wake))
 
     def _wake(self, _: Any) -> None:
         self._wake_pending = False
