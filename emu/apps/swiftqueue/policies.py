@@ -13,7 +13,8 @@ other queue (``emu.apps.swiftqueue.app``). ``start(run)`` is called before time 
   SwiftQueue; with ``last``/``ewma`` it is the same rule on a non-learned predictor.
 - ``ForkOraclePolicy`` — the oracle: at every frame it copies the whole simulation twice, sends the frame into L in
   one copy and into C in the other, runs both copies until the frame's packets have arrived, and marks the frame
-  for the queue where they arrived sooner (mean latency; a lost packet counts as ``horizon_s``). The choice is made
+  for the queue where they arrived sooner (mean latency of the delivered ones; ``horizon_s`` if none arrived). The
+  choice is made
   with the *true* next latency of this frame in each queue, everything before it identical; later frames are
   assumed to go to L inside the copies. A clairvoyant greedy per-frame policy, not a global optimum.
 - ``OraclePolicy`` — marks packet ``seq`` by given per-packet latency tables (e.g. ghost-probe latencies of an
@@ -217,7 +218,10 @@ class ForkOraclePolicy:
             if np.all(np.isfinite(rx_c.lat_s[seqs])):
                 break
         lat = rx_c.lat_s[seqs]
-        return float(np.where(np.isfinite(lat), lat, self.horizon_s).mean())
+        got = np.isfinite(lat)
+        # Latency only (the metric's quantiles are over delivered packets): a frame with nothing delivered within
+        # the horizon scores the horizon.
+        return float(lat[got].mean()) if got.any() else self.horizon_s
 
     def mark_frame(self, sender: Any, now_s: float, sizes: list) -> list:
         if self.run is None:
