@@ -238,7 +238,8 @@ class Evaluator:
         valid = disp_idx >= 0
         disp_ssim = ssim_batch(np.stack([receiver.images[i] for i in disp_idx[valid]]), frames[valid]) \
             if valid.any() else np.array([0.0])
-        pb = playback(capture, rendered, end_s=capture[-1] + 1.0 / fps, frame_interval_s=1.0 / fps)
+        pb = playback(capture, rendered, end_s=capture[-1] + 1.0 / fps, frame_interval_s=1.0 / fps,
+                      skip_startup=True)
         sent_bytes = sender.rtc.sock.sent_bytes
         sent_pkts = sender.rtc.sent_pkts
         summary = {
@@ -246,6 +247,7 @@ class Evaluator:
             "ms_ssim": float(np.mean(ms)) if shown else float("nan"),
             "psnr_db": float(np.mean(ps)) if shown else float("nan"),
             "ssim_db_displayed": ssim_to_db(float(np.mean(disp_ssim))),
+            "startup_s": pb.startup_s,
             "frame_delay_p50_s": pb.frame_delay_p50_s,
             "frame_delay_p95_s": pb.frame_delay_p95_s,
             "frame_delay_mean_s": pb.frame_delay_mean_s,

@@ -11,7 +11,9 @@ Quality (GRACE's code: RGB SSIM with ``pytorch_msssim``, data_range 1, and PSNR;
 
 Playback (apps.md §3.5 [DESIGN] definitions):
 
-- frame delay: capture -> rendered, over rendered frames (p50 / p95 / mean);
+- frame delay: capture -> rendered, over rendered frames (p50 / p95 / mean); the evaluation leaves out the
+  start-up (frames captured before the first frame, the key frame, is on screen: they wait for it, in every
+  scheme) and reports the start-up delay as ``startup_s``;
 - non-rendered frames: never shown (never decodable, or decoded after a later frame was already shown);
 - stall: a gap between consecutive rendered frames (and from the last rendered frame to the end of the
   session; the start-up delay before the first frame is not a stall) longer than ``stall_threshold_s`` (200 ms; [RECALL] common choice, unverified) adds the gap minus
@@ -88,6 +90,7 @@ def ssim_to_db(value: float) -> float:
 
 @dataclass(frozen=True)
 class Playback:
+    startup_s: float
     frame_delay_p50_s: float
     frame_delay_p95_s: float
     frame_delay_mean_s: float
@@ -97,17 +100,22 @@ class Playback:
 
 
 def playback(capture_s: np.ndarray, rendered_s: np.ndarray, end_s: float, frame_interval_s: float,
-             stall_threshold_s: float = STALL_THRESHOLD_S) -> Playback:
+             stall_threshold_s: float = STALL_THRESHOLD_S, skip_startup: bool = False) -> Playback:
     """Delay, non-rendered fraction and stalls from capture times and render times (NaN = never rendered).
 
     ``end_s`` closes the session: a last gap from the last rendered frame to ``end_s`` counts as a stall too.
+    ``skip_startup``: frames captured before the first frame is rendered (the start-up, reported as
+    ``startup_s``) are left out of the delay percentiles (they still count as rendered or not).
     """
     capture_s = np.asarray(capture_s, dtype=float)
     rendered_s = np.asarray(rendered_s, dtype=float)
     if capture_s.shape != rendered_s.shape or capture_s.ndim != 1 or len(capture_s) == 0:
         raise ValueError("playback: capture_s and rendered_s must be 1-D arrays of the same non-zero length")
     shown = ~np.isnan(rendered_s)
-    delay = rendered_s[shown] - capture_s[shown]
+    first = float(np.nanmin(rendered_s)) if shown.any() else float("nan")
+    startup = first - capture_s[0] if shown.any() else float("nan")
+    steady = shown & (capture_s >= first) if skip_startup and shown.any() else shown
+    delay = rendered_s[steady] - capture_s[steady]
     if np.any(delay < -1e-12):
         raise ValueError("playback: a frame is rendered before it is captured")
     times = np.sort(rendered_s[shown])
@@ -118,6 +126,7 @@ def playback(capture_s: np.ndarray, rendered_s: np.ndarray, end_s: float, frame_
         stalls = np.array([max(0.0, end_s - capture_s[0])])
     nan = float("nan")
     return Playback(
+        startup_s=startup,
         frame_delay_p50_s=float(np.quantile(delay, 0.5)) if len(delay) else nan,
         frame_delay_p95_s=float(np.quantile(delay, 0.95)) if len(delay) else nan,
         frame_delay_mean_s=float(np.mean(delay)) if len(delay) else nan,
