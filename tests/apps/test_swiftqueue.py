@@ -248,7 +248,8 @@ def test_numpy_transformer_matches_torch():
     batch = Batch(np.repeat(tok, 4, 0), np.repeat(pad, 4, 0), query, np.zeros(4), np.zeros((4, 2)),
                   np.zeros((4, 2)), key="frame")
     cached = np.concatenate([nt.predict(batch.take(np.array([i]))) for i in range(4)])
-    assert np.allclose(cached, 0.1 * ref, atol=1e-5)                        # cached per-frame path
+    assert np.allclose(cached, 0.1 * ref, atol=1e-5)                        # per-frame fast path, row by row
+    assert np.allclose(nt.predict(batch), 0.1 * ref, atol=1e-5)              # per-frame fast path, whole frame
 
 
 def test_init_is_seeded_without_global_rng():
@@ -312,3 +313,30 @@ def test_loader_checks_hash_and_names_files(tmp_path):
         read_card(d)
     with pytest.raises(FileNotFoundError, match="model card"):
         read_card(tmp_path / "nowhere")
+
+
+def test_online_features_equal_offline(traces):
+    """The policy's live inputs equal the dataset's for the same packet (one code path for both)."""
+    from emu.apps.swiftqueue.collector import run_arrays
+    from emu.apps.swiftqueue.dataset import from_runs
+    from emu.apps.swiftqueue.features import ACK_S
+    from emu.apps.swiftqueue.policies import ExplorePolicy
+    from emu.apps.swiftqueue.predictors import BaselineTracker, online_batch
+
+    r = _run(ExplorePolicy(p_l=0.5), duration_s=6.0)
+    arrays = run_arrays(r)
+    ds = from_runs([arrays], warmup_s=1.0)
+    hist = arrays["hist"]
+    rng = np.random.default_rng(0)
+    for j in rng.choice(len(ds), 40, replace=False):
+        end = int(ds.end[j])
+        b_off = ds.batch(np.array([j]))
+        tracker = BaselineTracker()
+        q = ds.query[j]
+        b_on = online_batch(hist[:end], tracker, float(ds.now[j]), [int(ds.size[j])], [q[1] * 8], [q[2] * 8],
+                            [q[3]], [q[10:12] * 1500], [q[12:14] * 15000], key=1)
+        assert hist[end - 1, ACK_S] <= ds.now[j]
+        assert np.allclose(b_on.tokens[0], b_off.tokens[0], atol=1e-5)
+        assert np.array_equal(b_on.pad[0], b_off.pad[0])
+        assert np.allclose(b_on.query[0], b_off.query[0], atol=1e-5)
+        assert np.allclose(b_on.last, b_off.last, equal_nan=True) and b_on.base[0] == b_off.base[0]

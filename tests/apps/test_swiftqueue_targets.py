@@ -4,13 +4,15 @@ Targets of the issue (paper numbers in brackets) and what the code reliably achi
 "Results", has the tables and the commands):
 
 - Transformer MAE >= 30 % lower than the best non-learned predictor [paper: 45-65 %]. Measured on the four test
-  traces: MEASURED_MAE. The tests assert the measured level with a safety margin: the Transformer beats the best
+  traces (30 s exploratory run each, seeds 0-3): Transformer 7.60 ms vs EWMA 8.94 ms, 15.0 % lower (per trace
+  4-21 %); on sharp changes 28.7 vs 28.0 ms (no gain). The tests assert the measured level with a safety margin: the Transformer beats the best
   non-learned predictor on every test trace and by at least MIN_MAE_GAIN overall. Target not reached (gap
   documented).
 - SwiftQueue p99 >= 30 % lower than per-flow L4S [paper: 36-45 %]. Measured: SwiftQueue keeps ~all packets in L
   and its p99 equals per-flow L4S within run-to-run noise; even the clairvoyant per-frame oracle does not beat
-  per-flow L4S on p99 in this scenario. The test asserts what holds reliably: SwiftQueue's p99 is not worse than
-  per-flow L4S (mean ratio over traces and seeds <= MAX_P99_RATIO). Target not reached (gap documented).
+  per-flow L4S on p99 in this scenario (mean ratio 0.93 over 4 traces x 2 seeds, run-to-run spread +-15 %, while
+  >= 99 % of packets stay in L). The test asserts what holds reliably: SwiftQueue's p99 is not worse than per-flow
+  L4S on average (mean ratio <= MAX_P99_RATIO). Target not reached (gap documented).
 - Cross flows' throughput not reduced by more than 10 %: asserted per run, as specified.
 """
 from __future__ import annotations
@@ -20,8 +22,8 @@ import pytest
 
 from emu.apps.swiftqueue.train import TEST_TRACES
 
-MIN_MAE_GAIN = 0.03        # measured overall gain minus a safety margin (target 0.30)
-MAX_P99_RATIO = 1.02       # SwiftQueue p99 / per-flow L4S p99, mean over traces x seeds (target <= 0.70)
+MIN_MAE_GAIN = 0.08        # measured 0.150 overall (per trace 0.04-0.21), minus a margin (target 0.30)
+MAX_P99_RATIO = 1.00       # SwiftQueue p99 / per-flow L4S p99, mean over traces x seeds: measured 0.93 (target 0.70)
 MAX_CROSS_LOSS = 0.10      # the issue's bound: cross throughput reduced by at most 10 %
 SEEDS = (0, 1)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-import numpy as np
 
 from emu.apps.swiftqueue.policies import ExplorePolicy
 from emu.apps.swiftqueue.scenario import ScenarioConfig, run

@@ -32,8 +32,9 @@ DEFAULT_TRACE = "mahimahi/Verizon-LTE-short.down"
 DEFAULT_DURATION_S = 30.0
 
 
-def make_policy(name: str, models: Any = None, margin_s: Optional[float] = None):
-    """A policy by name (``POLICIES`` + ``EXTRA_POLICIES``; "oracle" is built by ``run_oracle``)."""
+def make_policy(name: str, models: Any = None, margin_s: Optional[float] = None, gate: bool = True):
+    """A policy by name (``POLICIES`` + ``EXTRA_POLICIES``; "oracle" is built by ``run_oracle``). ``gate=False``
+    runs the model on every frame (no cascade), for the benchmark."""
     if name == "perflow_l4s":
         return PerFlowPolicy(ECT1)
     if name == "perflow_classic":
@@ -42,12 +43,13 @@ def make_policy(name: str, models: Any = None, margin_s: Optional[float] = None)
         return ExplorePolicy(p_l=0.5)
     if name in ("swiftqueue", "last", "ewma", "gru", "linear"):
         from emu.apps.swiftqueue.predictors import make_predictor
-        from emu.apps.swiftqueue.weights import decision_margin_s
+        from emu.apps.swiftqueue.weights import decision_gate_s, decision_margin_s
 
         predictor = make_predictor("transformer" if name == "swiftqueue" else name, models)
         if margin_s is None:
             margin_s = decision_margin_s(models)
-        return PredictivePolicy(predictor, margin_s=margin_s)
+        gate_s = decision_gate_s(models) if (gate and name == "swiftqueue") else None
+        return PredictivePolicy(predictor, margin_s=margin_s, gate_s=gate_s)
     raise ValueError(f"policy: unknown {name!r}; valid: {', '.join(POLICIES + EXTRA_POLICIES)}")
 
 
@@ -95,6 +97,7 @@ def evaluate(trace: str = DEFAULT_TRACE, seed: int = 0, duration_s: float = DEFA
         if isinstance(policy, PredictivePolicy):
             m["infer_calls"] = policy.infer_calls
             m["infer_s"] = policy.infer_s
+            m["gated_frames"] = policy.gated_frames
         out[name] = m
     return out
 

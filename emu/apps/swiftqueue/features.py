@@ -118,6 +118,21 @@ def query_features(size: np.ndarray, pos: np.ndarray, count: np.ndarray, probe: 
     return q
 
 
+def shared_query(now: float, last_ack_s: float, base: float, last: tuple, ewma: tuple) -> list:
+    """Query features 4-9 for one send instant, as Python floats (the online path; same values as
+    ``query_features``)."""
+    stale = now - last_ack_s
+    stale = 1.0 if stale != stale else stale
+    out = [min(max(stale / LAT_SCALE, 0.0), 20.0), base / LAT_SCALE]
+    for vals in (last, ewma):
+        lq = vals[0] if vals[0] == vals[0] else vals[1]
+        cq = vals[1] if vals[1] == vals[1] else vals[0]
+        for v in (lq, cq):
+            x = (v - base) / LAT_SCALE
+            out.append(0.0 if x != x else min(max(x, -1.0), 50.0))
+    return out
+
+
 def own_load(send_s: np.ndarray, size: np.ndarray, queue: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Offline query features 10-13 for every packet of a run, from the sender's own log (send order).
 

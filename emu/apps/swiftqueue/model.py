@@ -8,9 +8,9 @@ Dataflow of ``LatencyTransformer``::
                                                                                     │ (padding masked)
                                                (ŷ_L, ŷ_C) - base, in 0.1 s  ◄─ Linear(d→2) ◄─ LayerNorm(q's output)
 
-With d = 64, d_ff = 256 it has 103,234 parameters (~100 K, apps.md §1.2 [3P]). One forward pass predicts both
+With d = 64, d_ff = 256 it has 103,874 parameters (~100 K, apps.md §1.2 [3P]). One forward pass predicts both
 queues (two heads): the marking rule compares them. ``LatencyGRU`` reads the same tokens with a GRU (hidden 64)
-and concatenates its last state with the query embedding before a two-layer head (~27 K parameters).
+and concatenates its last state with the query embedding before a two-layer head (23,554 parameters).
 """
 from __future__ import annotations
 

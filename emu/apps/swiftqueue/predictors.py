@@ -25,7 +25,8 @@ from typing import Optional
 import numpy as np
 
 from emu.apps.swiftqueue.features import (
-    F_HIST, F_QUERY, LAT_S, LAT_SCALE, QUEUE, WINDOW, query_features, row_features, running_base, window_tokens,
+    ACK_S, CE, F_HIST, F_QUERY, GAP_SCALE, LAT_S, LAT_SCALE, POS_SCALE, QUEUE, SEND_S, SIZE, SIZE_SCALE, WINDOW,
+    running_base, shared_query,
 )
 
 EWMA_GAIN = 1.0 / 8.0   # RFC 6298 SRTT gain
@@ -96,33 +97,64 @@ class BaselineTracker:
         self.n = hist.shape[0]
 
 
+# hist columns (ACK_S, SEND_S, LAT_S, SIZE, QUEUE, CE) -> token features 0-5 (before the base / now terms)
+_AFFINE = np.zeros((6, 6))
+_AFFINE[LAT_S, 0] = 1.0 / LAT_SCALE
+_AFFINE[QUEUE, 1] = 1.0
+_AFFINE[CE, 2] = 1.0
+_AFFINE[SIZE, 3] = 1.0 / SIZE_SCALE
+_AFFINE[ACK_S, 4] = -1.0 / LAT_SCALE
+_AFFINE[SEND_S, 5] = -1.0 / LAT_SCALE
+_GAP_LO = np.array([0.0, -10.0], dtype=np.float32)
+
+
 def online_batch(hist: np.ndarray, tracker: BaselineTracker, now: float, sizes, pos, count, probe,
                  ahead: np.ndarray, recent: np.ndarray, window: int = WINDOW, key: object = None) -> Batch:
     """The ``Batch`` for packets about to leave at ``now`` given the live history (all rows so far);
-    ``ahead`` (B, 2) and ``recent`` (B, 2) are the own-load features (``features.query_features``)."""
+    ``ahead`` (B, 2) and ``recent`` (B, 2) are the own-load features (``features.query_features``).
+
+    Same values as the offline builder (``dataset.from_runs`` + ``features.window_tokens``/``query_features``;
+    tested), computed with fewer numpy calls: the window rows directly, the frame-wide query columns once.
+    """
     tracker.update(hist)
     n = hist.shape[0]
     B = len(sizes)
     base = tracker.base if n else 0.0
-    lo = max(0, n - window)
-    part = hist[lo:n]
+    tok = np.zeros((1, window, F_HIST), np.float32)
+    pad = np.ones((1, window), bool)
     if n:
-        rows = row_features(hist[max(0, lo - 1):n])
-        rows = rows[1:] if lo > 0 else rows
-        tok, pad = window_tokens(part, rows, np.zeros(1, np.int64), np.array([n - lo]), np.array([now]),
-                                 np.array([base]), window)
-        last_ack = hist[n - 1, 0]
+        lo = n - window if n > window else 0
+        k = n - lo
+        part = hist[lo:n]
+        t = tok[0, window - k:]
+        # Features 0-5 are affine in the ACK columns: one matrix product.
+        f = part[:, :6] @ _AFFINE           # float64 until stored (ages subtract large absolute times)
+        f[:, 0] -= base / LAT_SCALE
+        f[:, 4:6] += now / LAT_SCALE
+        t[:, :6] = f
+        if lo > 0:
+            d = np.diff(hist[lo - 1:n, :2], axis=0) / GAP_SCALE
+            t[:, 6:8] = d
+        else:
+            t[1:, 6:8] = np.diff(part[:, :2], axis=0) / GAP_SCALE
+        np.clip(t[:, 6:8], _GAP_LO, 10.0, out=t[:, 6:8])
+        pad[0, window - k:] = False
+        last_ack = float(hist[n - 1, ACK_S])
     else:
-        tok = np.zeros((1, window, F_HIST), np.float32)
-        pad = np.ones((1, window), bool)
-        last_ack = np.nan
-    tokens = np.repeat(tok, B, axis=0)
-    pads = np.repeat(pad, B, axis=0)
-    last = np.tile(np.array(tracker.last, dtype=np.float64), (B, 1))
-    ewma = np.tile(np.array(tracker.ewma, dtype=np.float64), (B, 1))
-    query = query_features(np.asarray(sizes), np.asarray(pos), np.asarray(count), np.asarray(probe),
-                           np.full(B, now), np.full(B, last_ack), np.full(B, base), last, ewma, ahead, recent)
-    return Batch(tokens, pads, query, np.full(B, base, dtype=np.float64), last, ewma, key)
+        last_ack = float("nan")
+    last = (tracker.last[0], tracker.last[1])
+    ewma = (tracker.ewma[0], tracker.ewma[1])
+    query = np.empty((B, F_QUERY), np.float32)
+    query[:, 0] = np.asarray(sizes, dtype=np.float64) / SIZE_SCALE
+    query[:, 1] = np.asarray(pos, dtype=np.float64) / POS_SCALE
+    query[:, 2] = np.asarray(count, dtype=np.float64) / POS_SCALE
+    query[:, 3] = np.asarray(probe, dtype=np.float64)
+    query[:, 4:10] = shared_query(now, last_ack, base, last, ewma)
+    query[:, 10:12] = np.asarray(ahead, dtype=np.float64) / SIZE_SCALE
+    query[:, 12:14] = np.asarray(recent, dtype=np.float64) / (10.0 * SIZE_SCALE)
+    return Batch(np.broadcast_to(tok, (B, window, F_HIST)), np.broadcast_to(pad, (B, window)), query,
+                 np.full(B, base, dtype=np.float64), np.tile(np.array(last, dtype=np.float64), (B, 1)),
+                 np.tile(np.array(ewma, dtype=np.float64), (B, 1)), key)
 
 
 def _fill(values: np.ndarray, base: np.ndarray) -> np.ndarray:

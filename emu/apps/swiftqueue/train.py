@@ -7,19 +7,16 @@ mini-batches from ``rng("swiftqueue.batches.<arch>")``; data collection runs are
 torch uses ``threads`` threads (default 2).
 
 Loss (apps.md §1.1, sharp-change emphasis): smooth-L1 on the head of the queue the packet took (the other head
-has no label for that packet), each sample weighted ``1 + alpha * sharp`` (``alpha`` = 10 as in the [3P]
-student reimplementation; the paper's value is unknown). The checkpoint kept is the one with the lowest
-validation MAE (validation = traces never trained on).
+has no label for that packet), each sample weighted ``1 + alpha * sharp`` (``alpha`` = 1; the [3P] student
+reimplementation used 10 with an MSE loss, the paper's value is unknown; docs/swiftqueue.md says how 1 was chosen).
+The checkpoint kept is the one with the lowest validation MAE (validation = traces never trained on).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -110,7 +107,6 @@ def _tensors(ds: SwiftQueueDataset, idx: np.ndarray):
     b = ds.batch(idx)
     y_rel = (ds.y[idx] - ds.base[idx]) / LAT_SCALE
     col = 1 - ds.queue[idx].astype(np.int64)   # column 0 = L
-    w = 1.0 + 0.0 * y_rel
     return (torch.from_numpy(b.tokens), torch.from_numpy(b.pad), torch.from_numpy(b.query),
             torch.from_numpy(y_rel.astype(np.float32)), torch.from_numpy(col), ds.sharp[idx])
 
@@ -194,7 +190,7 @@ def fit_torch(arch: str, train: SwiftQueueDataset, val: SwiftQueueDataset, confi
     return model, {"history": history, "best_step": best[2], "best_val_mae_s": best[0]}
 
 
-def fit_linear(train: SwiftQueueDataset, alpha: float = 10.0, ridge: float = 1e-2, max_samples: int = 200_000,
+def fit_linear(train: SwiftQueueDataset, alpha: float = 1.0, ridge: float = 1e-2, max_samples: int = 200_000,
                seed: int = 0) -> LinearARPredictor:
     rng = SeedTree(seed).rng("swiftqueue.linear")
     idx = np.arange(len(train))
@@ -205,10 +201,3 @@ def fit_linear(train: SwiftQueueDataset, alpha: float = 10.0, ridge: float = 1e-
     w = 1.0 + alpha * train.sharp[idx]
     return LinearARPredictor.fit(X, y_rel, train.queue[idx], ridge=ridge, sample_weight=w)
 
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -9,10 +9,10 @@ plus the data (traces, runs, seconds), seed, training steps and the marking marg
 card, checks the weight file's sha256 against it *before* deserialising anything, and loads ``.pt`` files with
 ``torch.load(weights_only=True)`` (``.npy`` with ``allow_pickle=False``). Every failure names the file.
 
-``NumpyTransformer`` runs the Transformer's forward pass in numpy from the same state dict (no torch at inference,
-about 10x less overhead per call than torch eager on one CPU thread). Because history tokens never attend to the
-query token (``LatencyTransformer.attn_mask``), the history is encoded once per frame and only the frame's query
-tokens are batched: inference is cached per frame and batched across its packets.
+``NumpyTransformer`` runs the Transformer's forward pass in numpy from the same state dict (no torch at inference;
+fewer and cheaper calls than torch eager on one CPU thread). Because history tokens never attend to the query token
+(``LatencyTransformer.attn_mask``), the history is encoded once per frame and all of the frame's packets are
+predicted in the same pass (``forward_frame``): inference is batched per frame.
 """
 from __future__ import annotations
 
@@ -145,6 +145,13 @@ def decision_margin_s(where: Union[str, Path, None] = None) -> float:
     return float(card.get("policy", {}).get("margin_s", 0.0))
 
 
+def decision_gate_s(where: Union[str, Path, None] = None) -> Optional[float]:
+    """The cascade gate of the card (``policy.gate_s``; None = always run the model)."""
+    card = read_card(where)
+    gate = card.get("policy", {}).get("gate_s")
+    return None if gate is None else float(gate)
+
+
 # -- numpy inference ----------------------------------------------------------------------------------------------
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -161,6 +168,39 @@ def _ln(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float = 1e-5) -> np.nd
     return xc * (1.0 / np.sqrt(var + eps)) * w + b
 
 
+def _std(x: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    """LayerNorm without its affine part (folded into the next linear map on the fast path)."""
+    inv_d = np.float32(1.0 / x.shape[-1])
+    xc = x - np.add.reduce(x, -1, keepdims=True) * inv_d
+    v = np.add.reduce(xc * xc, -1, keepdims=True)
+    v *= inv_d
+    v += np.float32(eps)
+    np.sqrt(v, out=v)
+    xc /= v
+    return xc
+
+
+def _gelu_(x: np.ndarray) -> np.ndarray:
+    """tanh-GELU, in place (x is overwritten and returned)."""
+    u = x * x
+    u *= np.float32(0.044715 * _SQRT_2_OVER_PI)
+    u += np.float32(_SQRT_2_OVER_PI)
+    u *= x
+    np.tanh(u, out=u)
+    u += np.float32(1.0)
+    u *= np.float32(0.5)
+    x *= u
+    return x
+
+
+def _softmax_(x: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, in place."""
+    x -= x.max(-1, keepdims=True)
+    np.exp(x, out=x)
+    x /= np.add.reduce(x, -1, keepdims=True)
+    return x
+
+
 def _softmax(x: np.ndarray) -> np.ndarray:
     x = x - x.max(-1, keepdims=True)
     e = np.exp(x)
@@ -170,7 +210,7 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 class NumpyTransformer:
     """``LatencyTransformer``'s forward pass in numpy (float32), with the history encoded once per call.
 
-    ``encode`` runs the history through the layers once; ``query_pass`` then costs one token per packet.
+    ``forward``: any batch (one window per row, or one shared window); ``forward_frame``: the online fast path.
     """
 
     name = "transformer"
@@ -184,10 +224,28 @@ class NumpyTransformer:
         if self.d % n_heads:
             raise ValueError(f"d_model {self.d} is not divisible by n_heads {n_heads}")
         self.dh = self.d // n_heads
-        self._cache_key = None
-        self._cache = None
         # Pre-transpose weights once.
         self.t = {k: np.ascontiguousarray(v.T) for k, v in self.p.items() if v.ndim == 2 and k != "pos"}
+        self._tok_bias = (self.p["tok.bias"] + self.p["pos"]).astype(np.float32)
+        self._qry_bias = (self.p["qry.bias"] + self.p["qtype"]).astype(np.float32)
+        # Fast path: fold each LayerNorm's scale and shift into the linear map that follows it.
+        self.f = {}
+        for i in range(n_layers):
+            pre = f"enc.layers.{i}."
+            for norm, lin_w, lin_b in (("norm1", "self_attn.in_proj_weight", "self_attn.in_proj_bias"),
+                                       ("norm2", "linear1.weight", "linear1.bias")):
+                w, b = self.p[pre + norm + ".weight"], self.p[pre + norm + ".bias"]
+                W = self.t[pre + lin_w]
+                Wf = np.ascontiguousarray(w[:, None] * W)
+                bf = (b @ W + self.p[pre + lin_b]).astype(np.float32)
+                if norm == "norm1":  # fold the 1/sqrt(dh) of the attention scores into the query projection
+                    Wf[:, :self.d] *= np.float32(1.0 / math.sqrt(self.dh))
+                    bf[:self.d] *= np.float32(1.0 / math.sqrt(self.dh))
+                self.f[pre + lin_w] = Wf
+                self.f[pre + lin_b] = bf
+        w, b = self.p["norm.weight"], self.p["norm.bias"]
+        self.f["head.weight"] = np.ascontiguousarray(w[:, None] * self.t["head.weight"])
+        self.f["head.bias"] = (b @ self.t["head.weight"] + self.p["head.bias"]).astype(np.float32)
 
     @classmethod
     def from_state_dict(cls, state: dict, config: dict) -> "NumpyTransformer":
@@ -265,57 +323,53 @@ class NumpyTransformer:
 
     # -- fast path for one shared window (online, one frame): history keys/values cached per layer -------------
 
-    def encode_kv(self, tokens: np.ndarray, pad: np.ndarray) -> tuple:
-        """One window (tokens (1, W, F), pad (1, W)) -> per-layer history keys and values (W, h, dh), key mask."""
-        p, t = self.p, self.t
+    def _ff_fast(self, i: int, x: np.ndarray) -> np.ndarray:
+        pre = f"enc.layers.{i}."
+        y = _std(x) @ self.f[pre + "linear1.weight"]
+        y += self.f[pre + "linear1.bias"]
+        z = _gelu_(y) @ self.t[pre + "linear2.weight"]
+        z += self.p[pre + "linear2.bias"]
+        z += x
+        return z
+
+    def forward_frame(self, tokens: np.ndarray, pad: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """One shared window (tokens (1, W, F), pad (1, W)) and B query rows -> (B, 2), in a single pass.
+
+        The window and the B query tokens form one sequence of W + B tokens with an additive mask: history tokens
+        attend to (unpadded) history, each query token to the history and to itself. That is exactly B separate
+        passes of the model (history never sees a query, so it is encoded once), with LayerNorm affines folded
+        into the following linear maps: ~90 numpy calls per frame whatever B is.
+        """
+        p, t, f = self.p, self.t, self.f
         d, h, dh = self.d, self.h, self.dh
         W = tokens.shape[1]
-        x = tokens[0].astype(np.float32) @ t["tok.weight"] + p["tok.bias"] + p["pos"]
-        ok = ~pad[0].astype(bool)
-        neg = np.where(ok, 0.0, -np.inf).astype(np.float32)
-        kvs = []
-        scale = 1.0 / math.sqrt(dh)
-        for i in range(self.n_layers):
-            pre = f"enc.layers.{i}."
-            xn = _ln(x, p[pre + "norm1.weight"], p[pre + "norm1.bias"])
-            proj = xn @ t[pre + "self_attn.in_proj_weight"] + p[pre + "self_attn.in_proj_bias"]   # (W, 3d)
-            k = proj[:, d:2 * d].reshape(W, h, dh)
-            v = proj[:, 2 * d:].reshape(W, h, dh)
-            kvs.append((k, v))
-            if i + 1 < self.n_layers:
-                qh = proj[:, :d].reshape(W, h, dh)
-                s = np.einsum("qhd,khd->hqk", qh, k) * scale + neg
-                a = np.einsum("hqk,khd->qhd", _softmax(s), v).reshape(W, d)
-                x = x + a @ t[pre + "self_attn.out_proj.weight"] + p[pre + "self_attn.out_proj.bias"]
-                x = self._ff(i, x)
-        return kvs, neg
-
-    def query_fast(self, cache: tuple, query: np.ndarray) -> np.ndarray:
-        """(B, 2) relative latencies for query rows (B, Fq) sharing the window cached by ``encode_kv``."""
-        kvs, neg = cache
-        p, t = self.p, self.t
-        d, h, dh = self.d, self.h, self.dh
         B = query.shape[0]
-        scale = 1.0 / math.sqrt(dh)
-        q = query.astype(np.float32) @ t["qry.weight"] + p["qry.bias"] + p["qtype"]           # (B, d)
+        L = W + B
+        x = np.empty((L, d), np.float32)
+        np.matmul(tokens[0], t["tok.weight"], out=x[:W])
+        x[:W] += self._tok_bias
+        np.matmul(query, t["qry.weight"], out=x[W:])
+        x[W:] += self._qry_bias
+        mask = np.full((L, L), -np.inf, np.float32)
+        hist_ok = ~pad[0]
+        mask[:, :W][:, hist_ok] = 0.0
+        idx = np.arange(W, L)
+        mask[idx, idx] = 0.0
+        last = self.n_layers - 1
         for i in range(self.n_layers):
             pre = f"enc.layers.{i}."
-            k, v = kvs[i]
-            qn = _ln(q, p[pre + "norm1.weight"], p[pre + "norm1.bias"])
-            proj = qn @ t[pre + "self_attn.in_proj_weight"] + p[pre + "self_attn.in_proj_bias"]   # (B, 3d)
-            qq = proj[:, :d].reshape(B, h, dh)
-            kq = proj[:, d:2 * d].reshape(B, h, dh)
-            vq = proj[:, 2 * d:].reshape(B, h, dh)
-            s_hist = np.einsum("bhd,khd->bhk", qq, k) * scale + neg                            # (B, h, W)
-            s_self = (qq * kq).sum(-1) * scale                                                  # (B, h)
-            m = np.maximum(s_hist.max(-1), s_self)
-            e_hist = np.exp(s_hist - m[..., None])
-            e_self = np.exp(s_self - m)
-            z = e_hist.sum(-1) + e_self
-            a = (np.einsum("bhk,khd->bhd", e_hist, v) + e_self[..., None] * vq) / z[..., None]
-            q = q + a.reshape(B, d) @ t[pre + "self_attn.out_proj.weight"] + p[pre + "self_attn.out_proj.bias"]
-            q = self._ff(i, q)
-        out = _ln(q, p["norm.weight"], p["norm.bias"]) @ t["head.weight"] + p["head.bias"]
+            proj = _std(x) @ f[pre + "self_attn.in_proj_weight"] + f[pre + "self_attn.in_proj_bias"]   # (L, 3d)
+            proj = proj.reshape(L, 3, h, dh).transpose(1, 2, 0, 3)                                        # (3, h, L, dh)
+            rows = slice(W, L) if i == last else slice(0, L)   # the last layer's history outputs are unused
+            s = proj[0][:, rows] @ proj[1].transpose(0, 2, 1)                                              # (h, r, L)
+            s += mask[rows]
+            a = (_softmax_(s) @ proj[2]).transpose(1, 0, 2).reshape(-1, d)
+            y = a @ t[pre + "self_attn.out_proj.weight"]
+            y += p[pre + "self_attn.out_proj.bias"]
+            y += x[rows]
+            x = self._ff_fast(i, y)
+        out = _std(x) @ f["head.weight"]
+        out += f["head.bias"]
         return out.astype(np.float64)
 
     def forward(self, tokens: np.ndarray, pad: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -324,16 +378,14 @@ class NumpyTransformer:
         return self.query_pass(self.encode(tokens, pad), query)
 
     def predict(self, batch) -> np.ndarray:
-        """(B, 2) seconds. A batch with a ``key`` shares one window, encoded once and cached for later calls with
-        the same key (the packets of one frame); otherwise each row's window is encoded."""
+        """(B, 2) seconds. A batch with a ``key`` shares one window (one frame): one joint pass
+        (``forward_frame``); otherwise each row's window is encoded (``forward``)."""
         B = len(batch)
         if B == 0:
             return np.zeros((0, 2))
         if batch.key is not None:
-            if batch.key != self._cache_key:
-                self._cache = self.encode_kv(batch.tokens[:1], batch.pad[:1])
-                self._cache_key = batch.key
-            rel = self.query_fast(self._cache, batch.query)
+            rel = self.forward_frame(np.asarray(batch.tokens[:1], np.float32), batch.pad[:1],
+                                     np.asarray(batch.query, np.float32))
         else:
             rel = self.forward(batch.tokens, batch.pad, batch.query)
         return batch.base[:, None] + LAT_SCALE * rel
