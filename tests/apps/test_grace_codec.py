@@ -27,7 +27,7 @@ from emu.apps.grace.weights import MODELS_DIR, check_weights, load_model, read_c
 
 @pytest.fixture(scope="module")
 def codec():
-    return NeuralCodec(load_model("grace"), session_seed=7)
+    return NeuralCodec(load_model("grace"), session_seed=0)   # the seed the card's golden hash uses
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ def test_playback_by_hand():
     pb = playback(cap, ren, end_s=0.5, frame_interval_s=0.1)
     assert pb.non_rendered_frac == pytest.approx(0.2)
     assert pb.stall_s == pytest.approx(0.45 - 0.1) and pb.stall_count == 1
-    assert pb.frame_delay_p50_s == pytest.approx(0.125)
+    assert pb.frame_delay_p50_s == pytest.approx(0.13)       # delays 0.05, 0.05, 0.30, 0.21
 
 
 def test_weights_hash_and_errors(tmp_path):

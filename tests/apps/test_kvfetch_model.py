@@ -55,7 +55,8 @@ def test_kv_extraction_shapes_and_cache_equivalence(lm):
     np.testing.assert_array_equal(cache_to_numpy(numpy_to_cache(kv, cfg)), kv)
     with torch.inference_mode():
         full, _ = model(torch.as_tensor(ids[None].astype(np.int64)))
-        cont, _ = model(torch.as_tensor(ids[None, 1024:].astype(np.int64)), past=numpy_to_cache(kv, cfg))
+        cont, _ = model(torch.as_tensor(ids[None, 1024:].astype(np.int64)), past=numpy_to_cache(kv, cfg),
+                        prev_token=torch.as_tensor([int(ids[1023])]))
     torch.testing.assert_close(cont[0], full[0, 1024:], rtol=1e-4, atol=1e-4)
 
 

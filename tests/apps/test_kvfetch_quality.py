@@ -49,14 +49,14 @@ def study():
     for s in starts:
         ids, cont = stream[s:s + CONTEXT], stream[s + CONTEXT:s + CONTEXT + 256]
         kv = Q.original_kv(model, ids)
-        sc, top1 = Q.score_continuation(model, kv, cont)
+        sc, top1 = Q.score_continuation(model, kv, cont, int(ids[-1]))
         ref["nll"] += sc.nll_sum
         ref["n"] += sc.n
         ref["correct"] += sc.correct
         for name, codec in codecs.items():
             chunks = encode_chunks(kv, codec, CHUNK)
             dec = decode_chunks([c.data for c in chunks])
-            sc2, _ = Q.score_continuation(model, dec, cont, top1)
+            sc2, _ = Q.score_continuation(model, dec, cont, int(ids[-1]), top1)
             r = rows[name]
             r["bytes"] += sum(c.nbytes for c in chunks)
             r["payload"] += sum(c.payload_bytes for c in chunks)

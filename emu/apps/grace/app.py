@@ -20,8 +20,8 @@ Schemes:
     later frame is a neural P-frame in K independently decodable packets (``emu.apps.grace.codec``); the rate
     point is the highest whose estimated size fits ``target_rate / fps``. No retransmission, no key frames.
     The receiver decodes frame f with whatever packets it has (missing latent elements zero-filled) as soon as
-    all K arrived, a packet of a later frame arrived (the path is FIFO, so the rest is lost), or the deadline
-    ``capture + decode_deadline_s`` passed; it renders it if at least one packet arrived, and reports which
+    all K arrived, a packet of a later frame arrived (the path is FIFO, so the rest is lost), no packet of f
+    came for one frame interval, or the deadline ``capture + decode_deadline_s`` passed; it renders it if at least one packet arrived, and reports which
     packets it used. State sync ([RECALL] apps.md §3.4): on a report with missing packets the sender re-decodes
     that frame with the same loss pattern and every later frame it has sent, exactly as the receiver did, so its
     reference matches the receiver's again one round trip after a loss (no key frame needed).
@@ -133,6 +133,7 @@ class FrameBuffer:
     idr: bool
     q: int
     got: dict = field(default_factory=dict)
+    last_arrival_s: float = 0.0
 
 
 # -- the I-frame codec ---------------------------------------------------------------------------------------------
@@ -317,6 +318,7 @@ class GraceSender(VideoSender):
         self._belief: dict[int, tuple[Any, bytes]] = {}           # frame -> (reconstruction, digest)
         self._last = -1
         self._dirty_from: Optional[int] = None
+        self._credit = 0.0
         self._q = codec.config.n_rates - 1
         self.resync_decodes = 0
         self.rate_points = np.full(self.cfg.n_frames, -1, dtype=np.int64)
@@ -335,18 +337,24 @@ class GraceSender(VideoSender):
         codec = self.codec
         self._resync()
         ref, ref_digest = self._belief[frame - 1]
-        budget = self.media_budget_bytes()
+        # Wire bytes per frame (headers included); a small leaky bucket (one frame deep) lets the discrete rate
+        # points average out to the target.
+        per_frame = self.target_rate_bps / self.cfg.fps / 8.0
+        budget = per_frame + self._credit
         q = min(codec.config.n_rates - 1, self._q + 1)
         while True:
             symbols = codec.latent(self.frames[frame], ref, q)
             est = codec.estimate_bits(symbols, q) / 8.0 * 1.03
-            est += 4 * max(1, math.ceil(est / self.cfg.payload_bytes))      # range-coder flush per packet
+            n_est = max(1, math.ceil(est / (0.9 * self.cfg.payload_bytes)))
+            est += n_est * (4 + self.cfg.header_bytes)          # range-coder flush and header per packet
             if est <= budget or q == 0:
                 break
             q -= 1
         self._q = q
         self.rate_points[frame] = q
         enc = codec.packetise(symbols, q, frame, self.cfg.payload_bytes)
+        wire = enc.size_bytes + enc.n_packets * self.cfg.header_bytes
+        self._credit = min(per_frame, max(-per_frame, self._credit + per_frame - wire))
         self._sent[frame] = (symbols, q, enc.n_packets)
         self._last = frame
         self._belief[frame] = self._decode(frame, None, ref, ref_digest)
@@ -434,9 +442,14 @@ class VideoReceiver:
                 return                          # too late: that frame is done
             buf = self.frames[pkt.frame] = FrameBuffer(pkt.count, pkt.k, pkt.length, pkt.idr, pkt.q)
         buf.got.setdefault(pkt.index, pkt.data)
+        buf.last_arrival_s = now_s
+        self.on_packet_of(pkt.frame, now_s)
         if pkt.frame > self.max_frame_seen:
             self.max_frame_seen = pkt.frame
         self.advance()
+
+    def on_packet_of(self, frame: int, now_s: float) -> None:
+        pass
 
     def _track_seq(self, seq: int, now: float) -> None:
         if seq > self._highest_seq:
@@ -599,6 +612,16 @@ class GraceReceiver(VideoReceiver):
             return math.inf                     # the key frame is waited for (retransmitted until complete)
         return self.cfg.capture_s(frame) + self.cfg.decode_deadline_s
 
+    @property
+    def train_timeout_s(self) -> float:
+        """A frame whose packets stopped arriving this long ago is decoded with what it has (one frame
+        interval: the sender paces a frame's packets well within it)."""
+        return 1.0 / self.cfg.fps
+
+    def on_packet_of(self, frame: int, now_s: float) -> None:
+        if frame > 0:
+            self.sim.call_in(self.train_timeout_s, self._on_deadline, frame)
+
     def advance(self) -> None:
         from emu.apps.grace.codec import to_tensor, to_uint8
         from emu.apps.grace.h265 import HevcDecoder
@@ -617,7 +640,8 @@ class GraceReceiver(VideoReceiver):
                 self._finish_decode(0, image, self.cfg.times.h265_decode_s)
             else:
                 complete = buf is not None and len(buf.got) >= buf.count
-                if not (complete or self.max_frame_seen > f or now >= self.deadline_s(f) - 1e-12):
+                stopped = buf is not None and now >= buf.last_arrival_s + self.train_timeout_s - 1e-12
+                if not (complete or stopped or self.max_frame_seen > f or now >= self.deadline_s(f) - 1e-12):
                     return
                 got = frozenset(buf.got) if buf is not None else frozenset()
                 k = buf.count if buf is not None else 0

@@ -57,7 +57,8 @@ def add_eval_parser(sub) -> None:
     p.add_argument("--loss", type=float, default=0.0, help="i.i.d. packet loss on the forward link, 0..0.9")
     p.add_argument("--trace", default=None, help="forward capacity trace (Mahimahi or throughput log)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--frames", type=int, default=120, help="frames of the clip to stream (default 120)")
+    p.add_argument("--frames", type=int, default=120,
+                   help="frames of the clip to stream (default 120; metrics skip the first 2 s, the start-up)")
     p.add_argument("--bitrate-kbps", type=float, default=200.0, help="target video bitrate, headers included")
     p.add_argument("--rtt-ms", type=float, default=100.0, help="base round-trip time in ms")
     p.add_argument("--payload-bytes", type=int, default=200, help="media bytes per packet (default 200)")

@@ -118,6 +118,6 @@ def fec_decode(blocks: dict[int, bytes], k: int, n: int, length: int) -> bytes:
 
     if len(blocks) < k:
         raise ValueError(f"fec: {len(blocks)} blocks cannot recover a k={k} frame")
-    nums = sorted(blocks)[:k]
+    nums = [int(i) for i in sorted(blocks)[:k]]
     out = zfec.Decoder(k, n).decode([blocks[i] for i in nums], nums)
     return b"".join(out)[:length]

@@ -11,9 +11,9 @@ Quality (GRACE's code: RGB SSIM with ``pytorch_msssim``, data_range 1, and PSNR;
 
 Playback (apps.md §3.5 [DESIGN] definitions):
 
-- frame delay: capture -> rendered, over rendered frames (p50 / p95 / mean); the evaluation leaves out the
-  start-up (frames captured before the first frame, the key frame, is on screen: they wait for it, in every
-  scheme) and reports the start-up delay as ``startup_s``;
+- frame delay: capture -> rendered, over rendered frames (p50 / p95 / mean); the evaluation measures frames
+  captured after a warm-up (``GraceEvalConfig.warmup_s``: the first key frame's delivery and the catch-up after
+  it) and reports the start-up delay separately;
 - non-rendered frames: never shown (never decodable, or decoded after a later frame was already shown);
 - stall: a gap between consecutive rendered frames (and from the last rendered frame to the end of the
   session; the start-up delay before the first frame is not a stall) longer than ``stall_threshold_s`` (200 ms; [RECALL] common choice, unverified) adds the gap minus

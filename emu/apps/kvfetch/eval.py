@@ -171,7 +171,8 @@ class QualityCache:
         self.model = model
         self.prep = prep
         self._memo: dict[tuple, Any] = {}
-        self.reference, self.ref_top1 = score_continuation(model, prep.kv, prep.cont)
+        self.prev = int(prep.ids[-1])
+        self.reference, self.ref_top1 = score_continuation(model, prep.kv, prep.cont, self.prev)
 
     def assemble(self, choices: tuple[str, ...]) -> np.ndarray:
         from emu.apps.kvfetch.quality import recompute_chunks
@@ -193,7 +194,7 @@ class QualityCache:
                 self._memo[choices] = self.reference
             else:
                 self._memo[choices], _ = score_continuation(self.model, self.assemble(choices), self.prep.cont,
-                                                            self.ref_top1)
+                                                            self.prev, self.ref_top1)
         return self._memo[choices]
 
 

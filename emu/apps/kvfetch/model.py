@@ -103,6 +103,7 @@ class TinyLM(nn.Module):
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model)
+        self.shift = nn.Linear(cfg.d_model, cfg.d_model, bias=False) if cfg.token_shift else None
         cos, sin = _rope_tables(cfg)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
@@ -116,10 +117,13 @@ class TinyLM(nn.Module):
                     p.copy_(torch.randn(p.shape, generator=generator) * std)
 
     def forward(self, ids: torch.Tensor, past: Optional[Sequence[tuple[torch.Tensor, torch.Tensor]]] = None,
-                start_pos: Optional[int] = None) -> tuple[torch.Tensor, list]:
+                start_pos: Optional[int] = None, prev_token: Optional[torch.Tensor] = None
+                ) -> tuple[torch.Tensor, list]:
         """Logits for ``ids`` (B, T) placed after ``past`` (one (K, V) per layer, each (B, H, P, hd)).
 
-        Returns (logits (B, T, vocab), the new cache: past + these tokens)."""
+        With ``token_shift`` a continuation needs ``prev_token`` (B,): the id of the last token the cache covers
+        (what a KV-cache receiver is told along with the cache). Returns (logits (B, T, vocab), the new cache:
+        past + these tokens)."""
         cfg = self.cfg
         t = ids.shape[1]
         if start_pos is None:
@@ -133,6 +137,12 @@ class TinyLM(nn.Module):
         if start_pos + t > cfg.train_len:
             qscale = torch.clamp(torch.log(pos) / math.log(cfg.train_len), min=1.0)[:, None]
         x = self.embed(ids)
+        if self.shift is not None:
+            if start_pos > 0 and prev_token is None:
+                raise ValueError("prev_token: a token-shift model continuing a cache needs the last cached token id")
+            prev = self.embed(torch.as_tensor(prev_token).reshape(-1, 1)) if start_pos > 0 else \
+                torch.zeros_like(x[:, :1])
+            x = x + self.shift(torch.cat([prev, x[:, :-1]], dim=1))
         new = []
         for i, block in enumerate(self.blocks):
             x, kv = block(x, cos, sin, qscale, None if not past else past[i])
@@ -166,15 +176,19 @@ def numpy_to_cache(kv: np.ndarray, cfg: LMConfig) -> list[tuple[torch.Tensor, to
 
 
 @torch.inference_mode()
-def prefill(model: TinyLM, ids: np.ndarray, past: Optional[list] = None, block: int = 1024) -> tuple[list, torch.Tensor]:
-    """Run ``ids`` through the model (in blocks of ``block`` tokens to bound memory) after ``past``.
+def prefill(model: TinyLM, ids: np.ndarray, past: Optional[list] = None, block: int = 1024,
+            prev_token: Optional[int] = None) -> tuple[list, torch.Tensor]:
+    """Run ``ids`` through the model (in blocks of ``block`` tokens to bound memory) after ``past`` (whose last
+    token is ``prev_token``).
 
     Returns (cache covering past + ids, logits of the last token)."""
     ids_t = torch.as_tensor(np.asarray(ids, dtype=np.int64))[None]
     cache = list(past) if past else None
     logits = None
+    prev = None if prev_token is None else torch.as_tensor([int(prev_token)])
     for s in range(0, ids_t.shape[1], block):
-        logits, cache = model(ids_t[:, s:s + block], past=cache)
+        logits, cache = model(ids_t[:, s:s + block], past=cache, prev_token=prev)
+        prev = ids_t[:, s + block - 1] if s + block <= ids_t.shape[1] else None
     return cache, logits[0, -1]
 
 

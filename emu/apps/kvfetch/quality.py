@@ -45,18 +45,20 @@ class ContinuationScore:
 
 
 @torch.inference_mode()
-def continuation_logits(model: TinyLM, kv: np.ndarray, tokens: np.ndarray) -> torch.Tensor:
-    """Logits (M, vocab) of ``tokens`` read after the cache ``kv`` (layers, 2, N, channels)."""
+def continuation_logits(model: TinyLM, kv: np.ndarray, tokens: np.ndarray, prev_token: int) -> torch.Tensor:
+    """Logits (M, vocab) of ``tokens`` read after the cache ``kv`` (layers, 2, N, channels) of a context whose
+    last token is ``prev_token``."""
     cache = numpy_to_cache(kv, model.cfg)
     ids = torch.as_tensor(np.asarray(tokens, dtype=np.int64))[None]
-    logits, _ = model(ids, past=cache)
+    logits, _ = model(ids, past=cache, prev_token=torch.as_tensor([int(prev_token)]))
     return logits[0]
 
 
-def score_continuation(model: TinyLM, kv: np.ndarray, cont: np.ndarray,
+def score_continuation(model: TinyLM, kv: np.ndarray, cont: np.ndarray, prev_token: int,
                        reference_top1: Optional[torch.Tensor] = None) -> tuple[ContinuationScore, torch.Tensor]:
-    """Score predictions of ``cont[1:]`` from ``cont[:-1]`` read after ``kv``; returns (score, top-1 ids)."""
-    logits = continuation_logits(model, kv, cont[:-1])
+    """Score predictions of ``cont[1:]`` from ``cont[:-1]`` read after ``kv`` (context ending with
+    ``prev_token``); returns (score, top-1 ids)."""
+    logits = continuation_logits(model, kv, cont[:-1], prev_token)
     target = torch.as_tensor(np.asarray(cont[1:], dtype=np.int64))
     nll = F.cross_entropy(logits, target, reduction="sum")
     top1 = logits.argmax(-1)
@@ -113,7 +115,7 @@ def make_retrieval_sample(tokenizer, filler: np.ndarray, rng: np.random.Generato
 @torch.inference_mode()
 def score_retrieval(model: TinyLM, kv: np.ndarray, sample: RetrievalSample) -> tuple[int, int]:
     """(code tokens predicted right, code tokens) for one sample answered from ``kv``."""
-    logits = continuation_logits(model, kv, sample.query[:-1])
+    logits = continuation_logits(model, kv, sample.query[:-1], int(sample.context[-1]))
     start = sample.code_start
     pred = logits[start - 1:].argmax(-1).numpy()
     target = sample.query[start:]
@@ -137,6 +139,6 @@ def recompute_chunks(model: TinyLM, kv: np.ndarray, ids: np.ndarray, text_chunks
     out = kv.copy()
     for s, e in sorted(text_chunks):
         past = numpy_to_cache(out[:, :, :s], model.cfg) if s > 0 else None
-        cache, _ = prefill(model, ids[s:e], past=past)
+        cache, _ = prefill(model, ids[s:e], past=past, prev_token=int(ids[s - 1]) if s > 0 else None)
         out[:, :, s:e] = cache_to_numpy(cache)[:, :, s:e]
     return out

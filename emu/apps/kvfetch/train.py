@@ -111,7 +111,8 @@ def ppl_by_position(model, stream: np.ndarray, length: int = 4096,
             x = torch.as_tensor(stream[j * length:(j + 1) * length + 1].astype(np.int64))[None]
             cache, nll = None, []
             for s in range(0, length, 1024):
-                logits, cache = model(x[:, s:s + 1024], past=cache)
+                prev = x[:, s - 1] if s > 0 else None
+                logits, cache = model(x[:, s:s + 1024], past=cache, prev_token=prev)
                 nll.append(F.cross_entropy(logits[0], x[0, s + 1:s + 1025], reduction="none"))
             nll = torch.cat(nll).numpy()
             for b in range(len(edges) - 1):

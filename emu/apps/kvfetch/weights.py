@@ -34,6 +34,7 @@ class LMConfig:
     rope_base: float = 10000.0   # RoFormer (Su et al. 2021)
     train_len: int = 512         # training sequence length (for the log-n query scaling)
     max_len: int = 16384         # positions the RoPE tables cover
+    token_shift: bool = False    # add a linear map of the previous token's embedding to each input (RWKV-style)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "n_layers", "d_model", "n_heads", "d_ff", "train_len", "max_len"):
@@ -42,6 +43,8 @@ class LMConfig:
                 raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model: must be a multiple of n_heads={self.n_heads}, got {self.d_model}")
+        if not isinstance(self.token_shift, bool):
+            raise ValueError(f"token_shift: must be True or False, got {self.token_shift!r}")
         head = self.d_model // self.n_heads
         if not (isinstance(self.rope_dims, int) and 0 <= self.rope_dims <= head and self.rope_dims % 2 == 0):
             raise ValueError(f"rope_dims: must be an even integer in [0, {head}], got {self.rope_dims!r}")
