@@ -15,14 +15,19 @@ pytest.importorskip("zfec")
 pytest.importorskip("pytorch_msssim")
 pytest.importorskip("skvideo")
 
-import torch  # noqa: E402
+import torch
 
-from emu.apps.grace.codec import NeuralCodec, golden_symbols, permutation, to_tensor  # noqa: E402
-from emu.apps.grace.data import HELDOUT_CLIPS, TRAIN_CLIPS, load_clip, load_training_frames  # noqa: E402
-from emu.apps.grace.h265 import fec_decode, fec_encode, parity_count  # noqa: E402
-from emu.apps.grace.metrics import ms_ssim_batch, playback, ssim_batch, ssim_to_db  # noqa: E402
-from emu.apps.grace.net import integer_frequencies  # noqa: E402
-from emu.apps.grace.weights import MODELS_DIR, check_weights, load_model, read_card  # noqa: E402
+from emu.apps.grace.codec import NeuralCodec, golden_symbols, permutation, to_tensor
+from emu.apps.grace.data import (
+    HELDOUT_CLIPS,
+    TRAIN_CLIPS,
+    load_clip,
+    load_training_frames,
+)
+from emu.apps.grace.h265 import fec_decode, fec_encode, parity_count
+from emu.apps.grace.metrics import ms_ssim_batch, playback, ssim_batch, ssim_to_db
+from emu.apps.grace.net import integer_frequencies
+from emu.apps.grace.weights import MODELS_DIR, check_weights, load_model, read_card
 
 
 @pytest.fixture(scope="module")

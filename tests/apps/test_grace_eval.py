@@ -15,9 +15,9 @@ pytest.importorskip("av")
 pytest.importorskip("zfec")
 pytest.importorskip("skvideo")
 
-from emu.apps.grace.app import FEC_REDUNDANCY, SCHEMES  # noqa: E402
-from emu.apps.grace.eval import Evaluator, GraceEvalConfig  # noqa: E402
-from emu.cli import main  # noqa: E402
+from emu.apps.grace.app import FEC_REDUNDANCY, SCHEMES
+from emu.apps.grace.eval import Evaluator, GraceEvalConfig
+from emu.cli import main
 
 FRAMES = 105          # 3.5 s: 1.5 s measured after the 2 s start-up window
 SEED = 3

@@ -42,7 +42,8 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -110,7 +111,7 @@ class SessionConfig:
 class MediaPacket:
     """One media datagram's application payload (sizes on the wire are ``len(data)`` + header)."""
 
-    __slots__ = ("seq", "frame", "index", "count", "k", "length", "idr", "q", "data")
+    __slots__ = ("count", "data", "frame", "idr", "index", "k", "length", "q", "seq")
 
     def __init__(self, seq: int, frame: int, index: int, count: int, k: int, length: int, idr: bool, q: int,
                  data: bytes) -> None:
@@ -317,7 +318,7 @@ class GraceSender(VideoSender):
         self._got: dict[int, frozenset] = {}                      # frames reported with missing packets
         self._belief: dict[int, tuple[Any, bytes]] = {}           # frame -> (reconstruction, digest)
         self._last = -1
-        self._dirty_from: Optional[int] = None
+        self._dirty_from: int | None = None
         self._credit = 0.0
         self._q = codec.config.n_rates - 1
         self.resync_decodes = 0
@@ -360,7 +361,7 @@ class GraceSender(VideoSender):
         self._belief[frame] = self._decode(frame, None, ref, ref_digest)
         return self._packets(frame, enc.packets, enc.n_packets, enc.size_bytes, False, q), self.cfg.times.grace_encode_s
 
-    def _decode(self, frame: int, got: Optional[frozenset], ref, ref_digest: bytes):
+    def _decode(self, frame: int, got: frozenset | None, ref, ref_digest: bytes):
         symbols, q, k = self._sent[frame]
         key = (frame, got if got is not None and len(got) < k else "all", ref_digest)
         def compute():
@@ -427,7 +428,7 @@ class VideoReceiver:
 
     # -- control messages -------------------------------------------------------------------------------------
 
-    def send_ctrl(self, msg: tuple, size: Optional[int] = None) -> None:
+    def send_ctrl(self, msg: tuple, size: int | None = None) -> None:
         self.ctrl.sendto(size or self.cfg.ctrl_bytes, self.src, CTRL_PORT, msg)
 
     # -- arrivals ---------------------------------------------------------------------------------------------
@@ -444,8 +445,7 @@ class VideoReceiver:
         buf.got.setdefault(pkt.index, pkt.data)
         buf.last_arrival_s = now_s
         self.on_packet_of(pkt.frame, now_s)
-        if pkt.frame > self.max_frame_seen:
-            self.max_frame_seen = pkt.frame
+        self.max_frame_seen = max(self.max_frame_seen, pkt.frame)
         self.advance()
 
     def on_packet_of(self, frame: int, now_s: float) -> None:
@@ -488,7 +488,7 @@ class VideoReceiver:
     def advance(self) -> None:
         raise NotImplementedError
 
-    def _finish_decode(self, frame: int, image: Optional[np.ndarray], decode_s: float) -> float:
+    def _finish_decode(self, frame: int, image: np.ndarray | None, decode_s: float) -> float:
         now = self.sim.now_s
         start = max(now, self.decoder_free_s)
         done = start + decode_s
@@ -654,7 +654,7 @@ class GraceReceiver(VideoReceiver):
                 key = (f, got if len(got) < k or k == 0 else "all", self._ref_digest)
                 if k == 0:
                     key = (f, frozenset(), self._ref_digest)
-                rec, digest = self.cache.get(key, lambda: self.codec.reconstruct(symbols, self._ref, q, mask))
+                rec, digest = self.cache.get(key, partial(self.codec.reconstruct, symbols, self._ref, q, mask))
                 self._ref, self._ref_digest = rec, digest
                 self.packets_used[f] = len(got)
                 self.packets_sent[f] = k

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
@@ -94,7 +93,7 @@ class NeuralCodec:
 
     @torch.inference_mode()
     def reconstruct(self, symbols: np.ndarray, ref: torch.Tensor, q: int,
-                    mask: Optional[np.ndarray] = None) -> torch.Tensor:
+                    mask: np.ndarray | None = None) -> torch.Tensor:
         """Decoded frame (1, 3, H, W), clamped to [0, 1], from a (zero-filled) integer latent and its element
         mask (bool, True = received; None = all)."""
         y = torch.from_numpy(np.ascontiguousarray(symbols, dtype=np.float32)).unsqueeze(0)
@@ -188,7 +187,7 @@ class NeuralCodec:
         return flat.reshape(shape), mask.reshape(shape)
 
     def mask_symbols(self, symbols: np.ndarray, k: int, frame_id: int,
-                     got: Optional[set[int]]) -> tuple[np.ndarray, np.ndarray]:
+                     got: set[int] | None) -> tuple[np.ndarray, np.ndarray]:
         """What the receiver decodes when it got packets ``got`` (None: all): zero-filled symbols and the element
         mask, without entropy decoding (the sender follows the receiver's state from its reports)."""
         if got is None or len(got) == k:
@@ -220,7 +219,7 @@ def card_metrics(model: GraceCodec, clip_name: str = "carphone", n_frames: int =
     codec = NeuralCodec(model, use_mask=use_mask)
     frames = clip.frames
     pixels = frames.shape[1] * frames.shape[2]
-    out: dict = {"clip": clip_name, "frames": int(len(frames)), "fps": clip.fps, "rate_points": []}
+    out: dict = {"clip": clip_name, "frames": len(frames), "fps": clip.fps, "rate_points": []}
     gen = np.random.Generator(np.random.PCG64(12345))
     t_enc = t_dec = 0.0
     n_t = 0
@@ -276,7 +275,7 @@ def golden_symbols(config) -> np.ndarray:
     return np.clip(np.round(rng.laplace(0, 0.7, size=(config.latent, 16, 16))), -r, r).astype(np.int32)
 
 
-def golden_packets_sha256(codec: "NeuralCodec") -> str:
+def golden_packets_sha256(codec: NeuralCodec) -> str:
     """sha256 of the 4 packets coding ``golden_symbols`` at rate point 1 as frame 5: integers in, bytes out, so
     the same on every platform (pinned in the model card and checked by the tests)."""
     import hashlib

@@ -21,7 +21,6 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -88,7 +87,7 @@ def check_video(path: str | Path) -> tuple[int, int, float]:
         raise ValueError(f"video: {p} is not a readable video file ({exc})") from exc
 
 
-def _read(path: Path, width: int, height: int, max_frames: Optional[int]) -> tuple[np.ndarray, float]:
+def _read(path: Path, width: int, height: int, max_frames: int | None) -> tuple[np.ndarray, float]:
     import av
 
     frames = []
@@ -105,8 +104,8 @@ def _read(path: Path, width: int, height: int, max_frames: Optional[int]) -> tup
     return np.stack(frames), fps
 
 
-def load_video(path: str | Path, size: int = FRAME_SIZE, max_frames: Optional[int] = None,
-               name: Optional[str] = None) -> Clip:
+def load_video(path: str | Path, size: int = FRAME_SIZE, max_frames: int | None = None,
+               name: str | None = None) -> Clip:
     """Decode ``path``; scale its short side to ``size`` (area filter) and centre-crop ``size`` x ``size``."""
     width, height, _ = check_video(path)
     scale = size / min(width, height)
@@ -117,7 +116,7 @@ def load_video(path: str | Path, size: int = FRAME_SIZE, max_frames: Optional[in
     return Clip(name or Path(path).stem, frames, fps)
 
 
-def load_clip(name: str, size: int = FRAME_SIZE, max_frames: Optional[int] = None) -> Clip:
+def load_clip(name: str, size: int = FRAME_SIZE, max_frames: int | None = None) -> Clip:
     """A bundled clip by name, as evaluation frames (``size`` x ``size``)."""
     return load_video(clip_path(name), size=size, max_frames=max_frames, name=name)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -28,10 +28,10 @@ SUMMARY_KEYS = ("ssim_db", "frame_delay_p95_s", "non_rendered_frac", "stall_s", 
 
 @dataclass(frozen=True, kw_only=True)
 class GraceEvalConfig:
-    video: Optional[str] = None        # a video file; None: the held-out carphone clip
+    video: str | None = None        # a video file; None: the held-out carphone clip
     max_frames: int = 120
     loss: float = 0.0                  # i.i.d. packet loss on the forward link, [0, 0.9]
-    trace: Optional[str] = None        # forward capacity trace; None: constant link_rate_bps
+    trace: str | None = None        # forward capacity trace; None: constant link_rate_bps
     rtt_s: float = 0.100
     link_rate_bps: float = 2e6
     bitrate_bps: float = 200e3         # target video bitrate (the controller's maximum), IP headers included
@@ -40,7 +40,7 @@ class GraceEvalConfig:
     decode_deadline_s: float = 0.4     # Grace: decode a frame by capture + this at the latest
     give_up_s: float = 1.0             # H.265: abandon a frame not decodable by capture + this
     warmup_s: float = 2.0              # metrics cover frames captured from here on (start-up: first key frame)
-    models_dir: Optional[str] = None   # default: models/grace in the checkout
+    models_dir: str | None = None   # default: models/grace in the checkout
 
     def __post_init__(self) -> None:
         def number(name: str, lo: float, hi: float, lo_open: bool = False) -> None:
@@ -100,7 +100,7 @@ def check_inputs(config: GraceEvalConfig, schemes: tuple[str, ...] = SCHEMES) ->
             check_weights(name, models_dir)
 
 
-def compute_times(card: Optional[dict]) -> ComputeTimes:
+def compute_times(card: dict | None) -> ComputeTimes:
     """Codec compute times from a model card's measured ``timing_ms`` (defaults where absent)."""
     t = ComputeTimes()
     if not card:
@@ -215,7 +215,13 @@ class Evaluator:
         return self._summarise(scheme, sender, receiver, duration_s, extra)
 
     def _summarise(self, scheme: str, sender, receiver, duration_s: float, extra: dict) -> SchemeRun:
-        from emu.apps.grace.metrics import ms_ssim_batch, playback, psnr_batch, ssim_batch, ssim_to_db
+        from emu.apps.grace.metrics import (
+            ms_ssim_batch,
+            playback,
+            psnr_batch,
+            ssim_batch,
+            ssim_to_db,
+        )
 
         frames = self.clip.frames
         n = len(frames)
@@ -267,13 +273,13 @@ class Evaluator:
             "payload_kbps": float(np.sum(sender.frame_bytes)) * 8 / duration_s / 1000,
             "packet_loss": 1.0 - receiver.rtc.rx_pkts / max(1, sent_pkts),
             "frames": n,
-            "measured_frames": int(len(window)),
+            "measured_frames": len(window),
         }
         summary.update(extra)
         return SchemeRun(scheme, capture, rendered, ssim, summary)
 
 
-def evaluate(config: Optional[GraceEvalConfig] = None, seed: int = 0, schemes: tuple[str, ...] = SCHEMES,
+def evaluate(config: GraceEvalConfig | None = None, seed: int = 0, schemes: tuple[str, ...] = SCHEMES,
              **overrides: Any) -> dict[str, dict]:
     """Run every scheme on the same conditions; return ``{scheme: summary}`` (see ``SUMMARY_KEYS``)."""
     if config is None:

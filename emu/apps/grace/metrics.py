@@ -132,5 +132,5 @@ def playback(capture_s: np.ndarray, rendered_s: np.ndarray, end_s: float, frame_
         frame_delay_mean_s=float(np.mean(delay)) if len(delay) else nan,
         non_rendered_frac=float(1.0 - shown.mean()),
         stall_s=float(np.sum(stalls)),
-        stall_count=int(len(stalls)),
+        stall_count=len(stalls),
     )

@@ -80,7 +80,7 @@ class CodecConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CodecConfig":
+    def from_dict(cls, d: dict) -> CodecConfig:
         d = dict(d)
         d["lambdas"] = tuple(d["lambdas"])
         return cls(**d)
@@ -238,7 +238,7 @@ class GraceCodec(nn.Module):
     # -- initialisation -----------------------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, config: CodecConfig, gen: torch.Generator) -> "GraceCodec":
+    def create(cls, config: CodecConfig, gen: torch.Generator) -> GraceCodec:
         """A freshly initialised codec; all draws from ``gen``."""
         with torch.device("meta"):
             model = cls(config)

@@ -30,7 +30,6 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -180,7 +179,7 @@ def save_model(model: GraceCodec, out_dir: Path, name: str, card: dict) -> dict:
     return card
 
 
-def train(seed: int = 0, out_dir: Optional[Path] = None, config: TrainConfig = TrainConfig(),
+def train(seed: int = 0, out_dir: Path | None = None, config: TrainConfig = TrainConfig(),
           evaluate_card: bool = True) -> dict:
     """Train ``grace`` and ``grace_nomask``; write both (weights + cards) into ``out_dir``; return the cards."""
     from emu.apps.grace.weights import MODELS_DIR

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Optional
 
 REPO = Path(__file__).resolve().parents[3]
 MODELS_DIR = REPO / "models" / "grace"
@@ -24,13 +23,13 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def card_path(name: str, models_dir: Optional[Path] = None) -> Path:
+def card_path(name: str, models_dir: Path | None = None) -> Path:
     if name not in MODEL_NAMES:
         raise ValueError(f"model: unknown {name!r}; valid: {', '.join(MODEL_NAMES)}")
     return Path(models_dir or MODELS_DIR) / f"{name}.json"
 
 
-def read_card(name: str, models_dir: Optional[Path] = None) -> dict:
+def read_card(name: str, models_dir: Path | None = None) -> dict:
     """The model card of ``name``; FileNotFoundError / ValueError name the file."""
     path = card_path(name, models_dir)
     if not path.is_file():
@@ -45,7 +44,7 @@ def read_card(name: str, models_dir: Optional[Path] = None) -> dict:
     return card
 
 
-def check_weights(name: str, models_dir: Optional[Path] = None) -> Path:
+def check_weights(name: str, models_dir: Path | None = None) -> Path:
     """Path of ``name``'s weights after checking that the file exists and matches the card's sha256."""
     card = read_card(name, models_dir)
     path = card_path(name, models_dir).parent / card["weights"]
@@ -58,7 +57,7 @@ def check_weights(name: str, models_dir: Optional[Path] = None) -> Path:
     return path
 
 
-def load_model(name: str, models_dir: Optional[Path] = None):
+def load_model(name: str, models_dir: Path | None = None):
     """The hash-checked ``GraceCodec`` ``name`` in eval mode."""
     import torch
 
@@ -76,7 +75,7 @@ def load_model(name: str, models_dir: Optional[Path] = None):
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
-    except Exception as exc:  # noqa: BLE001 - any unpickling / shape error is a bad weights file
+    except Exception as exc:
         raise ValueError(f"weights: {path} cannot be loaded into the codec ({exc})") from exc
     model.check_tables()
     return model.eval()
