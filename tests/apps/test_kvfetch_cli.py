@@ -50,6 +50,8 @@ def test_registered_for_eval_and_train():
     (["--rtt-ms", "-5"], "rtt_s"),
     (["--chunk-tokens", "4"], "chunk_tokens"),
     (["--prefill-tok-s", "-1"], "prefill_tokens_per_s"),
+    (["--prefill-tok-s", "0"], "prefill_tokens_per_s"),
+    (["--decode-el-s", "0"], "ac_decode_elements_per_s"),
 ])
 def test_out_of_range_parameters_fail_early(args, needle, capsys):
     code, _, err, dt = run_cli(args, capsys)

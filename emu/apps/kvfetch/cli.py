@@ -30,7 +30,12 @@ def config_from_args(args: argparse.Namespace):
     from emu.apps.kvfetch.eval import ComputeModel, KVFetchEvalConfig
 
     trace = None if args.trace in ("none", "") else args.trace
-    compute = ComputeModel(**({"prefill_tokens_per_s": args.prefill_tok_s} if args.prefill_tok_s else {}))
+    rates = {}
+    if args.prefill_tok_s is not None:
+        rates["prefill_tokens_per_s"] = args.prefill_tok_s
+    if args.decode_el_s is not None:
+        rates["ac_decode_elements_per_s"] = args.decode_el_s
+    compute = ComputeModel(**rates)
     config = KVFetchEvalConfig(trace=trace, rate_bps=args.rate_mbps * 1e6, context_tokens=args.context_tokens,
                                chunk_tokens=args.chunk_tokens, slo_s=args.slo_s, rtt_s=args.rtt_ms / 1000.0,
                                trials=args.trials, contexts=args.contexts, delta=args.delta, compute=compute,
@@ -74,7 +79,10 @@ def add_eval_parser(sub) -> None:
     p.add_argument("--trials", type=int, default=12, help="fetches per scheme, spread over the trace")
     p.add_argument("--contexts", type=int, default=1, help="held-out contexts (fetches cycle through them)")
     p.add_argument("--prefill-tok-s", type=float, default=None,
-                   help="receiver prefill throughput in tokens/s (default: the calibrated value, docs/kvfetch.md)")
+                   help="receiver prefill throughput in tokens/s (default: calibrated, scaled to LongChat-7B's "
+                        "recompute cost per KV element; docs/kvfetch.md)")
+    p.add_argument("--decode-el-s", type=float, default=None,
+                   help="receiver arithmetic-decoding throughput in KV elements/s (default: calibrated on CPU)")
     p.add_argument("--delta", action="store_true", help="CacheGen levels with delta-to-anchor encoding")
     p.add_argument("--model-dir", default=None, help="model folder (default models/kvfetch)")
     p.add_argument("--seed", type=int, default=0)

@@ -1,19 +1,20 @@
 """The small decoder-only Transformer whose KV cache kvfetch streams (torch; imported lazily by the package).
 
-Dataflow of one block (pre-norm, as GPT-NeoX / Llama)::
+Dataflow (pre-norm blocks, as GPT-NeoX / Llama)::
 
-    x ──RMSNorm──► Wq,Wk,Wv ──► RoPE(q,k) on the first ``rope_dims`` of each head ──► cache (K after RoPE, V)
-    │                                                                                  │
-    │                      softmax(q·Kᵀ · s(pos) / √d_head) · V  ◄─────────────────────┘
-    ▼                                 │ Wo
-    x + attn ──RMSNorm──► W1 ─GELU─► W2 ──► x + mlp
+    tokens ──embed──► e_t (+ S·e_{t-1} with token_shift) ──► blocks ──RMSNorm──► embedᵀ ──► logits
+    block:  x ──RMSNorm──► Wq,Wk,Wv ──► RoPE(q, k) on the first ``rope_dims`` of each head ──► cache (K, V)
+            │                      softmax(q·Kᵀ / √d_head) · V  ◄──────────────────────────────────┘
+            ▼                                 │ Wo
+            x + attn ──RMSNorm──► W1 ─GELU─► W2 ──► x + mlp
 
 - **RoPE** (Su et al. 2021) rotates only the first ``rope_dims`` dimensions of each head (partial rotary, as
-  GPT-NeoX's ``rotary_pct``); the other dimensions carry no position, which lets content-matching heads (the
-  induction heads the retrieval task relies on) work at distances longer than the training sequences.
-- **s(pos)** = max(1, log(pos + 1) / log(train_len)) scales the logits of queries beyond the training length
-  ("log-n" attention scaling, Chiang & Cholak 2022; used by Qwen for length extrapolation): it keeps the
-  attention entropy of long contexts near the trained range. It is 1 for every query seen in training.
+  GPT-NeoX's ``rotary_pct``); the other dimensions carry no position (content matching at any distance).
+- **Token shift** (``token_shift``; RWKV's time-mix shift, a fixed form of Olsson et al.'s "smeared keys"):
+  each input adds a linear map of the previous token's embedding, so one attention layer can match "the token
+  before this key" against the current token, i.e. implement an induction (copy) head without first learning a
+  previous-token head. A receiver continuing from a cache then needs the id of the cache's last token
+  (``prev_token``, two bytes sent with the cache).
 - Cached keys are stored **after** RoPE, as real KV caches (HF ``past_key_values``) do; the codec sees these.
 
 The KV cache of a context is exchanged with the codec as one float32 numpy array of shape
@@ -71,15 +72,13 @@ class Block(nn.Module):
         self.fc1 = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
         self.fc2 = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, qscale: Optional[torch.Tensor],
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                 past: Optional[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, tuple]:
         cfg = self.cfg
         b, t, _ = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, cfg.n_heads, cfg.head_dim).permute(2, 0, 3, 1, 4)
         q = apply_rope(q, cos, sin, cfg.rope_dims)
         k = apply_rope(k, cos, sin, cfg.rope_dims)
-        if qscale is not None:
-            q = q * qscale
         if past is not None:
             k = torch.cat([past[0], k], dim=2)
             v = torch.cat([past[1], v], dim=2)
@@ -132,10 +131,6 @@ class TinyLM(nn.Module):
             raise ValueError(f"context: {start_pos + t} tokens exceed the model's max_len={cfg.max_len}")
         cos = self.rope_cos[start_pos:start_pos + t]
         sin = self.rope_sin[start_pos:start_pos + t]
-        pos = torch.arange(start_pos + 1, start_pos + t + 1, dtype=torch.float32)
-        qscale = None
-        if start_pos + t > cfg.train_len:
-            qscale = torch.clamp(torch.log(pos) / math.log(cfg.train_len), min=1.0)[:, None]
         x = self.embed(ids)
         if self.shift is not None:
             if start_pos > 0 and prev_token is None:
@@ -145,7 +140,7 @@ class TinyLM(nn.Module):
             x = x + self.shift(torch.cat([prev, x[:, :-1]], dim=1))
         new = []
         for i, block in enumerate(self.blocks):
-            x, kv = block(x, cos, sin, qscale, None if not past else past[i])
+            x, kv = block(x, cos, sin, None if not past else past[i])
             new.append(kv)
         logits = F.linear(self.norm(x), self.embed.weight)
         return logits, new

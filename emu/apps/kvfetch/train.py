@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     steps: int = 1200
-    batch: int = 4
-    seq_len: int = 1024
+    batch: int = 2
+    seq_len: int = 2048
     lr: float = 2e-3
     min_lr_frac: float = 0.1
     warmup: int = 60

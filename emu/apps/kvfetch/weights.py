@@ -32,7 +32,7 @@ class LMConfig:
     d_ff: int = 768
     rope_dims: int = 24          # rotated dims per head (of d_model / n_heads); partial rotary as GPT-NeoX
     rope_base: float = 10000.0   # RoFormer (Su et al. 2021)
-    train_len: int = 512         # training sequence length (for the log-n query scaling)
+    train_len: int = 1024        # training sequence length (recorded; contexts may be longer)
     max_len: int = 16384         # positions the RoPE tables cover
     token_shift: bool = False    # add a linear map of the previous token's embedding to each input (RWKV-style)
 
