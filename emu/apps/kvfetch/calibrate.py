@@ -67,7 +67,8 @@ def measure(context_tokens: int = 2048, repeats: int = 5, threads: int = 2) -> d
     out = {"context_tokens": context_tokens, "threads": threads, "prefill_tokens_per_s": tok_s,
            "served_model_scale": scale, "prefill_tokens_per_s_served": tok_s * scale}
     bounds = chunk_bounds(context_tokens, 512)
-    for name, codec in [*cachegen_levels(model.cfg.n_layers).items(), ("quant8", UniformCodec(8))]:
+    codecs = [(name, CacheGenCodec(level)) for name, level in cachegen_levels(model.cfg.n_layers).items()]
+    for name, codec in [*codecs, ("quant8", UniformCodec(8)), ("quant4", UniformCodec(4))]:
         blobs = [codec.encode(kv[:, :, s:e]).data for s, e in bounds]
         dt = []
         for _ in range(repeats):

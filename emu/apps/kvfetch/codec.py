@@ -88,9 +88,23 @@ class QuantLevel:
         return np.array([self.k_bins, self.v_bins], dtype=np.int64).T
 
 
+# An older released configuration (UChi-JCL/CacheGen @ 28549b7, ``quantization2.json``; apps.md §4.2): K 32/16/8
+# bins, V 32/8. Its layer splits are taken to be those of the sibling ``quantization.json`` (K at 1/4 and 1/2 of
+# the depth, V at 1/8) [assumption: the split of quantization2 itself was not recorded].
+OLDER_RELEASED_LEVEL0 = {"k": ((0.25, 32), (0.5, 16), (1.0, 8)), "v": ((0.125, 32), (1.0, 8))}
+
+
+def _bins_at(splits: tuple[tuple[float, int], ...], depth: float) -> int:
+    return next(b for edge, b in splits if depth < edge)
+
+
 def cachegen_levels(n_layers: int) -> dict[str, QuantLevel]:
-    """``level1`` (smallest) … ``level3`` (best): the released table mapped onto ``n_layers`` by relative depth."""
-    out = {}
+    """``level0`` (smallest) … ``level3`` (best), mapped onto ``n_layers`` by relative depth: levels 1-3 are the
+    released table (``RELEASED_LEVELS``), level 0 the older released ``quantization2`` configuration (8 bins for
+    the deep half of the keys and all but the shallowest values)."""
+    depths = [i / n_layers for i in range(n_layers)]
+    out = {"level0": QuantLevel("level0", tuple(_bins_at(OLDER_RELEASED_LEVEL0["k"], d) for d in depths),
+                                tuple(_bins_at(OLDER_RELEASED_LEVEL0["v"], d) for d in depths))}
     for level in sorted(RELEASED_LEVELS):
         kb, vb = zip(*(_ref_bins(level, (_REF_LAYERS * i) // n_layers) for i in range(n_layers)))
         out[f"level{level}"] = QuantLevel(f"level{level}", tuple(kb), tuple(vb))

@@ -3,7 +3,7 @@
 The sender (KV server) asks its controller for chunk ``i`` when the socket can take more data; the controller
 sees a ``Observation`` (time since the request, measured throughput, bytes still queued, the receiver's compute
 backlog) and the ``ChunkMenu`` (bytes and compute cost of every option of every chunk), and names an option:
-a quantisation level (``"level3"`` best … ``"level1"`` smallest), or ``"text"`` (send the chunk's text, the
+a quantisation level (``"level3"`` best … ``"level0"`` smallest), or ``"text"`` (send the chunk's text, the
 receiver recomputes its KV).
 
 Controllers:
@@ -119,6 +119,9 @@ class BudgetController:
         return smallest
 
 
+RELEASED_CODE_LEVELS = ("level3", "level2", "level1")   # the levels config_selection tries, best first
+
+
 class SloSplitController:
     """The released code's rule: the SLO split evenly over the chunks; text when no level fits."""
 
@@ -132,7 +135,7 @@ class SloSplitController:
 
     def choose(self, chunk: int, obs: Observation, menu: ChunkMenu) -> str:
         thr = obs.throughput_bps if obs.throughput_bps else self.prior_bps
-        for level in menu.levels:
+        for level in (lv for lv in menu.levels if lv in RELEASED_CODE_LEVELS):
             if menu.nbytes[level][chunk] * 8.0 / thr < self.slo_s / menu.n_chunks:
                 return level
         return "text"
