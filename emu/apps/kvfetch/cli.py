@@ -2,7 +2,7 @@
 
     emu eval kvfetch                                   # default real trace (lumos5g 4G driving), 2048 tokens
     emu eval kvfetch --trace ../shared/traces/nyc-cellular-2019/trace-3114405-bus --slo-s 3 --json
-    emu train lm                                       # rebuild models/kvfetch/ (CPU, ~20 min on 2 idle cores)
+    emu train lm                                       # rebuild models/kvfetch/ (CPU, ~27 min on 2 idle cores)
 """
 from __future__ import annotations
 
