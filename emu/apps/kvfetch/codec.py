@@ -35,7 +35,6 @@ entropy coding. ``Fp16Codec``: the raw cache in float16.
 """
 from __future__ import annotations
 
-import math
 import struct
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
