@@ -85,16 +85,21 @@ class BaselineTracker:
         self.base = np.inf
 
     def update(self, hist: np.ndarray) -> None:
+        n = hist.shape[0]
+        if n <= self.n:
+            return
         g = EWMA_GAIN
-        for i in range(self.n, hist.shape[0]):
-            k = 0 if hist[i, QUEUE] else 1
-            v = float(hist[i, LAT_S])
-            self.last[k] = v
-            e = self.ewma[k]
-            self.ewma[k] = v if e != e else e + g * (v - e)
-            if v < self.base:
-                self.base = v
-        self.n = hist.shape[0]
+        last, ewma, base = self.last, self.ewma, self.base
+        # Python floats from one slice (indexing numpy scalars row by row costs more than the arithmetic).
+        for que, v in zip(hist[self.n:n, QUEUE].tolist(), hist[self.n:n, LAT_S].tolist()):
+            k = 0 if que else 1
+            last[k] = v
+            e = ewma[k]
+            ewma[k] = v if e != e else e + g * (v - e)
+            if v < base:
+                base = v
+        self.base = base
+        self.n = n
 
 
 # hist columns (ACK_S, SEND_S, LAT_S, SIZE, QUEUE, CE) -> token features 0-5 (before the base / now terms)
@@ -133,10 +138,9 @@ def online_batch(hist: np.ndarray, tracker: BaselineTracker, now: float, sizes, 
         f[:, 4:6] += now / LAT_SCALE
         t[:, :6] = f
         if lo > 0:
-            d = np.diff(hist[lo - 1:n, :2], axis=0) / GAP_SCALE
-            t[:, 6:8] = d
+            t[:, 6:8] = (part[:, :2] - hist[lo - 1:n - 1, :2]) / GAP_SCALE
         else:
-            t[1:, 6:8] = np.diff(part[:, :2], axis=0) / GAP_SCALE
+            t[1:, 6:8] = (part[1:, :2] - part[:-1, :2]) / GAP_SCALE
         np.clip(t[:, 6:8], _GAP_LO, 10.0, out=t[:, 6:8])
         pad[0, window - k:] = False
         last_ack = float(hist[n - 1, ACK_S])
@@ -152,9 +156,10 @@ def online_batch(hist: np.ndarray, tracker: BaselineTracker, now: float, sizes, 
     query[:, 4:10] = shared_query(now, last_ack, base, last, ewma)
     query[:, 10:12] = np.asarray(ahead, dtype=np.float64) / SIZE_SCALE
     query[:, 12:14] = np.asarray(recent, dtype=np.float64) / (10.0 * SIZE_SCALE)
+    # Frame-wide rows as read-only broadcasts (predictors copy before they modify: ``_fill``).
     return Batch(np.broadcast_to(tok, (B, window, F_HIST)), np.broadcast_to(pad, (B, window)), query,
-                 np.full(B, base, dtype=np.float64), np.tile(np.array(last, dtype=np.float64), (B, 1)),
-                 np.tile(np.array(ewma, dtype=np.float64), (B, 1)), key)
+                 np.full(B, base, dtype=np.float64), np.broadcast_to(np.array(last, dtype=np.float64), (B, 2)),
+                 np.broadcast_to(np.array(ewma, dtype=np.float64), (B, 2)), key)
 
 
 def _fill(values: np.ndarray, base: np.ndarray) -> np.ndarray:
