@@ -32,3 +32,27 @@ def test_chatterbox_example_writes_figures(tmp_path):
     table = _load("03_chatterbox.py").main(seed=1, n_responses=1, out_dir=str(tmp_path), losses=(0.0, 0.05))
     assert {"stream", "duplicate", "chatterbox"} == set(table["scheme"])
     assert (tmp_path / "timeline.png").exists() and (tmp_path / "stall_vs_loss.png").exists()
+
+
+def test_grace_example_writes_figure(tmp_path):
+    import pytest
+
+    pytest.importorskip("torch")
+    pytest.importorskip("av")
+    table = _load("05_grace.py").main(seed=0, out_dir=str(tmp_path), losses=(0.2,))
+    assert {"grace", "h265_retx"} <= set(table["scheme"])
+    assert (tmp_path / "grace_vs_loss.png").exists()
+
+
+def test_kvfetch_example_writes_figure(shared_traces, tmp_path):
+    import pytest
+
+    pytest.importorskip("torch")
+    pytest.importorskip("constriction")
+    from emu.apps.kvfetch.data import text_available
+
+    if not text_available():
+        pytest.skip("the kvfetch model's source text is not installed")
+    table = _load("06_kvfetch.py").main(seed=0, trials=2, out_dir=str(tmp_path))
+    assert {"cachegen", "quant8", "text"} <= set(table.index)
+    assert (tmp_path / "kvfetch_ttft.png").exists()

@@ -285,6 +285,7 @@ def evaluate(config: Optional[KVFetchEvalConfig] = None, seed: int = 0, **overri
             "slo_met": float(np.mean([r["slo_met"] for r in rows])),
             "choices": counts,
             "trials": len(rows),
+            "ttft_per_trial_s": [float(x) for x in ttft],
         }
     out["_setup"] = {
         "trace": config.trace, "context_tokens": config.context_tokens, "chunk_tokens": config.chunk_tokens,
