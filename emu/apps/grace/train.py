@@ -24,7 +24,6 @@ reproducible on the same machine and thread count (``torch.set_num_threads(2)``)
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -36,6 +35,7 @@ import torch
 
 from emu.apps.grace.data import HELDOUT_CLIPS, TRAIN_CLIPS, load_training_frames
 from emu.apps.grace.net import CodecConfig, GraceCodec
+from emu.apps.model_files import sha256_file
 from emu.rng import SeedTree
 
 log = logging.getLogger(__name__)
@@ -154,21 +154,13 @@ def _train_phase(model: GraceCodec, opt: torch.optim.Optimizer, sampler: Sequenc
     return history
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save_model(model: GraceCodec, out_dir: Path, name: str, card: dict) -> dict:
     """Write ``<name>-<sha8>.pt`` (state dict) and the model card ``<name>.json`` into ``out_dir``; return the
     card as written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f".{name}.pt.tmp"
     torch.save(model.state_dict(), tmp)
-    sha = _sha256(tmp)
+    sha = sha256_file(tmp)
     weights = out_dir / f"{name}-{sha[:8]}.pt"
     for old in out_dir.glob(f"{name}-*.pt"):
         if old != weights:

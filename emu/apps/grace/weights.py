@@ -6,21 +6,14 @@
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
+
+from emu.apps.model_files import sha256_file
 
 REPO = Path(__file__).resolve().parents[3]
 MODELS_DIR = REPO / "models" / "grace"
 MODEL_NAMES = ("grace", "grace_nomask")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def card_path(name: str, models_dir: Path | None = None) -> Path:
@@ -50,7 +43,7 @@ def check_weights(name: str, models_dir: Path | None = None) -> Path:
     path = card_path(name, models_dir).parent / card["weights"]
     if not path.is_file():
         raise FileNotFoundError(f"weights: {path} (named by {card_path(name, models_dir)}) is missing")
-    sha = _sha256(path)
+    sha = sha256_file(path)
     if sha != card["sha256"]:
         raise ValueError(f"weights: {path} has sha256 {sha[:16]}..., but its model card records "
                          f"{card['sha256'][:16]}... (corrupt or replaced file)")

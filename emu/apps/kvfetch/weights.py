@@ -8,11 +8,12 @@
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+
+from emu.apps.model_files import sha256_file
 
 REPO = Path(__file__).resolve().parents[3]
 MODEL_DIR = REPO / "models" / "kvfetch"
@@ -56,10 +57,6 @@ class LMConfig:
     @property
     def kv_channels(self) -> int:
         return self.d_model
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def read_card(model_dir: Path = MODEL_DIR) -> dict:

@@ -16,7 +16,6 @@ predicted in the same pass (``forward_frame``): inference is batched per frame.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Optional, Union
 
 import numpy as np
 
+from emu.apps.model_files import sha256_file
 from emu.apps.swiftqueue.features import LAT_SCALE
 
 CARD_NAME = "swiftqueue.card.json"
@@ -56,14 +56,6 @@ def read_card(where: Union[str, Path, None] = None) -> dict:
         raise ValueError(f"{p}: malformed model card (no 'models' table)")
     card["_path"] = str(p)
     return card
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def weight_file(card: dict, name: str) -> tuple[Path, dict]:
