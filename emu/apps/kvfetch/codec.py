@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Optional, Sequence
 
 import numpy as np
@@ -53,14 +54,8 @@ RELEASED_LEVELS = {
     2: ((32, 16, 16), (32, 16)),
     3: ((32, 32, 32), (32, 32)),
 }
-_REF_LAYERS = 32
-
-
-def _ref_bins(level: int, ref_layer: int) -> tuple[int, int]:
-    k, v = RELEASED_LEVELS[level]
-    kb = k[0] if ref_layer < 10 else k[1] if ref_layer < 20 else k[2]
-    vb = v[0] if ref_layer < 2 else v[1]
-    return kb, vb
+# Where the released table's bands end, as fractions of the depth (Mistral-7B: K at layers 10 and 20 of 32, V at 2).
+RELEASED_EDGES = ((Fraction(10, 32), Fraction(20, 32), Fraction(1)), (Fraction(2, 32), Fraction(1)))
 
 
 @dataclass(frozen=True)
@@ -90,24 +85,23 @@ class QuantLevel:
 # An older released configuration (UChi-JCL/CacheGen @ 28549b7, ``quantization2.json``; apps.md §4.2): K 32/16/8
 # bins, V 32/8. Its layer splits are taken to be those of the sibling ``quantization.json`` (K at 1/4 and 1/2 of
 # the depth, V at 1/8) [assumption: the split of quantization2 itself was not recorded].
-OLDER_RELEASED_LEVEL0 = {"k": ((0.25, 32), (0.5, 16), (1.0, 8)), "v": ((0.125, 32), (1.0, 8))}
+OLDER_RELEASED_LEVEL0 = ((32, 16, 8), (32, 8))
+OLDER_RELEASED_EDGES = ((Fraction(1, 4), Fraction(1, 2), Fraction(1)), (Fraction(1, 8), Fraction(1)))
 
 
-def _bins_at(splits: tuple[tuple[float, int], ...], depth: float) -> int:
-    return next(b for edge, b in splits if depth < edge)
+def _band_bins(edges: tuple[Fraction, ...], bins: tuple[int, ...], n_layers: int) -> tuple[int, ...]:
+    """Bins of each of ``n_layers`` layers: layer i takes the band its relative depth i / n_layers falls in."""
+    return tuple(next(b for edge, b in zip(edges, bins) if Fraction(i, n_layers) < edge) for i in range(n_layers))
 
 
 def cachegen_levels(n_layers: int) -> dict[str, QuantLevel]:
     """``level0`` (smallest) … ``level3`` (best), mapped onto ``n_layers`` by relative depth: levels 1-3 are the
     released table (``RELEASED_LEVELS``), level 0 the older released ``quantization2`` configuration (8 bins for
     the deep half of the keys and all but the shallowest values)."""
-    depths = [i / n_layers for i in range(n_layers)]
-    out = {"level0": QuantLevel("level0", tuple(_bins_at(OLDER_RELEASED_LEVEL0["k"], d) for d in depths),
-                                tuple(_bins_at(OLDER_RELEASED_LEVEL0["v"], d) for d in depths))}
-    for level in sorted(RELEASED_LEVELS):
-        kb, vb = zip(*(_ref_bins(level, (_REF_LAYERS * i) // n_layers) for i in range(n_layers)))
-        out[f"level{level}"] = QuantLevel(f"level{level}", tuple(kb), tuple(vb))
-    return out
+    tables = {"level0": (OLDER_RELEASED_LEVEL0, OLDER_RELEASED_EDGES),
+              **{f"level{lv}": (RELEASED_LEVELS[lv], RELEASED_EDGES) for lv in sorted(RELEASED_LEVELS)}}
+    return {name: QuantLevel(name, _band_bins(k_edges, k, n_layers), _band_bins(v_edges, v, n_layers))
+            for name, ((k, v), (k_edges, v_edges)) in tables.items()}
 
 
 # -- quantisation (released code: per (layer, K|V, token) symmetric, scale = max over channels) ------------------
