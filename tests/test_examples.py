@@ -49,10 +49,10 @@ def test_kvfetch_example_writes_figure(shared_traces, tmp_path):
 
     pytest.importorskip("torch")
     pytest.importorskip("constriction")
-    from emu.apps.kvfetch.data import text_available
+    from tests.apps.kvfetch_marks import missing_model_or_text
 
-    if not text_available():
-        pytest.skip("the kvfetch model's source text is not installed")
+    if (reason := missing_model_or_text()) is not None:
+        pytest.skip(reason)
     table = _load("06_kvfetch.py").main(seed=0, trials=2, out_dir=str(tmp_path))
     assert {"cachegen", "quant8", "text"} <= set(table.index)
     assert (tmp_path / "kvfetch_ttft.png").exists()

@@ -9,14 +9,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("tokenizers")
 
-from emu.apps.kvfetch.weights import CARD_NAME, MODEL_DIR, check_model_files, load_model  # noqa: E402
+from emu.apps.kvfetch.weights import CARD_NAME, check_model_files, load_model  # noqa: E402
+from tests.apps.kvfetch_marks import NEEDS_MODEL_AND_TEXT  # noqa: E402
 
-from emu.apps.kvfetch.data import TEXT_SOURCES, text_available  # noqa: E402
-
-pytestmark = [
-    pytest.mark.skipif(not (MODEL_DIR / CARD_NAME).is_file(), reason="committed model missing"),
-    pytest.mark.skipif(not text_available(), reason=f"the model's source text is not installed ({TEXT_SOURCES[0]})"),
-]
+pytestmark = NEEDS_MODEL_AND_TEXT
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("constriction")
 pytest.importorskip("tokenizers")
 
-from emu.apps.kvfetch.weights import CARD_NAME, MODEL_DIR  # noqa: E402
+from tests.apps.kvfetch_marks import NEEDS_MODEL_AND_TEXT  # noqa: E402
 
-from emu.apps.kvfetch.data import TEXT_SOURCES, text_available  # noqa: E402
-
-pytestmark = [
-    pytest.mark.skipif(not (MODEL_DIR / CARD_NAME).is_file(), reason="committed model missing"),
-    pytest.mark.skipif(not text_available(), reason=f"the model's source text is not installed ({TEXT_SOURCES[0]})"),
-]
+pytestmark = NEEDS_MODEL_AND_TEXT
 
 CONTEXT = 2048
 CHUNK = 512
