@@ -101,8 +101,6 @@ def ppl_by_position(model, stream: np.ndarray, length: int = 4096,
     import torch
     import torch.nn.functional as F
 
-    from emu.apps.kvfetch.model import prefill  # noqa: F401  (same forward path as inference)
-
     n = (len(stream) - 1) // length
     sums = np.zeros(len(edges) - 1)
     counts = np.zeros(len(edges) - 1)
