@@ -155,14 +155,18 @@ class Network:
              queue: QueueSpec = None, queue_params: Optional[dict] = None, trace: Any = None,
              loss: Optional[LossConfig] = None, jitter: Optional[JitterConfig] = None,
              mtu_bytes: Optional[int] = None, duplex: bool = True, reverse_queue: QueueSpec = None, reverse_queue_params: Optional[dict] = None,
-             reverse_rate: Any = None, reverse_trace: Any = None) -> Link:
+             reverse_rate: Any = None, reverse_trace: Any = None, trace_offset: Any = 0.0) -> Link:
         """Connect ``a`` to ``b``; return the a->b link (b->a is ``net.links[(b, a)]`` when ``duplex``).
 
         ``rate`` ("10Mbps" or bit/s) makes a constant-rate link; ``trace`` (a path to a Mahimahi or throughput
-        log, or a schedule) makes a trace-driven one. Loss and jitter apply to the a->b direction only.
+        log, or a schedule) makes a trace-driven one, started ``trace_offset`` ("12s" or seconds) into the trace
+        (rotated, so it still loops; the reverse trace, if any, gets the same offset). Loss and jitter apply to the
+        a->b direction only.
         """
         node_a, node_b = self._node(a), self._node(b)
-        fwd = self._one_way(node_a, node_b, rate, delay, queue, queue_params, trace, loss, jitter, mtu_bytes)
+        offset_s = parse_time_s(trace_offset, f"link {node_a.name}->{node_b.name}: trace_offset")
+        fwd = self._one_way(node_a, node_b, rate, delay, queue, queue_params, trace, loss, jitter, mtu_bytes,
+                            offset_s)
         if duplex:
             rev_rate = reverse_rate if reverse_rate is not None else (rate if reverse_trace is None else None)
             if rev_rate is None and reverse_trace is None:
@@ -171,12 +175,12 @@ class Network:
                 raise ValueError(f"link {node_b.name}->{node_a.name}: give reverse_rate or reverse_trace "
                                  "for the reverse direction of a trace-driven duplex link")
             self._one_way(node_b, node_a, rev_rate, delay, reverse_queue, reverse_queue_params, reverse_trace,
-                          None, None, mtu_bytes)
+                          None, None, mtu_bytes, offset_s)
         return fwd
 
     def _one_way(self, a: Node, b: Node, rate: Any, delay: Any, queue: QueueSpec, queue_params: Optional[dict],
                  trace: Any, loss: Optional[LossConfig], jitter: Optional[JitterConfig],
-                 mtu_bytes: Optional[int] = None) -> Link:
+                 mtu_bytes: Optional[int] = None, trace_offset_s: float = 0.0) -> Link:
         name = f"{a.name}->{b.name}"
         if (a.name, b.name) in self.links:
             raise ValueError(f"link {name!r} already exists")
@@ -188,7 +192,7 @@ class Network:
             from emu.links.trace_link import TraceLink
 
             link: Link = TraceLink(self.sim, name, trace, delay_s=delay_s, queue=q, out=b, loss=loss,
-                                   jitter=jitter, mtu_bytes=mtu_bytes)
+                                   jitter=jitter, mtu_bytes=mtu_bytes, offset_s=trace_offset_s)
         else:
             if rate is None:
                 raise ValueError(f"link {name!r}: give rate= (e.g. '10Mbps') or trace= (a trace path)")
