@@ -23,7 +23,7 @@ A sweep file is TOML, parsed as data (``examples/sweep_codel_vs_droptail.toml``)
     "topology.queue_params.target_s" = 0.015
 
 A key is fixed, or swept in [grid], or set in [[points]]: one place only. An app evaluation is swept the same way:
-``eval = "chatterbox"`` (a name in ``EVAL_REGISTRY``: the function behind ``emu eval chatterbox``) or
+``eval = "chatterbox"`` (a registered app: the evaluation behind ``emu eval chatterbox``) or
 ``eval = "package.module:function"`` (called as ``fn(params, seed=seed)``, returning a dict of metrics), with base
 parameters in ``[params]`` and the grid over their keys (see ``emu.sweep_tasks``).
 

@@ -17,9 +17,9 @@ from typing import Optional
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[3]
-RESPONSES_PATH = REPO / "models" / "chatterbox" / "responses.json"
-CARD_PATH = REPO / "models" / "chatterbox" / "responses.card.json"
+from emu.apps.artifacts import PACKAGED_MODELS  # noqa: E402
+RESPONSES_PATH = PACKAGED_MODELS / "chatterbox" / "responses.json"
+CARD_PATH = PACKAGED_MODELS / "chatterbox" / "responses.card.json"
 TEXT_SOURCES = ("/usr/share/doc/git/RelNotes/*.txt", "/usr/share/common-licenses/*")
 VOCAB_SIZE = 8192
 MIN_TOKENS, MAX_TOKENS = 200, 800  # response lengths (apps.md §2.6 [DESIGN])
