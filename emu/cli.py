@@ -84,7 +84,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _cmd_plot(args: argparse.Namespace) -> int:
     from emu.plots import plot_tables, read_tables
-    from emu.sweep_results import is_sweep_dir, write_outputs
+    from emu.sweep.results import is_sweep_dir, write_outputs
 
     if is_sweep_dir(args.dir):  # a sweep folder: summary.csv, bars with 95 % intervals and CDFs across seeds
         for path in write_outputs(args.dir, metrics=args.metric or None):

@@ -24,7 +24,7 @@ from typing import Any, Callable
 # Evaluations a sweep file can name (``eval = "NAME"``) besides the registered apps (``emu.apps.names()``, called
 # as ``spec.run_evaluation``): name -> "module:function" called as ``fn(params: dict, *, seed: int)``.
 EVAL_REGISTRY: dict[str, str] = {
-    "dummy": "emu.sweep_tasks:dummy_eval",  # tiny, for tests and to show the mechanism
+    "dummy": "emu.sweep.tasks:dummy_eval",  # tiny, for tests and to show the mechanism
 }
 
 
