@@ -44,7 +44,10 @@ def test_registered_for_eval_and_train():
     import emu.apps
     from emu.cli import build_parser
 
+    from emu.apps.kvfetch.app import SCHEMES
+
     spec = emu.apps.get("kvfetch")
+    assert spec.schemes == SCHEMES
     assert spec.schemes[0] == "cachegen" and {"code_rule", "quant8", "quant4", "text", "level0", "level3"} <= \
         set(spec.schemes)
     args = build_parser().parse_args(["train", "lm", "--seed", "3", "--out", "x"])

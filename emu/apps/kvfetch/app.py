@@ -31,7 +31,8 @@ from emu.apps.base import Endpoint, InstallContext, finite_or_nan
 from emu.apps.kvfetch.controller import (BudgetController, ChunkMenu, Controller, FixedController, Observation,
                                          SloSplitController)
 from emu.apps.kvfetch.menu import (AC_DECODE_ELEMENTS_PER_S, DEQUANT_ELEMENTS_PER_S, MAX_CONTEXT, MIN_CONTEXT,
-                                   PREFILL_TOKENS_PER_S, ComputeModel, check_number)
+                                   PREFILL_TOKENS_PER_S, ComputeModel)
+from emu.validate import check_bool, check_int, check_number
 
 REQUEST_BYTES = 200
 ADAPTIVE = ("cachegen", "code_rule")
@@ -58,14 +59,13 @@ class KVFetchConfig:
     menu: Optional[ChunkMenu] = field(default=None, compare=False)  # precomputed options (else built at start)
 
     def __post_init__(self) -> None:
-        check_number("context_tokens", self.context_tokens, MIN_CONTEXT, MAX_CONTEXT, integer=True)
-        check_number("chunk_tokens", self.chunk_tokens, 16, MAX_CONTEXT, integer=True)
-        check_number("slo_s", self.slo_s, 1e-3, 600.0)
-        check_number("prior_bps", self.prior_bps, 1e3, 1e12)
-        check_number("query_tokens", self.query_tokens, 1, 4096, integer=True)
-        check_number("rate_window_s", self.rate_window_s, 1e-3, 60.0)
-        if not isinstance(self.delta, bool):
-            raise ValueError(f"delta: must be True or False, got {self.delta!r}")
+        check_int("context_tokens", self.context_tokens, lo=MIN_CONTEXT, hi=MAX_CONTEXT)
+        check_int("chunk_tokens", self.chunk_tokens, lo=16, hi=MAX_CONTEXT)
+        check_number("slo_s", self.slo_s, lo=1e-3, hi=600.0)
+        check_number("prior_bps", self.prior_bps, lo=1e3, hi=1e12)
+        check_int("query_tokens", self.query_tokens, lo=1, hi=4096)
+        check_number("rate_window_s", self.rate_window_s, lo=1e-3, hi=60.0)
+        check_bool("delta", self.delta)
         if not isinstance(self.cc, str) or not self.cc:
             raise ValueError(f"cc: must be a congestion-control name, got {self.cc!r}")
         if self.menu is not None and not isinstance(self.menu, ChunkMenu):

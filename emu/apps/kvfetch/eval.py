@@ -27,8 +27,9 @@ import numpy as np
 
 from emu.apps.kvfetch.app import SCHEMES, KVFetchConfig
 from emu.apps.kvfetch.menu import (AC_DECODE_ELEMENTS_PER_S, DEQUANT_ELEMENTS_PER_S, MAX_CONTEXT, MIN_CONTEXT,
-                                   PREFILL_TOKENS_PER_S, Prepared, check_number)
+                                   PREFILL_TOKENS_PER_S, Prepared)
 from emu.rng import SeedTree
+from emu.validate import check_int, check_number
 
 DEFAULT_TRACE = "lumos5g/4G/4g_trace_driving_50015_dr"   # Verizon 4G LTE, driving: mean 40, p5 9, p95 80 Mbit/s
 
@@ -65,15 +66,15 @@ class KVFetchEvalConfig:
 
     def __post_init__(self) -> None:
         if self.rate_bps is not None:
-            check_number("rate_bps", self.rate_bps, 1e3, 1e12)
+            check_number("rate_bps", self.rate_bps, lo=1e3, hi=1e12)
             object.__setattr__(self, "trace", None)   # a constant link replaces the (default) trace
         elif self.trace is None:
             raise ValueError("trace: give a trace, or a constant link with rate_bps")
-        check_number("rtt_s", self.rtt_s, 1e-4, 5.0)
-        check_number("trials", self.trials, 1, 10_000, integer=True)
-        check_number("contexts", self.contexts, 1, 64, integer=True)
-        check_number("cont_tokens", self.cont_tokens, 2, 4096, integer=True)
-        check_number("horizon_s", self.horizon_s, 1.0, 1e5)
+        check_number("rtt_s", self.rtt_s, lo=1e-4, hi=5.0)
+        check_int("trials", self.trials, lo=1, hi=10_000)
+        check_int("contexts", self.contexts, lo=1, hi=64)
+        check_int("cont_tokens", self.cont_tokens, lo=2, hi=4096)
+        check_number("horizon_s", self.horizon_s, lo=1.0, hi=1e5)
         self.endpoint_config()  # validates the endpoint's fields (context, SLO, compute model)
 
     def endpoint_config(self, **extra: Any) -> KVFetchConfig:

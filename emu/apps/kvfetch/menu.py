@@ -11,13 +11,13 @@ recompute (prefill) of text at ``prefill_tok_s``, arithmetic decoding at ``decod
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
 
 from emu.apps.kvfetch.controller import ChunkMenu
+from emu.validate import check_number
 
 # Calibration (docs/kvfetch.md "Receiver compute model"): ``python -m emu.apps.kvfetch.calibrate`` on this
 # project's 2-core CPU with the committed model, torch 2.13 with 2 threads, median of 5 runs. Measured prefill:
@@ -31,14 +31,6 @@ DEQUANT_ELEMENTS_PER_S = 1.1e9         # uint8/nibble unpack + scale (numpy)
 MIN_CONTEXT, MAX_CONTEXT = 256, 8192
 
 
-def check_number(name: str, value: Any, lo: float, hi: float, integer: bool = False) -> None:
-    """ValueError naming ``name`` unless ``value`` is a finite number (an integer with ``integer``) in [lo, hi]."""
-    ok = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.floating))
-    if isinstance(value, bool) or not ok or not (lo <= value <= hi) or (not integer and not math.isfinite(value)):
-        kind = "an integer" if integer else "a number"
-        raise ValueError(f"{name}: must be {kind} in [{lo:g}, {hi:g}], got {value!r}")
-
-
 @dataclass(frozen=True, kw_only=True)
 class ComputeModel:
     """Seconds the receiver spends per chunk (decode or recompute) and on the query."""
@@ -48,9 +40,9 @@ class ComputeModel:
     dequant_el_s: float = DEQUANT_ELEMENTS_PER_S
 
     def __post_init__(self) -> None:
-        check_number("prefill_tok_s", self.prefill_tok_s, 1.0, 1e9)
-        check_number("decode_el_s", self.decode_el_s, 1.0, 1e12)
-        check_number("dequant_el_s", self.dequant_el_s, 1.0, 1e12)
+        check_number("prefill_tok_s", self.prefill_tok_s, lo=1.0, hi=1e9)
+        check_number("decode_el_s", self.decode_el_s, lo=1.0, hi=1e12)
+        check_number("dequant_el_s", self.dequant_el_s, lo=1.0, hi=1e12)
 
     def seconds(self, option: str, n_tokens: int, n_elements: int) -> float:
         if option == "text":
