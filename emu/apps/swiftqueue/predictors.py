@@ -263,5 +263,5 @@ def mae_table(pred: np.ndarray, y: np.ndarray, queue: np.ndarray, sharp: np.ndar
 
 
 __all__ = ["Batch", "Predictor", "LastValuePredictor", "EwmaPredictor", "LinearARPredictor", "TorchPredictor",
-           "PREDICTORS", "NON_LEARNED", "baseline_rows", "BaselineTracker", "online_batch", "mae_table", "linear_design",
-           "running_base"]
+           "PREDICTORS", "NON_LEARNED", "baseline_rows", "BaselineTracker", "online_batch", "mae_table",
+           "linear_design", "running_base"]

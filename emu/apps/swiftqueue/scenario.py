@@ -4,9 +4,9 @@ field).
 
 Topology: ``emu.topologies.access_bottleneck`` with one sender/receiver pair per source (pair 0 is the app)::
 
-    s0 (app) ─┐                                                                          ┌─ d0 (app)
-    s1..      ├─ 1 Gbps ─ left ══ trace-driven, DualPI2 (Linux preset), rtt_s / 2 ══ right ─ 1 Gbps ─┼─ d1..
-              ┘           (reverse: 1 Gbps DropTail, rtt_s / 2)                                        └─
+    s0 (app) ─┐                                                                  ┌─ d0 (app)
+    s1..      ├─ 1 Gbps ─ left ══ trace, DualPI2 (Linux), rtt_s / 2 ══ right ─ 1 Gbps ─┼─ d1..
+              ┘           (reverse: 1 Gbps DropTail, rtt_s / 2)                        └─
 
 - **Bottleneck**: ``left->right`` follows the capacity trace (any format ``emu.links.tracefile`` reads), starting
   ``trace_offset_s`` into it (rotated, so it still loops), with all the propagation delay (``rtt_s / 2`` each way).
@@ -196,7 +196,8 @@ class ScenarioRun:
 
 def cross_names(config: ScenarioConfig) -> list[tuple[str, str]]:
     """``(name, cc)`` of every cross-traffic source, in build order (pair i + 1 of the topology)."""
-    return [(f"{prefix}{i}", cc) for count_field, prefix, cc in CROSS_KINDS for i in range(getattr(config, count_field))]
+    return [(f"{prefix}{i}", cc) for count_field, prefix, cc in CROSS_KINDS
+            for i in range(getattr(config, count_field))]
 
 
 def build(config: ScenarioConfig, scheme: str, seed: int = 0, *, gate: bool = True) -> ScenarioRun:
