@@ -181,3 +181,17 @@ def test_weights_hash_and_errors(tmp_path):
         codec_card("grace_small")
     # The packaged card records the hash of the committed file, unchanged by the card conversion.
     assert card["files"][weights]["sha256"].startswith(weights.split("-")[1][:8])
+
+
+def test_trainer_writes_cards_the_loader_reads(tmp_path):
+    """A two-step training run writes both codecs with cards in the one schema, loadable through them."""
+    from emu.apps.grace.train import TrainConfig, train
+
+    cards = train(seed=0, out_dir=tmp_path, config=TrainConfig(pre_steps=1, fine_steps=1, batch=1),
+                  evaluate_card=False)
+    assert set(cards) == {"grace", "grace_nomask"}
+    for name, card in cards.items():
+        assert card["schema"] == "emu.model-card/1" and card["steps"] == 2 and card["command"] == "emu train grace --seed 0"
+        assert (tmp_path / f"{name}.card.json").is_file() and card["weights"] in card["files"]
+        model = load_model(name, tmp_path)
+        model.check_tables()
