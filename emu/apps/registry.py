@@ -26,6 +26,7 @@ ENTRY_POINT_GROUP = "emu.apps"
 BUILTIN_SPECS: dict[str, str] = {
     "bulk": "emu.apps.bulk:SPEC",
     "chatterbox": "emu.apps.chatterbox.spec:SPEC",
+    "droidspeak": "emu.apps.droidspeak.spec:SPEC",
     "grace": "emu.apps.grace.spec:SPEC",
     "kvfetch": "emu.apps.kvfetch.spec:SPEC",
     "swiftqueue": "emu.apps.swiftqueue.spec:SPEC",
