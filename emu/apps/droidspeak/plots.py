@@ -1,0 +1,109 @@
+"""Figures of the committed profile: ``python -m emu.apps.droidspeak.plots [--out docs/img]``.
+
+- ``droidspeak_heatmap.png``: one panel per ordered pair, the continuation-loss increase (%) of recomputing
+  layers [start, end] (row = start, column = end; log colour scale), the chosen group at 2 % outlined;
+- ``droidspeak_pareto.png``: recompute cost (layers) against loss increase for every group of every pair, with
+  each pair's Pareto front.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def load_profile(models_dir=None) -> dict:
+    from emu.apps.artifacts import read_card
+    from emu.apps.droidspeak.variants import APP
+
+    return read_card(APP, "profile", models_dir).read_json("profile.json")
+
+
+def heatmap(profile: dict, out: Path, budget: str = "2") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.colors import LogNorm
+
+    pairs = list(profile["pairs"])
+    n_layers = max(g["group"][1] for g in profile["pairs"][pairs[0]]["groups"] if g["group"]) + 1
+    cols = 4
+    rows = (len(pairs) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
+    norm = LogNorm(vmin=0.1, vmax=max(1.0, max(g["loss_increase_pct"] for p in pairs
+                                              for g in profile["pairs"][p]["groups"])))
+    im = None
+    for ax, pair in zip(axes.flat, pairs):
+        grid = np.full((n_layers, n_layers), np.nan)
+        full = None
+        for g in profile["pairs"][pair]["groups"]:
+            if g["group"] is None:
+                full = g["loss_increase_pct"]
+                continue
+            a, b = g["group"]
+            grid[a, b] = max(g["loss_increase_pct"], 0.1)
+        im = ax.imshow(grid, norm=norm, cmap="viridis_r", origin="upper")
+        chosen = profile["pairs"][pair]["chosen"][budget]
+        if chosen != "none":
+            a, b = map(int, chosen.split("-"))
+            ax.add_patch(plt.Rectangle((b - 0.5, a - 0.5), 1, 1, fill=False, ec="red", lw=2))
+        s, r = pair.split(",")
+        ax.set_title(f"{s} → {r}\nfull reuse {full:.1f} %, chosen {chosen}", fontsize=8)
+        ax.set_xlabel("last recomputed layer", fontsize=7)
+        ax.set_ylabel("first recomputed layer", fontsize=7)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(pairs):]:
+        ax.axis("off")
+    fig.colorbar(im, ax=axes, shrink=0.6, label="continuation-loss increase (%)")
+    path = out / "droidspeak_heatmap.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def pareto(profile: dict, out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for k, (pair, entry) in enumerate(profile["pairs"].items()):
+        groups = {g["label"]: g for g in entry["groups"]}
+        xs = [g["recompute_layers"] + 0.04 * (k - 6) for g in entry["groups"]]
+        ys = [max(g["loss_increase_pct"], 0.01) for g in entry["groups"]]
+        line = ax.scatter(xs, ys, s=8, alpha=0.35)
+        front = [groups[lbl] for lbl in entry["pareto"]]
+        ax.plot([g["recompute_layers"] for g in front], [max(g["loss_increase_pct"], 0.01) for g in front],
+                "-o", ms=3, color=line.get_facecolor()[0], label=pair.replace(",", " → "))
+    ax.axhline(2.0, color="grey", ls="--", lw=1)
+    ax.text(0.05, 2.2, "2 % budget", fontsize=7, color="grey")
+    ax.set_yscale("log")
+    ax.set_xlabel("recomputed layers (of 6)")
+    ax.set_ylabel("continuation-loss increase (%)")
+    ax.legend(fontsize=6, ncol=2)
+    ax.set_title("every contiguous group per pair; lines: Pareto fronts")
+    path = out / "droidspeak_pareto.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="docs/img")
+    parser.add_argument("--models-dir", default=None)
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    profile = load_profile(args.models_dir)
+    for p in (heatmap(profile, out), pareto(profile, out)):
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
