@@ -133,7 +133,7 @@ class DroidSpeakTransfer(Endpoint):
             "fetch_s": finite_or_nan(self.fetch_s),
             "sent_bytes": plan.total_bytes if plan is not None else 0,
             "receiver_gpu_s": plan.gpu_s if plan is not None else math.nan,
-            "prefill_speedup": plan.full_prefill_gpu_s / max(plan.gpu_s, 1e-12) if plan is not None else math.nan,
+            "prefill_speedup": plan.prefill_speedup if plan is not None else math.nan,
         }
 
 

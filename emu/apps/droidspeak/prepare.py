@@ -61,8 +61,8 @@ def held_out_stream(tokenizer, agent: str) -> np.ndarray:
     return encode_stream(tokenizer, corpora.texts(corpus, corpora.split(corpus)[1]))
 
 
-def prepare_pair(pair: str, *, budget_pct: float, context_tokens: int, models_dir=None, profile_contexts: int = 3,
-                 cont_tokens: int = 128, seed: int = 0, reprofile: bool = False) -> Pair:
+def prepare_pair(pair: str, *, budget_pct: float, context_tokens: int, models_dir=None, profile_contexts: int = 4,
+                 cont_tokens: int = 256, seed: int = 0, reprofile: bool = False) -> Pair:
     """Agents, tokenizer and the pair's profile: the committed one (``profile.json``) when it covers this pair at
     this context length and ``reprofile`` is off, else profiled now on ``profile_contexts`` windows."""
     from emu.apps.droidspeak import profile as prof
@@ -75,7 +75,7 @@ def prepare_pair(pair: str, *, budget_pct: float, context_tokens: int, models_di
     stream = held_out_stream(tokenizer, r_name)
     rows = None if reprofile else committed_profile(pair, context_tokens, models_dir)
     if rows is None:
-        rng = SeedTree(seed).rng(f"droidspeak.profile.{pair}")
+        rng = SeedTree(seed).rng(f"droidspeak.profile.{r_name}")  # as train_profile
         ctxs = prof.windows(stream, rng, profile_contexts, context_tokens, cont_tokens, half=0)
         rows = prof.profile_pair(sender, receiver, ctxs, tokenizer)
     return Pair(s_name, r_name, sender, receiver, tokenizer, rows, prof.choose(rows, budget_pct), stream)
@@ -135,8 +135,7 @@ def scheme_case(pair: Pair, case: ContextCase, scheme: str, *, codec: str, group
     if scheme in ("full_reuse", "full_reuse_compressed"):
         group = None
         codec = "fp16" if scheme == "full_reuse" else codec
-    elif group is None:
-        raise ValueError(f"scheme {scheme!r}: needs a layer group")
+    # droidspeak / random_group with group None: the budget allows full reuse (every layer coded with ``codec``)
     items: list[PlanItem] = []
     entry = None
     if group is not None:

@@ -20,8 +20,8 @@ from emu.apps.artifacts import PACKAGED_MODELS, write_card
 from emu.rng import SeedTree
 
 CONTEXT_TOKENS = 2048
-CONT_TOKENS = 128
-PROFILE_CONTEXTS = 3
+CONT_TOKENS = 256
+PROFILE_CONTEXTS = 4
 BUDGETS_PCT = (1.0, 2.0, 5.0)
 COMMAND = "emu train droidspeak-profile"
 

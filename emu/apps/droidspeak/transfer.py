@@ -113,6 +113,12 @@ class TransferPlan:
         """TTFT with an infinitely fast link: the receiver's work alone."""
         return self.gpu_s + self.query_prefill_s
 
+    @property
+    def prefill_speedup(self) -> float:
+        """The receiver's own full prefill (and query) over this plan's receiver work (and query): the prefill
+        speed-up with the network left out."""
+        return (self.full_prefill_gpu_s + self.query_prefill_s) / self.compute_only_ttft_s()
+
 
 def decode_seconds(coded: Coded, compute: ComputeModel, tokens: int) -> float:
     if coded.kind == "fp16":

@@ -43,12 +43,13 @@ class VariantRecipe:
             raise ValueError(f"lr: must be in (0, 1), got {self.lr!r}")
 
 
-# The changelog agent is trained harder (3x the learning rate) so that (man, changelog) is a strongly
-# diverged pair; copyright is the family nearest the base's licence texts.
+# Two gentle fine-tunes (a learning rate 1/10 of the base's, as fine-tunes usually run far below pre-training
+# rates) and one hard one: the changelog agent runs at 1.5x the base's rate, so that every pair with it is
+# strongly diverged while (man, copyright) stays a close pair.
 RECIPES: dict[str, VariantRecipe] = {
-    "man": VariantRecipe("man", "man", steps=200, lr=1e-3),
+    "man": VariantRecipe("man", "man", steps=150, lr=2e-4),
     "changelog": VariantRecipe("changelog", "changelog", steps=200, lr=3e-3),
-    "copyright": VariantRecipe("copyright", "copyright", steps=200, lr=1e-3),
+    "copyright": VariantRecipe("copyright", "copyright", steps=150, lr=2e-4),
 }
 VARIANTS: tuple[str, ...] = tuple(RECIPES)
 AGENTS: tuple[str, ...] = (BASE,) + VARIANTS
