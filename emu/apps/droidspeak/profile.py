@@ -74,9 +74,15 @@ def profile_pair(sender, receiver, contexts: Sequence[tuple[np.ndarray, np.ndarr
     for ids, cont in contexts:
         ref = mixing.reference(receiver, ids, cont)
         state = mixing.sender_state(sender, ids)
-        for g in options:
-            q = mixing.judge(receiver, mixing.mixed_cache(receiver, ids, state, g), ids, cont, ref)
-            rows.setdefault(g, []).append(q)
+        rows.setdefault(None, []).append(mixing.judge(receiver, state.kv, ids, cont, ref))
+        for a in range(cfg.n_layers):
+            # groups (a, b) share their first layers: one pass of the receiver's layers a..L-1 from E_S[a] gives
+            # the recomputed KV of every group starting at a
+            chain = mixing.recompute_group(receiver, ids, None if a == 0 else state.hidden[a], (a, cfg.n_layers - 1))
+            for b in range(a, cfg.n_layers):
+                cache = list(state.kv)
+                cache[a:b + 1] = chain[:b - a + 1]
+                rows.setdefault((a, b), []).append(mixing.judge(receiver, cache, ids, cont, ref))
     text_bytes = int(np.mean([len(tokenizer.decode(ids.tolist()).encode()) for ids, _ in contexts])) \
         if tokenizer is not None else 0
     tokens = len(contexts[0][0])
