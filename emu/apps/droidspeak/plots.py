@@ -4,6 +4,8 @@
   layers [start, end] (row = start, column = end; log colour scale), the chosen group at 2 % outlined;
 - ``droidspeak_pareto.png``: recompute cost (layers) against loss increase for every group of every pair, with
   each pair's Pareto front.
+
+``--tables`` prints the markdown tables of docs/droidspeak.md instead (deviations, profile per pair).
 """
 from __future__ import annotations
 
@@ -92,11 +94,48 @@ def pareto(profile: dict, out: Path) -> Path:
     return path
 
 
+def tables(profile: dict, models_dir=None) -> str:
+    """Markdown tables: weight and per-layer KV deviation, and per pair full reuse, chosen groups and front."""
+    from emu.apps.droidspeak.variants import VARIANTS, variant_card
+
+    lines = ["| agent | held-out loss, own corpus (base → agent) | weight deviation from base | per layer 0..5 |",
+             "|---|---|---|---|"]
+    for name in VARIANTS:
+        card = variant_card(name, models_dir)
+        m = card.metrics
+        corpus = card.data["data"]["corpus"]
+        wd = m["weight_deviation_from_base"]
+        per = " ".join(f"{wd[f'layer{i}']:.3f}" for i in range(6))
+        lines.append(f"| {name} | {m['base_held_out_loss'][corpus]:.3f} → {m['held_out_loss'][corpus]:.3f} | "
+                     f"{wd['all']:.3f} | {per} |")
+    lines += ["", "| agents | weight deviation | KV deviation per layer 0..5 (sender vs receiver, receiver's text) |",
+              "|---|---|---|"]
+    for key, wd in profile["weight_deviation"].items():
+        a, b = key.split(",")
+        kv = profile["kv_deviation"].get(f"{a},{b}", [])
+        lines.append(f"| {a} – {b} | {wd['all']:.3f} | {' '.join(f'{x:.3f}' for x in kv)} |")
+    lines += ["", "| sender → receiver | full reuse: loss % / top-1 | chosen @1 % | @2 %: group, loss %, top-1, "
+              "recompute | @5 % | Pareto front |", "|---|---|---|---|---|---|"]
+    for pair, entry in profile["pairs"].items():
+        g = {x["label"]: x for x in entry["groups"]}
+        full = g["none"]
+        c2 = g[entry["chosen"]["2"]]
+        lines.append(f"| {pair.replace(',', ' → ')} | {full['loss_increase_pct']:.2f} / {full['top1_agreement']:.3f} | "
+                     f"{entry['chosen']['1']} | {c2['label']}, {c2['loss_increase_pct']:.2f}, "
+                     f"{c2['top1_agreement']:.3f}, {c2['recompute_layers']}/6 | {entry['chosen']['5']} | "
+                     f"{' '.join(entry['pareto'])} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs/img")
     parser.add_argument("--models-dir", default=None)
+    parser.add_argument("--tables", action="store_true", help="print the markdown tables instead of drawing")
     args = parser.parse_args(argv)
+    if args.tables:
+        print(tables(load_profile(args.models_dir), args.models_dir))
+        return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     profile = load_profile(args.models_dir)
