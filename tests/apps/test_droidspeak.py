@@ -30,8 +30,12 @@ def _missing() -> str | None:
 _WHY = _missing()
 pytestmark = pytest.mark.skipif(_WHY is not None, reason=_WHY or "")
 
-PAIR = "man,changelog"          # the strongly diverged pair (docs/droidspeak.md)
+PAIR = "man,copyright"          # two gentle fine-tunes: the profiled group at 2 % is one layer (docs/droidspeak.md)
+DIVERGED = "changelog,man"      # the hard fine-tune's cache handed to a gentle one
 BUDGET_PCT = 2.0
+# Full reuse across DIVERGED, measured on the evaluation context below: +X % loss, Y top-1 agreement
+FULL_REUSE_MIN_LOSS_PCT = 5.0
+FULL_REUSE_MAX_AGREEMENT = 0.85
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +46,18 @@ def pair():
     return prepare_pair(PAIR, budget_pct=BUDGET_PCT, context_tokens=2048)
 
 
-@pytest.fixture(scope="module")
-def case(pair):
+def _case(pair):
     from emu.apps.droidspeak import profile as prof
     from emu.apps.droidspeak.prepare import context_case
     from emu.rng import SeedTree
 
     (ids, cont), = prof.windows(pair.held_out, SeedTree(0).rng("droidspeak.eval"), 1, 2048, 256, half=1)
     return context_case(pair, ids, cont)
+
+
+@pytest.fixture(scope="module")
+def case(pair):
+    return _case(pair)
 
 
 def _scheme(pair, case, scheme, group=None, codec="level2"):
@@ -68,9 +76,15 @@ def test_receivers_own_group_is_exact(pair, case):
 
 
 def test_full_reuse_across_the_diverged_pair_hurts(pair, case):
-    full = _scheme(pair, case, "full_reuse")
+    from emu.apps.droidspeak.prepare import prepare_pair
+
+    diverged = prepare_pair(DIVERGED, budget_pct=BUDGET_PCT, context_tokens=2048)
+    dcase = _case(diverged)
+    full = _scheme(diverged, dcase, "full_reuse")
     assert full.loss_increase_pct > FULL_REUSE_MIN_LOSS_PCT
     assert full.top1_agreement < FULL_REUSE_MAX_AGREEMENT
+    # the gentle pair loses far less by full reuse
+    assert _scheme(pair, case, "full_reuse").loss_increase_pct < full.loss_increase_pct / 2
 
 
 def test_droidspeak_within_budget_and_faster(pair, case):

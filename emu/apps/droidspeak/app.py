@@ -18,7 +18,7 @@ The plan comes from ``prepare.py`` (real coded sizes of a real context's caches)
 (``emu eval droidspeak`` builds one per scheme and context); without it the endpoint builds its own from the
 committed agents, a held-out context drawn from ``sim.rng("<name>.context")`` and the committed profile.
 
-    install(net, "droidspeak", src="s0", dst="d0", scheme="droidspeak", pair="man,changelog")
+    install(net, "droidspeak", src="s0", dst="d0", scheme="droidspeak", pair="man,copyright")
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ MIN_CONTEXT, MAX_CONTEXT = 128, 4096
 class DroidSpeakConfig:
     """One cache hand-over: which agents, the context, the codec, the quality budget, the receiver compute model."""
 
-    pair: str = "man,changelog"          # "SENDER,RECEIVER"
+    pair: str = "man,copyright"          # "SENDER,RECEIVER"
     context_tokens: int = 2048
     query_tokens: int = 32
     codec: str = "level2"                # coding of the shipped KV for droidspeak, random_group, full_reuse_compressed

@@ -44,7 +44,7 @@ class DroidSpeakEvalConfig:
         "downlink capacity trace (Mahimahi or throughput log); replaced by --rate-bps"))
     rate_bps: Optional[float] = field(default=None, metadata=_help("a constant bottleneck rate in bit/s"))
     rtt_s: float = field(default=0.04, metadata=_help("base round-trip time in s"))
-    pair: str = field(default="man,changelog", metadata=_help(
+    pair: str = field(default="man,copyright", metadata=_help(
         "SENDER,RECEIVER agents: base, man, changelog, copyright"))
     context_tokens: int = field(default=2048, metadata=_help(f"shared context, {MIN_CONTEXT}..{MAX_CONTEXT} tokens"))
     cont_tokens: int = field(default=256, metadata=_help("continuation tokens scored for quality"))
