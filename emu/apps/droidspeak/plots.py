@@ -1,7 +1,8 @@
 """Figures of the committed profile: ``python -m emu.apps.droidspeak.plots [--out docs/img]``.
 
 - ``droidspeak_heatmap.png``: one panel per ordered pair, the continuation-loss increase (%) of recomputing
-  layers [start, end] (row = start, column = end; log colour scale), the chosen group at 2 % outlined;
+  layers [start, end] (row = start, column = end; symmetric log colour scale, blue = better than the receiver's
+  own prefill), the chosen group at 2 % outlined;
 - ``droidspeak_pareto.png``: recompute cost (layers) against loss increase for every group of every pair, with
   each pair's Pareto front.
 
@@ -27,15 +28,15 @@ def heatmap(profile: dict, out: Path, budget: str = "2") -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-    from matplotlib.colors import LogNorm
+    from matplotlib.colors import SymLogNorm
 
     pairs = list(profile["pairs"])
     n_layers = max(g["group"][1] for g in profile["pairs"][pairs[0]]["groups"] if g["group"]) + 1
     cols = 4
     rows = (len(pairs) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
-    norm = LogNorm(vmin=0.1, vmax=max(1.0, max(g["loss_increase_pct"] for p in pairs
-                                              for g in profile["pairs"][p]["groups"])))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.6 * rows), squeeze=False)
+    top = max(1.0, max(abs(g["loss_increase_pct"]) for p in pairs for g in profile["pairs"][p]["groups"]))
+    norm = SymLogNorm(linthresh=1.0, vmin=-top, vmax=top)
     im = None
     for ax, pair in zip(axes.flat, pairs):
         grid = np.full((n_layers, n_layers), np.nan)
@@ -45,8 +46,9 @@ def heatmap(profile: dict, out: Path, budget: str = "2") -> Path:
                 full = g["loss_increase_pct"]
                 continue
             a, b = g["group"]
-            grid[a, b] = max(g["loss_increase_pct"], 0.1)
-        im = ax.imshow(grid, norm=norm, cmap="viridis_r", origin="upper")
+            grid[a, b] = g["loss_increase_pct"]
+            ax.text(b, a, f"{g['loss_increase_pct']:.1f}", ha="center", va="center", fontsize=5.5)
+        im = ax.imshow(grid, norm=norm, cmap="RdBu_r", origin="upper")
         chosen = profile["pairs"][pair]["chosen"][budget]
         if chosen != "none":
             a, b = map(int, chosen.split("-"))
@@ -58,7 +60,8 @@ def heatmap(profile: dict, out: Path, budget: str = "2") -> Path:
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(pairs):]:
         ax.axis("off")
-    fig.colorbar(im, ax=axes, shrink=0.6, label="continuation-loss increase (%)")
+    fig.subplots_adjust(hspace=0.55, wspace=0.35, right=0.86)
+    fig.colorbar(im, cax=fig.add_axes([0.89, 0.3, 0.015, 0.4]), label="continuation-loss increase (%)")
     path = out / "droidspeak_heatmap.png"
     fig.savefig(path, dpi=90)
     plt.close(fig)
