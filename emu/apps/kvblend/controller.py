@@ -1,0 +1,114 @@
+"""The loading controller: which ratio to recompute so that recompute hides behind loading (pure logic).
+
+CacheBlend's paper [RECALL, apps2.md §2.2] picks a recompute ratio ``r ≥ r_min`` (≈ 15 %, the quality floor)
+such that recomputing one layer takes no longer than loading the next one, so the selective recompute costs no
+extra delay. ``RatioController`` does that on the receiver, when the check layer's cached KV has arrived (the
+selection is made there, once). It uses the throughput the fetch has shown so far, blended with what earlier
+fetches on the same connection showed (``BandwidthMemory``):
+
+    load_layer_s = layer_bytes · 8 / throughput
+    r = clamp(load_layer_s / full_layer_s, quality_floor, max_ratio)     rounded down to ``ratio_step``
+
+Before fetching it checks the whole plan: if loading the caches is estimated to take longer than recomputing
+the context from its text, the request is served by full recompute instead (the paper's controller also picks
+the storage device; here the choice is "fetch or recompute").
+
+``BandwidthMemory`` is the throughput estimate carried across requests on one connection [DESIGN]: the prior
+until the first measurement; then each measurement of a finished fetch is averaged in with weight
+``1 - 0.5 ** (age / half_life_s)`` on the new value, where ``age`` is the time since the previous measurement.
+A fetch that follows closely moves the estimate a little; one after a long pause mostly replaces it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+from emu.apps.kvblend.pipeline import Plan, Workload, check_number, estimate_ttft_s, plan, with_ratio
+
+PRIOR_BPS = 20e6          # kvfetch's prior (its eval's ``prior_bps``) [DESIGN]
+HALF_LIFE_S = 10.0        # [DESIGN]: a few fetches' worth of memory on a cellular trace
+
+
+class BandwidthMemory:
+    """Throughput estimate of one connection, carried across requests (see the module doc)."""
+
+    def __init__(self, prior_bps: float = PRIOR_BPS, half_life_s: float = HALF_LIFE_S) -> None:
+        check_number("prior_bps", prior_bps, 1e3, 1e12)
+        check_number("half_life_s", half_life_s, 1e-3, 1e6)
+        self.prior_bps = float(prior_bps)
+        self.half_life_s = float(half_life_s)
+        self.estimate_bps = float(prior_bps)
+        self.last_s: Optional[float] = None
+        self.samples = 0
+
+    def update(self, measured_bps: float, now_s: float) -> None:
+        if not (measured_bps > 0 and math.isfinite(measured_bps)):
+            return
+        if self.last_s is None:
+            self.estimate_bps = float(measured_bps)
+        else:
+            w_new = 1.0 - 0.5 ** (max(0.0, now_s - self.last_s) / self.half_life_s)
+            self.estimate_bps = (1.0 - w_new) * self.estimate_bps + w_new * float(measured_bps)
+        self.last_s = float(now_s)
+        self.samples += 1
+
+    def blend(self, current_bps: Optional[float], current_bytes: int, layer_bytes: int) -> float:
+        """The estimate for the rest of a fetch: the memory, moved toward the fetch's own measurement as it has
+        carried more bytes (one layer's worth counts as much as the memory)."""
+        if current_bps is None or not current_bps > 0:
+            return self.estimate_bps
+        w = current_bytes / (current_bytes + max(1, layer_bytes))
+        return (1.0 - w) * self.estimate_bps + w * current_bps
+
+
+@dataclass(frozen=True, kw_only=True)
+class RatioPolicy:
+    """Fixed (``adaptive=False``: always ``ratio``) or bandwidth-aware recompute ratio."""
+
+    ratio: float = 0.15            # the fixed ratio (LMCache's default blend_recompute_ratio, apps2.md §2.1)
+    adaptive: bool = False
+    quality_floor: float = 0.15    # r_min of the paper
+    max_ratio: float = 1.0
+    ratio_step: float = 0.01
+
+    def __post_init__(self) -> None:
+        check_number("ratio", self.ratio, 0.0, 1.0)
+        check_number("quality_floor", self.quality_floor, 0.0, 1.0)
+        check_number("max_ratio", self.max_ratio, 0.0, 1.0)
+        check_number("ratio_step", self.ratio_step, 1e-4, 1.0)
+        if self.max_ratio < self.quality_floor:
+            raise ValueError(f"max_ratio: must be >= quality_floor={self.quality_floor}, got {self.max_ratio}")
+
+
+class RatioController:
+    """Chooses fetch-or-recompute at the request and the ratio at the check layer (see the module doc)."""
+
+    def __init__(self, policy: RatioPolicy, memory: Optional[BandwidthMemory] = None) -> None:
+        self.policy = policy
+        self.memory = memory if memory is not None else BandwidthMemory()
+
+    def fetch_or_recompute(self, w: Workload, rtt_s: float) -> str:
+        """``"cacheblend"`` or ``"full_recompute"`` for a new request (adaptive only; fixed always fetches)."""
+        if not self.policy.adaptive:
+            return "cacheblend"
+        thr = self.memory.estimate_bps
+        blend = estimate_ttft_s(with_ratio(plan("cacheblend", w), w, self.policy.quality_floor), w, thr, rtt_s)
+        recompute = estimate_ttft_s(plan("full_recompute", w), w, thr, rtt_s)
+        return "full_recompute" if recompute < blend else "cacheblend"
+
+    def choose_ratio(self, w: Workload, current_bps: Optional[float], current_bytes: int) -> float:
+        pol = self.policy
+        if not pol.adaptive:
+            return pol.ratio
+        layer_bytes = w.layer_bytes(w.n_context)
+        thr = self.memory.blend(current_bps, current_bytes, layer_bytes)
+        hide = layer_bytes * 8.0 / thr / w.layer_s
+        r = min(pol.max_ratio, max(pol.quality_floor, hide))
+        steps = math.floor(r / pol.ratio_step + 1e-9)
+        return max(pol.quality_floor, min(pol.max_ratio, round(steps * pol.ratio_step, 10)))
+
+    def finished(self, measured_bps: Optional[float], now_s: float) -> None:
+        if measured_bps is not None:
+            self.memory.update(measured_bps, now_s)
+
