@@ -27,6 +27,7 @@ BUILTIN_SPECS: dict[str, str] = {
     "bulk": "emu.apps.bulk:SPEC",
     "chatterbox": "emu.apps.chatterbox.spec:SPEC",
     "grace": "emu.apps.grace.spec:SPEC",
+    "kvblend": "emu.apps.kvblend.spec:SPEC",
     "kvfetch": "emu.apps.kvfetch.spec:SPEC",
     "swiftqueue": "emu.apps.swiftqueue.spec:SPEC",
 }

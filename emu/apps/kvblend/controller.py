@@ -3,8 +3,10 @@
 CacheBlend's paper [RECALL, apps2.md §2.2] picks a recompute ratio ``r ≥ r_min`` (≈ 15 %, the quality floor)
 such that recomputing one layer takes no longer than loading the next one, so the selective recompute costs no
 extra delay. ``RatioController`` does that on the receiver, when the check layer's cached KV has arrived (the
-selection is made there, once). It uses the throughput the fetch has shown so far, blended with what earlier
-fetches on the same connection showed (``BandwidthMemory``):
+selection is made there, once). It uses the throughput the connection has shown (``BandwidthMemory``: what
+earlier fetches measured, or the prior before any). The fetch's own delivery rate at the check layer is not used:
+the check layer's KV is the first to arrive, in TCP slow start, and its rate is far below the path's (in
+``emu eval kvblend`` on the 4G trace it made the controller pick ratios of 0.35-0.6 where 0.2 hid):
 
     load_layer_s = layer_bytes · 8 / throughput
     r = clamp(load_layer_s / full_layer_s, quality_floor, max_ratio)     rounded down to ``ratio_step``
@@ -41,10 +43,14 @@ class BandwidthMemory:
         self.estimate_bps = float(prior_bps)
         self.last_s: Optional[float] = None
         self.samples = 0
+        # Added to the times ``update`` is given: an evaluation that runs each request in its own simulation
+        # (starting at 0, ``offset`` into the trace) sets it to that offset, so ages are trace time.
+        self.clock_offset_s = 0.0
 
     def update(self, measured_bps: float, now_s: float) -> None:
         if not (measured_bps > 0 and math.isfinite(measured_bps)):
             return
+        now_s = now_s + self.clock_offset_s
         if self.last_s is None:
             self.estimate_bps = float(measured_bps)
         else:
@@ -52,14 +58,6 @@ class BandwidthMemory:
             self.estimate_bps = (1.0 - w_new) * self.estimate_bps + w_new * float(measured_bps)
         self.last_s = float(now_s)
         self.samples += 1
-
-    def blend(self, current_bps: Optional[float], current_bytes: int, layer_bytes: int) -> float:
-        """The estimate for the rest of a fetch: the memory, moved toward the fetch's own measurement as it has
-        carried more bytes (one layer's worth counts as much as the memory)."""
-        if current_bps is None or not current_bps > 0:
-            return self.estimate_bps
-        w = current_bytes / (current_bytes + max(1, layer_bytes))
-        return (1.0 - w) * self.estimate_bps + w * current_bps
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,12 +95,12 @@ class RatioController:
         recompute = estimate_ttft_s(plan("full_recompute", w), w, thr, rtt_s)
         return "full_recompute" if recompute < blend else "cacheblend"
 
-    def choose_ratio(self, w: Workload, current_bps: Optional[float], current_bytes: int) -> float:
+    def choose_ratio(self, w: Workload) -> float:
         pol = self.policy
         if not pol.adaptive:
             return pol.ratio
         layer_bytes = w.layer_bytes(w.n_context)
-        thr = self.memory.blend(current_bps, current_bytes, layer_bytes)
+        thr = self.memory.estimate_bps
         hide = layer_bytes * 8.0 / thr / w.layer_s
         r = min(pol.max_ratio, max(pol.quality_floor, hide))
         steps = math.floor(r / pol.ratio_step + 1e-9)
