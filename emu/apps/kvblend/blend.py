@@ -6,8 +6,11 @@ chunks before them. The selection follows the released code (``vllm_blend``: ``m
 ``attention/backends/xformers.py``; notes in apps2.md §2.1), with the check layer and deviation measure made
 configurable:
 
-- **Offline** (``chunk_cache``): each chunk is prefilled alone from position 0; per layer its V and its K
-  *before RoPE* are stored.
+- **Offline** (``chunk_cache``): each chunk is prefilled on its own; per layer its V and its K *before RoPE* are
+  stored. As in the released example (``example/blend_musique.py``: every chunk is generated as its own prompt,
+  so the tokenizer puts a BOS token first, and the BOS's KV is dropped), a chunk can be prefilled after a
+  ``lead`` token (our model's document separator) whose KV is not kept: the chunk's first tokens then do not
+  act as the attention sink of a sequence start. The first chunk of an input starts with that token itself.
 - **Blend** (``cacheblend``): the input is the chunks concatenated, then the suffix (the query).
   Cached K is re-rotated to its position in the concatenated input.
 
@@ -101,15 +104,18 @@ def _check_model(model: TinyLM) -> None:
 
 
 @torch.inference_mode()
-def chunk_cache(model: TinyLM, ids: np.ndarray) -> ChunkCache:
-    """Prefill ``ids`` alone (positions 0..T-1) and keep every layer's K before RoPE and V."""
+def chunk_cache(model: TinyLM, ids: np.ndarray, lead: Optional[int] = None) -> ChunkCache:
+    """Prefill ``ids`` on its own (after the token ``lead`` when given, whose KV is dropped) and keep every
+    layer's K before RoPE and V."""
     _check_model(model)
     cfg = model.cfg
-    ids_t = torch.as_tensor(np.asarray(ids, dtype=np.int64))
-    if ids_t.ndim != 1 or len(ids_t) == 0:
+    ids = np.asarray(ids, dtype=np.int64)
+    if ids.ndim != 1 or len(ids) == 0:
         raise ValueError("ids: a chunk must be a non-empty 1-D token array")
-    if len(ids_t) > cfg.max_len:
-        raise ValueError(f"ids: {len(ids_t)} tokens exceed the model's max_len={cfg.max_len}")
+    if len(ids) + 1 > cfg.max_len:
+        raise ValueError(f"ids: {len(ids)} tokens exceed the model's max_len={cfg.max_len}")
+    skip = 0 if lead is None else 1
+    ids_t = torch.as_tensor(ids if lead is None else np.r_[np.int64(lead), ids])
     pos = torch.arange(len(ids_t))
     x = model.embed(ids_t)[None]
     ks, vs = [], []
@@ -119,7 +125,7 @@ def chunk_cache(model: TinyLM, ids: np.ndarray) -> ChunkCache:
         vs.append(v)
         att = F.scaled_dot_product_attention(_rope(model, q, pos), _rope(model, k, pos), v, is_causal=True)
         x = _finish(block, x, att)
-    return ChunkCache(np.asarray(ids, dtype=np.int64), torch.stack(ks), torch.stack(vs))
+    return ChunkCache(ids, torch.stack(ks)[:, :, skip:], torch.stack(vs)[:, :, skip:])
 
 
 @torch.inference_mode()

@@ -7,7 +7,10 @@ reused cache drifts from a full prefill when the context is split into chunks pr
 
 - a window of ``chunks · chunk_tokens + cont_tokens`` consecutive tokens is drawn inside one held-out document
   (no end-of-text inside), so every chunk continues the one before it;
-- the chunks are cached separately (``blend.chunk_cache``), the continuation is the suffix (the query);
+- the chunks are cached separately (``blend.chunk_cache``), the continuation is the suffix (the query). As in
+  the released example, where every chunk is prefilled after a BOS token whose KV is dropped and only the first
+  chunk keeps its BOS, the input starts with the model's document separator (end-of-text) and every later
+  chunk is prefilled after one (``lead``);
 - the continuation is scored from the suffix logits of each variant against a full prefill of the same tokens:
   ``quality_loss_pct`` = 100 · (NLL / NLL of full prefill − 1) over all scored tokens (the continuation loss
   increase), ``top1_agreement`` = share of positions whose top-1 equals the full prefill's, ``kl_nats`` = mean
@@ -113,13 +116,15 @@ class Probe:
 
         if stream is None:
             stream = held_out_stream(tokenizer)
-        windows = document_windows(stream, tokenizer.token_to_id(EOT), config.window_tokens, config.samples, seed)
+        eot = tokenizer.token_to_id(EOT)
+        windows = document_windows(stream, eot, config.window_tokens, config.samples, seed)
         t = config.chunk_tokens
         samples = []
         for win in windows:
             chunks = [win[i * t:(i + 1) * t] for i in range(config.chunks)]
+            chunks[0] = np.r_[np.int64(eot), chunks[0]]
             cont = win[config.chunks * t:]
-            caches = [B.chunk_cache(model, c) for c in chunks]
+            caches = [B.chunk_cache(model, c, lead=None if i == 0 else eot) for i, c in enumerate(chunks)]
             samples.append(Sample(chunks, cont, caches, B.full_prefill_logits(model, chunks, cont)))
         return cls(model, config, samples, seed)
 
