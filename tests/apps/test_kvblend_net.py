@@ -66,21 +66,21 @@ def test_ratio_controller_hides_recompute_behind_loading():
     pol = RatioPolicy(adaptive=True, quality_floor=0.15)
     for bps in (5e6, 10e6, 20e6, 80e6, 1e9):
         ctl = RatioController(pol, BandwidthMemory(prior_bps=bps))
-        r = ctl.choose_ratio(w)
+        r = ctl.choose_ratio(w, 0.0)
         assert 0.15 <= r <= 1.0
         if r > 0.15 + 1e-9 and r < 1.0:
             # the largest ratio on the 0.01 grid whose per-layer recompute fits one layer's load
             assert r * w.layer_s <= layer_bits / bps + 1e-9 < (r + 0.02) * w.layer_s
-    assert RatioController(pol, BandwidthMemory(prior_bps=1e9)).choose_ratio(w) == 0.15
-    assert RatioController(RatioPolicy(ratio=0.3), BandwidthMemory()).choose_ratio(w) == 0.3
+    assert RatioController(pol, BandwidthMemory(prior_bps=1e9)).choose_ratio(w, 0.0) == 0.15
+    assert RatioController(RatioPolicy(ratio=0.3), BandwidthMemory()).choose_ratio(w, 0.0) == 0.3
     # Fetching is pointless when loading alone is slower than recomputing from text.
-    assert RatioController(pol, BandwidthMemory(prior_bps=1e5)).fetch_or_recompute(w, 0.04) == "full_recompute"
-    assert RatioController(pol, BandwidthMemory(prior_bps=1e8)).fetch_or_recompute(w, 0.04) == "cacheblend"
+    assert RatioController(pol, BandwidthMemory(prior_bps=1e5)).fetch_or_recompute(w, 0.04, 0.0) == "full_recompute"
+    assert RatioController(pol, BandwidthMemory(prior_bps=1e8)).fetch_or_recompute(w, 0.04, 0.0) == "cacheblend"
 
 
 def test_bandwidth_memory_prior_then_age_weighted_average():
-    m = BandwidthMemory(prior_bps=20e6, half_life_s=10.0)
-    assert m.estimate_bps == 20e6
+    m = BandwidthMemory(prior_bps=20e6, half_life_s=10.0, forget_s=60.0)
+    assert m.estimate(0.0) == 20e6
     m.update(4e6, now_s=0.0)
     assert m.estimate_bps == 4e6          # the first measurement replaces the prior
     m.update(8e6, now_s=10.0)             # one half-life later: half the weight each
@@ -89,6 +89,14 @@ def test_bandwidth_memory_prior_then_age_weighted_average():
     assert m.estimate_bps == pytest.approx(100e6, rel=1e-6)
     m.update(float("nan"), now_s=1001.0)
     assert m.samples == 3
+    # Without measurements the estimate decays toward the prior: halfway after forget_s.
+    assert m.estimate(1060.0) == pytest.approx((100e6 + 20e6) / 2, rel=1e-6)
+    # A connection judged too slow to fetch over tries fetching again once the estimate has decayed.
+    w = workload()
+    slow = RatioController(RatioPolicy(adaptive=True), BandwidthMemory(prior_bps=20e6))
+    slow.memory.update(1e5, now_s=0.0)
+    assert slow.fetch_or_recompute(w, 0.04, 1.0) == "full_recompute"
+    assert slow.fetch_or_recompute(w, 0.04, 1000.0) == "cacheblend"
 
 
 @pytest.mark.parametrize("field,value", [("chunks", 0), ("ratio", 1.5), ("quality_floor", -0.1),

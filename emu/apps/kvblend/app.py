@@ -110,7 +110,7 @@ class KVBlendFetch(Endpoint):
         w = self.workload
         cfg: KVBlendConfig = self.config
         if self.scheme in ("cacheblend", "cacheblend_adaptive"):
-            self.mode = self.controller.fetch_or_recompute(w, cfg.rtt_hint_s)
+            self.mode = self.controller.fetch_or_recompute(w, cfg.rtt_hint_s, self.sim.now_s)
             if self.mode == "cacheblend" and not self.controller.policy.adaptive:
                 self.ratio = self.controller.policy.ratio
         self.plan = plan(self.mode, w, None if math.isnan(self.ratio) else self.ratio)
@@ -139,7 +139,7 @@ class KVBlendFetch(Endpoint):
             layer, _ = self._ends.pop(0)
             self._ready[layer] = now_s - self.start_s
             if layer == self.plan.select_layer and math.isnan(self.ratio):
-                self.ratio = self.controller.choose_ratio(self.workload)
+                self.ratio = self.controller.choose_ratio(self.workload, now_s)
         if not self._ends and math.isnan(self.ttft_s):
             self._finish(total, now_s)
 

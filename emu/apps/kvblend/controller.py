@@ -15,10 +15,14 @@ Before fetching it checks the whole plan: if loading the caches is estimated to 
 the context from its text, the request is served by full recompute instead (the paper's controller also picks
 the storage device; here the choice is "fetch or recompute").
 
-``BandwidthMemory`` is the throughput estimate carried across requests on one connection [DESIGN]: the prior
-until the first measurement; then each measurement of a finished fetch is averaged in with weight
-``1 - 0.5 ** (age / half_life_s)`` on the new value, where ``age`` is the time since the previous measurement.
-A fetch that follows closely moves the estimate a little; one after a long pause mostly replaces it.
+``BandwidthMemory`` is the throughput estimate carried across requests on one connection [DESIGN]:
+
+- the prior (``prior_bps``) until the first measurement;
+- each finished fetch's measurement is averaged in with weight ``1 - 0.5 ** (age / half_life_s)`` on the new
+  value, ``age`` being the time since the previous measurement: a fetch that follows closely moves the estimate
+  a little, one after a pause mostly replaces it;
+- between measurements the estimate decays toward the prior with half-life ``forget_s``, so a connection that
+  once looked too slow to fetch over (and therefore measures nothing while it recomputes) tries again.
 """
 from __future__ import annotations
 
@@ -30,16 +34,20 @@ from emu.apps.kvblend.pipeline import Plan, Workload, check_number, estimate_ttf
 
 PRIOR_BPS = 20e6          # kvfetch's prior (its eval's ``prior_bps``) [DESIGN]
 HALF_LIFE_S = 10.0        # [DESIGN]: a few fetches' worth of memory on a cellular trace
+FORGET_S = 60.0           # [DESIGN]: back halfway to the prior after a minute without a measurement
 
 
 class BandwidthMemory:
     """Throughput estimate of one connection, carried across requests (see the module doc)."""
 
-    def __init__(self, prior_bps: float = PRIOR_BPS, half_life_s: float = HALF_LIFE_S) -> None:
+    def __init__(self, prior_bps: float = PRIOR_BPS, half_life_s: float = HALF_LIFE_S,
+                 forget_s: float = FORGET_S) -> None:
         check_number("prior_bps", prior_bps, 1e3, 1e12)
         check_number("half_life_s", half_life_s, 1e-3, 1e6)
+        check_number("forget_s", forget_s, 1e-3, 1e9)
         self.prior_bps = float(prior_bps)
         self.half_life_s = float(half_life_s)
+        self.forget_s = float(forget_s)
         self.estimate_bps = float(prior_bps)
         self.last_s: Optional[float] = None
         self.samples = 0
@@ -58,6 +66,14 @@ class BandwidthMemory:
             self.estimate_bps = (1.0 - w_new) * self.estimate_bps + w_new * float(measured_bps)
         self.last_s = float(now_s)
         self.samples += 1
+
+    def estimate(self, now_s: float) -> float:
+        """The estimate at ``now_s`` (the last one, decayed toward the prior since it was made)."""
+        if self.last_s is None:
+            return self.prior_bps
+        age = max(0.0, now_s + self.clock_offset_s - self.last_s)
+        keep = 0.5 ** (age / self.forget_s)
+        return keep * self.estimate_bps + (1.0 - keep) * self.prior_bps
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,21 +102,21 @@ class RatioController:
         self.policy = policy
         self.memory = memory if memory is not None else BandwidthMemory()
 
-    def fetch_or_recompute(self, w: Workload, rtt_s: float) -> str:
+    def fetch_or_recompute(self, w: Workload, rtt_s: float, now_s: float) -> str:
         """``"cacheblend"`` or ``"full_recompute"`` for a new request (adaptive only; fixed always fetches)."""
         if not self.policy.adaptive:
             return "cacheblend"
-        thr = self.memory.estimate_bps
+        thr = self.memory.estimate(now_s)
         blend = estimate_ttft_s(with_ratio(plan("cacheblend", w), w, self.policy.quality_floor), w, thr, rtt_s)
         recompute = estimate_ttft_s(plan("full_recompute", w), w, thr, rtt_s)
         return "full_recompute" if recompute < blend else "cacheblend"
 
-    def choose_ratio(self, w: Workload) -> float:
+    def choose_ratio(self, w: Workload, now_s: float) -> float:
         pol = self.policy
         if not pol.adaptive:
             return pol.ratio
         layer_bytes = w.layer_bytes(w.n_context)
-        thr = self.memory.estimate_bps
+        thr = self.memory.estimate(now_s)
         hide = layer_bytes * 8.0 / thr / w.layer_s
         r = min(pol.max_ratio, max(pol.quality_floor, hide))
         steps = math.floor(r / pol.ratio_step + 1e-9)
