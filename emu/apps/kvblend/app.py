@@ -29,8 +29,9 @@ from typing import Any, Optional
 
 from emu.apps.base import Endpoint, InstallContext
 from emu.apps.kvblend.controller import PRIOR_BPS, BandwidthMemory, RatioController, RatioPolicy
-from emu.apps.kvblend.pipeline import (SCHEMES, SERVED_PREFILL_TOKENS_PER_S, Plan, Workload, check_number,
-                                       pipeline_done_s, plan, selected_frac, with_ratio)
+from emu.apps.kvblend.pipeline import (SCHEMES, SERVED_PREFILL_TOKENS_PER_S, Plan, Workload, pipeline_done_s,
+                                       plan, selected_frac, with_ratio)
+from emu.validate import check_int, check_number
 
 REQUEST_BYTES = 200
 KV_BYTES_PER_TOKEN = 4608       # the kvfetch model: 6 layers × (K + V) × 192 channels × 2 bytes (fp16)
@@ -52,17 +53,17 @@ class KVBlendConfig:
     memory: Optional[BandwidthMemory] = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        check_number("chunks", self.chunks, 1, 4096, integer=True)
-        check_number("chunk_tokens", self.chunk_tokens, 1, 1 << 16, integer=True)
-        check_number("query_tokens", self.query_tokens, 1, 1 << 16, integer=True)
-        check_number("ratio", self.ratio, 0.0, 1.0)
-        check_number("quality_floor", self.quality_floor, 0.0, 1.0)
-        check_number("served_layers", self.served_layers, 2, 1024, integer=True)
-        check_number("check_layer", self.check_layer, 0, self.served_layers - 1, integer=True)
-        check_number("kv_bytes_per_token", self.kv_bytes_per_token, 1, 1 << 30, integer=True)
-        check_number("prefill_tok_s", self.prefill_tok_s, 1e-3, 1e9)
-        check_number("prior_bps", self.prior_bps, 1e3, 1e12)
-        check_number("rtt_hint_s", self.rtt_hint_s, 0.0, 10.0)
+        check_int("chunks", self.chunks, lo=1, hi=4096)
+        check_int("chunk_tokens", self.chunk_tokens, lo=1, hi=1 << 16)
+        check_int("query_tokens", self.query_tokens, lo=1, hi=1 << 16)
+        check_number("ratio", self.ratio, lo=0.0, hi=1.0)
+        check_number("quality_floor", self.quality_floor, lo=0.0, hi=1.0)
+        check_int("served_layers", self.served_layers, lo=2, hi=1024)
+        check_int("check_layer", self.check_layer, lo=0, hi=self.served_layers - 1)
+        check_int("kv_bytes_per_token", self.kv_bytes_per_token, lo=1, hi=1 << 30)
+        check_number("prefill_tok_s", self.prefill_tok_s, lo=1e-3, hi=1e9)
+        check_number("prior_bps", self.prior_bps, lo=1e3, hi=1e12)
+        check_number("rtt_hint_s", self.rtt_hint_s, lo=0.0, hi=10.0)
         if self.memory is not None and not isinstance(self.memory, BandwidthMemory):
             raise ValueError(f"memory: must be a BandwidthMemory or None, got {type(self.memory).__name__}")
 

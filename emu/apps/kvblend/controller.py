@@ -30,7 +30,8 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
-from emu.apps.kvblend.pipeline import Plan, Workload, check_number, estimate_ttft_s, plan, with_ratio
+from emu.apps.kvblend.pipeline import Workload, estimate_ttft_s, plan, with_ratio
+from emu.validate import check_number
 
 PRIOR_BPS = 20e6          # kvfetch's prior (its eval's ``prior_bps``) [DESIGN]
 HALF_LIFE_S = 10.0        # [DESIGN]: a few fetches' worth of memory on a cellular trace
@@ -42,9 +43,9 @@ class BandwidthMemory:
 
     def __init__(self, prior_bps: float = PRIOR_BPS, half_life_s: float = HALF_LIFE_S,
                  forget_s: float = FORGET_S) -> None:
-        check_number("prior_bps", prior_bps, 1e3, 1e12)
-        check_number("half_life_s", half_life_s, 1e-3, 1e6)
-        check_number("forget_s", forget_s, 1e-3, 1e9)
+        check_number("prior_bps", prior_bps, lo=1e3, hi=1e12)
+        check_number("half_life_s", half_life_s, lo=1e-3, hi=1e6)
+        check_number("forget_s", forget_s, lo=1e-3, hi=1e9)
         self.prior_bps = float(prior_bps)
         self.half_life_s = float(half_life_s)
         self.forget_s = float(forget_s)
@@ -87,10 +88,10 @@ class RatioPolicy:
     ratio_step: float = 0.01
 
     def __post_init__(self) -> None:
-        check_number("ratio", self.ratio, 0.0, 1.0)
-        check_number("quality_floor", self.quality_floor, 0.0, 1.0)
-        check_number("max_ratio", self.max_ratio, 0.0, 1.0)
-        check_number("ratio_step", self.ratio_step, 1e-4, 1.0)
+        check_number("ratio", self.ratio, lo=0.0, hi=1.0)
+        check_number("quality_floor", self.quality_floor, lo=0.0, hi=1.0)
+        check_number("max_ratio", self.max_ratio, lo=0.0, hi=1.0)
+        check_number("ratio_step", self.ratio_step, lo=1e-4, hi=1.0)
         if self.max_ratio < self.quality_floor:
             raise ValueError(f"max_ratio: must be >= quality_floor={self.quality_floor}, got {self.max_ratio}")
 

@@ -27,7 +27,8 @@ import numpy as np
 
 from emu.apps.kvblend.app import KV_BYTES_PER_TOKEN
 from emu.apps.kvblend.controller import HALF_LIFE_S, PRIOR_BPS, BandwidthMemory
-from emu.apps.kvblend.pipeline import SCHEMES, SERVED_PREFILL_TOKENS_PER_S, check_number
+from emu.apps.kvblend.pipeline import SCHEMES, SERVED_PREFILL_TOKENS_PER_S
+from emu.validate import check_choice, check_int, check_number
 from emu.rng import SeedTree
 
 DEFAULT_TRACE = "lumos5g/4G/4g_trace_driving_50015_dr"   # Verizon 4G LTE, driving: mean 40, p5 9 Mbit/s
@@ -54,24 +55,23 @@ class KVBlendEvalConfig:
     models_dir: Optional[str] = None
 
     def __post_init__(self) -> None:
-        check_number("rate_bps", self.rate_bps, 1e3, 1e12)
-        check_number("chunks", self.chunks, 1, 64, integer=True)
-        check_number("chunk_tokens", self.chunk_tokens, 2, 2048, integer=True)
-        check_number("cont_tokens", self.cont_tokens, 2, 1024, integer=True)
+        check_number("rate_bps", self.rate_bps, lo=1e3, hi=1e12)
+        check_int("chunks", self.chunks, lo=1, hi=64)
+        check_int("chunk_tokens", self.chunk_tokens, lo=2, hi=2048)
+        check_int("cont_tokens", self.cont_tokens, lo=2, hi=1024)
         if self.chunks * self.chunk_tokens + self.cont_tokens > 8192:
             raise ValueError(f"chunks: {self.chunks} chunks of {self.chunk_tokens} tokens plus {self.cont_tokens} "
                              "continuation tokens exceed 8192 tokens")
-        check_number("ratio", self.ratio, 0.0, 1.0)
-        check_number("quality_floor", self.quality_floor, 0.0, 1.0)
-        check_number("check_layer", self.check_layer, 0, 4, integer=True)   # our model has 6 layers
-        if self.measure not in MEASURES:
-            raise ValueError(f"measure: must be one of {', '.join(MEASURES)}, got {self.measure!r}")
-        check_number("rtt_s", self.rtt_s, 1e-4, 5.0)
-        check_number("trials", self.trials, 1, 10_000, integer=True)
-        check_number("contexts", self.contexts, 1, 256, integer=True)
-        check_number("prefill_tok_s", self.prefill_tok_s, 1e-3, 1e9)
-        check_number("prior_bps", self.prior_bps, 1e3, 1e12)
-        check_number("half_life_s", self.half_life_s, 1e-3, 1e6)
+        check_number("ratio", self.ratio, lo=0.0, hi=1.0)
+        check_number("quality_floor", self.quality_floor, lo=0.0, hi=1.0)
+        check_int("check_layer", self.check_layer, lo=0, hi=4)   # our model has 6 layers
+        check_choice("measure", self.measure, MEASURES)
+        check_number("rtt_s", self.rtt_s, lo=1e-4, hi=5.0)
+        check_int("trials", self.trials, lo=1, hi=10_000)
+        check_int("contexts", self.contexts, lo=1, hi=256)
+        check_number("prefill_tok_s", self.prefill_tok_s, lo=1e-3, hi=1e9)
+        check_number("prior_bps", self.prior_bps, lo=1e3, hi=1e12)
+        check_number("half_life_s", self.half_life_s, lo=1e-3, hi=1e6)
 
     def validate_files(self) -> None:
         """Check the trace and the model files before any work (errors name the file)."""

@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
-import numpy as np
+from emu.validate import check_int, check_number
 
 # Mistral-7B-v0.1 / Instruct-v0.2 (the model of CacheBlend's released examples): parameters, layers, d_model,
 # KV channels per layer (8 KV heads × 128; grouped-query attention).
@@ -65,14 +65,6 @@ def served_prefill_tok_s(measured_tok_s: float = MEASURED_PREFILL_TOKENS_PER_S, 
 SERVED_PREFILL_TOKENS_PER_S = 223.0   # served_prefill_tok_s() rounded (a test checks it): Mistral-7B's cost
 
 
-def check_number(name: str, value: Any, lo: float, hi: float, integer: bool = False) -> None:
-    """ValueError naming ``name`` unless ``value`` is a finite number (an integer with ``integer``) in [lo, hi]."""
-    ok = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.floating))
-    if isinstance(value, bool) or not ok or not (lo <= value <= hi) or (not integer and not math.isfinite(value)):
-        kind = "an integer" if integer else "a number"
-        raise ValueError(f"{name}: must be {kind} in [{lo:g}, {hi:g}], got {value!r}")
-
-
 @dataclass(frozen=True, kw_only=True)
 class Workload:
     """One request: the context's chunks, the query, what a token's cache weighs, and the receiver's speed."""
@@ -88,12 +80,12 @@ class Workload:
         if not isinstance(self.chunk_tokens, tuple) or not self.chunk_tokens:
             raise ValueError("chunk_tokens: must be a non-empty tuple of token counts")
         for t in self.chunk_tokens:
-            check_number("chunk_tokens", t, 1, 1 << 20, integer=True)
-        check_number("query_tokens", self.query_tokens, 1, 1 << 20, integer=True)
-        check_number("kv_bytes_per_token", self.kv_bytes_per_token, 1, 1 << 30, integer=True)
-        check_number("prefill_tok_s", self.prefill_tok_s, 1e-3, 1e9)
-        check_number("n_layers", self.n_layers, 1, 1024, integer=True)
-        check_number("check_layer", self.check_layer, 0, self.n_layers - 1, integer=True)
+            check_int("chunk_tokens", t, lo=1, hi=1 << 20)
+        check_int("query_tokens", self.query_tokens, lo=1, hi=1 << 20)
+        check_int("kv_bytes_per_token", self.kv_bytes_per_token, lo=1, hi=1 << 30)
+        check_number("prefill_tok_s", self.prefill_tok_s, lo=1e-3, hi=1e9)
+        check_int("n_layers", self.n_layers, lo=1, hi=1024)
+        check_int("check_layer", self.check_layer, lo=0, hi=self.n_layers - 1)
 
     @property
     def n_context(self) -> int:
@@ -150,7 +142,7 @@ def plan(scheme: str, w: Workload, ratio: Optional[float] = None) -> Plan:
 
 def selected_frac(n_context: int, ratio: float) -> float:
     """Fraction of the context recomputed after the check layer (the released ``int(n · ratio)`` tokens)."""
-    check_number("ratio", ratio, 0.0, 1.0)
+    check_number("ratio", ratio, lo=0.0, hi=1.0)
     return int(n_context * ratio) / n_context
 
 

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from emu.apps.kvblend import blend as B
-from emu.apps.kvblend.pipeline import check_number
+from emu.validate import check_int
 from emu.rng import SeedTree
 
 RATIOS = (0.0, 0.05, 0.10, 0.15, 0.20, 0.30, 1.0)
@@ -44,10 +44,10 @@ class ProbeConfig:
     samples: int = 32
 
     def __post_init__(self) -> None:
-        check_number("chunks", self.chunks, 1, 256, integer=True)
-        check_number("chunk_tokens", self.chunk_tokens, 2, 4096, integer=True)
-        check_number("cont_tokens", self.cont_tokens, 2, 1024, integer=True)
-        check_number("samples", self.samples, 1, 10_000, integer=True)
+        check_int("chunks", self.chunks, lo=1, hi=256)
+        check_int("chunk_tokens", self.chunk_tokens, lo=2, hi=4096)
+        check_int("cont_tokens", self.cont_tokens, lo=2, hi=1024)
+        check_int("samples", self.samples, lo=1, hi=10_000)
         if self.chunks * self.chunk_tokens + self.cont_tokens > 8192:
             raise ValueError(f"chunks: {self.chunks} × {self.chunk_tokens} + {self.cont_tokens} tokens exceed 8192")
 
@@ -111,7 +111,8 @@ class Probe:
     _memo: dict = field(default_factory=dict)
 
     @classmethod
-    def build(cls, model, tokenizer, config: ProbeConfig, seed: int = 0, stream: Optional[np.ndarray] = None) -> "Probe":
+    def build(cls, model, tokenizer, config: ProbeConfig, seed: int = 0,
+              stream: Optional[np.ndarray] = None) -> "Probe":
         from emu.apps.textdata import EOT, held_out_stream
 
         if stream is None:
