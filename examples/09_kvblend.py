@@ -33,7 +33,7 @@ def quality_sweep(samples: int, seed: int = 0) -> dict:
     from emu.apps.kvblend.probe import Probe, ProbeConfig, cross_layer_correlation, sweep
     from emu.apps.kvfetch.weights import load_model
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     model, tokenizer, _ = load_model()
     probe = Probe.build(model, tokenizer, ProbeConfig(samples=samples), seed=seed)
     out = sweep(probe)

@@ -17,7 +17,7 @@ KEYS = ("ttft_s", "quality_loss_pct", "top1_agreement", "recompute_frac", "bytes
 def lm():
     from emu.apps.kvfetch.weights import load_model
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     model, tokenizer, _ = load_model()
     return model, tokenizer
 

@@ -144,7 +144,7 @@ def evaluate(config: Optional[KVBlendEvalConfig] = None, *, schemes: tuple[str, 
         if s not in SCHEMES:
             raise ValueError(f"schemes: unknown {s!r}; valid: {', '.join(SCHEMES)}")
     config.validate_files()
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(1)   # passes of a few hundred tokens: a second thread mostly spin-waits on shared cores
     model, tokenizer, _ = load_model(config.models_dir)
     probe = Probe.build(model, tokenizer, ProbeConfig(chunks=config.chunks, chunk_tokens=config.chunk_tokens,
                                                       cont_tokens=config.cont_tokens, samples=config.contexts),
