@@ -63,7 +63,7 @@ def test_pipeline_overlaps_load_and_compute():
 def test_ratio_controller_hides_recompute_behind_loading():
     w = workload()
     layer_bits = w.layer_bytes(w.n_context) * 8
-    pol = RatioPolicy(adaptive=True, quality_floor=0.15)
+    pol = RatioPolicy(adaptive=True, quality_floor=0.15, hide_margin=1.0)
     for bps in (5e6, 10e6, 20e6, 80e6, 1e9):
         ctl = RatioController(pol, BandwidthMemory(prior_bps=bps))
         r = ctl.choose_ratio(w, 0.0)
@@ -72,6 +72,10 @@ def test_ratio_controller_hides_recompute_behind_loading():
             # the largest ratio on the 0.01 grid whose per-layer recompute fits one layer's load
             assert r * w.layer_s <= layer_bits / bps + 1e-9 < (r + 0.02) * w.layer_s
     assert RatioController(pol, BandwidthMemory(prior_bps=1e9)).choose_ratio(w, 0.0) == 0.15
+    # The margin scales the hidden recompute: half the margin, about half the ratio.
+    half = RatioController(RatioPolicy(adaptive=True, hide_margin=0.5), BandwidthMemory(prior_bps=10e6))
+    full = RatioController(pol, BandwidthMemory(prior_bps=10e6))
+    assert half.choose_ratio(w, 0.0) == pytest.approx(full.choose_ratio(w, 0.0) / 2, abs=0.011)
     assert RatioController(RatioPolicy(ratio=0.3), BandwidthMemory()).choose_ratio(w, 0.0) == 0.3
     # Fetching is pointless when loading alone is slower than recomputing from text.
     assert RatioController(pol, BandwidthMemory(prior_bps=1e5)).fetch_or_recompute(w, 0.04, 0.0) == "full_recompute"
