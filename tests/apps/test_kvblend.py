@@ -97,6 +97,21 @@ def test_selection_is_top_deviation_plus_the_suffix(lm, stream):
         cacheblend(model, caches, suffix, ratio=1.5)
 
 
+def test_cachegen_coded_caches_are_smaller_and_close(probe):
+    pytest.importorskip("constriction")
+    from emu.apps.kvblend.codec import encode_caches
+
+    caches = probe.samples[0].caches
+    decoded, sizes = encode_caches(caches, "level1")
+    assert sum(sizes) < sum(c.nbytes_fp16 for c in caches) / 3
+    for a, b in zip(caches, decoded):
+        assert a.k.shape == b.k.shape and float((a.v - b.v).abs().max()) < 0.5 * float(a.v.abs().max())
+    coded = probe.run(("full_reuse",), codec="level1")
+    assert coded["kl_nats"] > probe.run(("full_reuse",))["kl_nats"]     # the coding adds its own loss
+    with pytest.raises(ValueError, match="kv_codec"):
+        encode_caches(caches, "level9")
+
+
 def test_full_reuse_degrades_measurably(probe):
     reuse = probe.run(("full_reuse",))
     exact = probe.run(("cacheblend", 1.0, 1, "value"))

@@ -50,6 +50,18 @@ def test_plans_load_and_compute_what_each_scheme_needs():
         plan("mapreduce", w)
 
 
+def test_coded_caches_add_their_decoding_to_every_loading_layer():
+    w, coded = workload(), workload(decode_s_per_token=1e-4)
+    for scheme in ("full_reuse", "prefix_reuse"):
+        extra = [b - a for a, b in zip(plan(scheme, w).compute_s, plan(scheme, coded).compute_s)]
+        tokens = 1024 if scheme == "full_reuse" else 128
+        assert extra == pytest.approx([tokens * 1e-4 / 32] * 32)
+    blend = [b - a for a, b in zip(with_ratio(plan("cacheblend", w), w, 0.15).compute_s,
+                                   with_ratio(plan("cacheblend", coded), coded, 0.15).compute_s)]
+    assert blend[0] == 0 and blend[1:] == pytest.approx([1024 * 1e-4 / 32] * 31)
+    assert plan("full_recompute", coded).compute_s == plan("full_recompute", w).compute_s
+
+
 def test_pipeline_overlaps_load_and_compute():
     # Layer j starts when layer j-1 is done and its KV is ready.
     assert pipeline_done_s((1.0, 1.0, 1.0), (0.0, 0.5, 5.0)) == 6.0
@@ -105,7 +117,7 @@ def test_bandwidth_memory_prior_then_age_weighted_average():
 
 @pytest.mark.parametrize("field,value", [("chunks", 0), ("ratio", 1.5), ("quality_floor", -0.1),
                                          ("check_layer", 5), ("measure", "attention"), ("trials", 0),
-                                         ("rtt_s", 0.0), ("chunk_tokens", 4096)])
+                                         ("rtt_s", 0.0), ("chunk_tokens", 4096), ("kv_codec", "zip")])
 def test_eval_config_rejects_bad_values_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         KVBlendEvalConfig(**{field: value})

@@ -50,6 +50,7 @@ class KVBlendConfig:
     served_layers: int = 32              # Mistral-7B
     prior_bps: float = PRIOR_BPS
     rtt_hint_s: float = 0.04             # round trip assumed by the fetch-or-recompute estimate
+    decode_s_per_token: float = 0.0      # > 0 for a coded cache (``codec.py``)
     memory: Optional[BandwidthMemory] = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -64,13 +65,15 @@ class KVBlendConfig:
         check_number("prefill_tok_s", self.prefill_tok_s, lo=1e-3, hi=1e9)
         check_number("prior_bps", self.prior_bps, lo=1e3, hi=1e12)
         check_number("rtt_hint_s", self.rtt_hint_s, lo=0.0, hi=10.0)
+        check_number("decode_s_per_token", self.decode_s_per_token, lo=0.0, hi=10.0)
         if self.memory is not None and not isinstance(self.memory, BandwidthMemory):
             raise ValueError(f"memory: must be a BandwidthMemory or None, got {type(self.memory).__name__}")
 
     def workload(self) -> Workload:
         return Workload(chunk_tokens=(self.chunk_tokens,) * self.chunks, query_tokens=self.query_tokens,
                         kv_bytes_per_token=self.kv_bytes_per_token, prefill_tok_s=self.prefill_tok_s,
-                        n_layers=self.served_layers, check_layer=self.check_layer)
+                        n_layers=self.served_layers, check_layer=self.check_layer,
+                        decode_s_per_token=self.decode_s_per_token)
 
 
 class KVBlendFetch(Endpoint):

@@ -9,6 +9,8 @@ What runs (everything from one seed):
    ``cacheblend`` (fixed ``ratio``), ``cacheblend_adaptive`` (ratio ≥ ``quality_floor`` chosen to hide behind
    loading; one ``BandwidthMemory`` carried across its requests in time order, like one connection),
    ``full_recompute``, ``prefix_reuse``, ``full_reuse``. All schemes see the same request times.
+   ``kv_codec`` picks how the store keeps the caches: fp16, or a CacheGen level of kvfetch's codec (real
+   encoded sizes; the receiver decodes each layer before using it, at kvfetch's measured decoding speed).
 3. The quality of what each request computed: the blend pass at the ratio that request used (or full reuse,
    prefix reuse, full prefill) on the trial's context, scored on the continuation against a full prefill:
    ``quality_loss_pct`` (continuation NLL increase), ``top1_agreement``, ``kl_nats``.
@@ -33,6 +35,7 @@ from emu.rng import SeedTree
 
 DEFAULT_TRACE = "lumos5g/4G/4g_trace_driving_50015_dr"   # Verizon 4G LTE, driving: mean 40, p5 9 Mbit/s
 MEASURES = ("value", "key", "random")
+KV_CODECS = ("fp16", "level0", "level1", "level2", "level3")   # codec.py (kvfetch's CacheGen levels)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +49,7 @@ class KVBlendEvalConfig:
     quality_floor: float = 0.15               # cacheblend_adaptive's lowest ratio
     check_layer: int = 1                      # the released code's check layer
     measure: str = "value"                    # deviation: value (released code), key (LMCache v1), random
+    kv_codec: str = "fp16"                    # how the store keeps the chunk caches: fp16 or a CacheGen level
     rtt_s: float = 0.04
     trials: int = 8
     contexts: int = 2
@@ -66,6 +70,7 @@ class KVBlendEvalConfig:
         check_number("quality_floor", self.quality_floor, lo=0.0, hi=1.0)
         check_int("check_layer", self.check_layer, lo=0, hi=4)   # our model has 6 layers
         check_choice("measure", self.measure, MEASURES)
+        check_choice("kv_codec", self.kv_codec, KV_CODECS)
         check_number("rtt_s", self.rtt_s, lo=1e-4, hi=5.0)
         check_int("trials", self.trials, lo=1, hi=10_000)
         check_int("contexts", self.contexts, lo=1, hi=256)
@@ -98,7 +103,8 @@ def trial_offsets(config: KVBlendEvalConfig, seed: int) -> list[float]:
 
 
 def run_request(config: KVBlendEvalConfig, scheme: str, offset_s: float, seed: int,
-                memory: Optional[BandwidthMemory]) -> dict[str, Any]:
+                memory: Optional[BandwidthMemory], kv_bytes_per_token: int = KV_BYTES_PER_TOKEN,
+                decode_s_per_token: float = 0.0) -> dict[str, Any]:
     """One request of ``scheme`` starting ``offset_s`` into the trace; the endpoint's result."""
     from emu.apps import install
     from emu.sim import Sim
@@ -112,8 +118,9 @@ def run_request(config: KVBlendEvalConfig, scheme: str, offset_s: float, seed: i
     ep = install(topo.net, "kvblend", src=topo.senders[0], dst=topo.receivers[0], scheme=scheme,
                  chunks=config.chunks, chunk_tokens=config.chunk_tokens, query_tokens=config.cont_tokens,
                  ratio=config.ratio, quality_floor=config.quality_floor, check_layer=config.check_layer,
-                 kv_bytes_per_token=KV_BYTES_PER_TOKEN, prefill_tok_s=config.prefill_tok_s,
-                 prior_bps=config.prior_bps, rtt_hint_s=config.rtt_s, memory=memory)
+                 kv_bytes_per_token=kv_bytes_per_token, prefill_tok_s=config.prefill_tok_s,
+                 prior_bps=config.prior_bps, rtt_hint_s=config.rtt_s, memory=memory,
+                 decode_s_per_token=decode_s_per_token)
     if memory is not None:
         # The memory's clock is trace time: this request starts offset_s into the trace.
         memory.clock_offset_s = offset_s
@@ -150,13 +157,23 @@ def evaluate(config: Optional[KVBlendEvalConfig] = None, *, schemes: tuple[str, 
                                                       cont_tokens=config.cont_tokens, samples=config.contexts),
                         seed=seed)
     offsets = trial_offsets(config, seed)
+    bytes_per_token, decode_s_per_token = KV_BYTES_PER_TOKEN, 0.0
+    if config.kv_codec != "fp16":
+        from emu.apps.kvfetch.menu import AC_DECODE_ELEMENTS_PER_S
+
+        sizes = [sum(probe.coded(k, config.kv_codec)[1]) for k in range(config.contexts)]
+        tokens = sum(sum(c.n_tokens for c in s.caches) for s in probe.samples)
+        bytes_per_token = int(math.ceil(sum(sizes) / tokens))
+        elements_per_token = 2 * model.cfg.n_layers * model.cfg.kv_channels
+        decode_s_per_token = elements_per_token / AC_DECODE_ELEMENTS_PER_S
     out: dict[str, dict] = {}
     for scheme in schemes:
         memory = BandwidthMemory(config.prior_bps, config.half_life_s) if scheme == "cacheblend_adaptive" else None
         rows = []
         for k, t0 in enumerate(offsets):
-            res = run_request(config, scheme, t0, seed, memory)
-            q = probe.run(quality_variant(config, res["mode"], res["ratio"]), indices=[k % config.contexts])
+            res = run_request(config, scheme, t0, seed, memory, bytes_per_token, decode_s_per_token)
+            q = probe.run(quality_variant(config, res["mode"], res["ratio"]), indices=[k % config.contexts],
+                          codec=config.kv_codec)
             rows.append({**res, **q})
         ttft = np.array([r["ttft_s"] for r in rows])
         ratios = [r["ratio"] for r in rows if not math.isnan(r["ratio"])]

@@ -25,7 +25,8 @@ full_reuse         every token                     0
 cacheblend         every token, layers ≥ c         1 for layers ≤ c; int(n·r) / n after
 =================  ==============================  =================================================
 
-Selection needs the cached KV of the check layer (its deviation); layers before it are recomputed from the
+With a coded cache (``kv_codec``), every layer that loads KV also decodes it (``decode_s_per_token``, kvfetch's
+measured arithmetic-decoding speed per element, as for any model). Selection needs the cached KV of the check layer (its deviation); layers before it are recomputed from the
 tokens and need no cached KV (the released code's layer 0).
 """
 from __future__ import annotations
@@ -75,6 +76,7 @@ class Workload:
     prefill_tok_s: float = SERVED_PREFILL_TOKENS_PER_S
     n_layers: int = MISTRAL_7B["n_layers"]  # the served model's layers (pipeline stages)
     check_layer: int = 1
+    decode_s_per_token: float = 0.0        # decoding a coded cache: seconds per token of cache (all layers)
 
     def __post_init__(self) -> None:
         if not isinstance(self.chunk_tokens, tuple) or not self.chunk_tokens:
@@ -86,6 +88,7 @@ class Workload:
         check_number("prefill_tok_s", self.prefill_tok_s, lo=1e-3, hi=1e9)
         check_int("n_layers", self.n_layers, lo=1, hi=1024)
         check_int("check_layer", self.check_layer, lo=0, hi=self.n_layers - 1)
+        check_number("decode_s_per_token", self.decode_s_per_token, lo=0.0, hi=10.0)
 
     @property
     def n_context(self) -> int:
@@ -95,6 +98,10 @@ class Workload:
     def layer_s(self) -> float:
         """One served layer's full recompute of the context."""
         return self.n_context / self.prefill_tok_s / self.n_layers
+
+    def decode_s(self, tokens: int) -> float:
+        """One served layer's share of decoding ``tokens`` tokens of coded cache."""
+        return tokens * self.decode_s_per_token / self.n_layers
 
     @property
     def query_s(self) -> float:
@@ -126,16 +133,18 @@ def plan(scheme: str, w: Workload, ratio: Optional[float] = None) -> Plan:
     all_kv = w.layer_bytes(w.n_context)
     if scheme == "full_recompute":
         return Plan(scheme, (0,) * L, (full,) * L)
+    dec = w.decode_s(w.n_context)
     if scheme == "full_reuse":
-        return Plan(scheme, (all_kv,) * L, (0.0,) * L)
+        return Plan(scheme, (all_kv,) * L, (dec,) * L)
     if scheme == "prefix_reuse":
         n0 = w.chunk_tokens[0]
-        return Plan(scheme, (w.layer_bytes(n0),) * L, (full * (w.n_context - n0) / w.n_context,) * L)
+        return Plan(scheme, (w.layer_bytes(n0),) * L,
+                    (full * (w.n_context - n0) / w.n_context + w.decode_s(n0),) * L)
     if scheme in ("cacheblend", "cacheblend_adaptive"):
         c = w.check_layer
         loads = tuple(0 if j < c else all_kv for j in range(L))
-        partial = math.nan if ratio is None else full * selected_frac(w.n_context, ratio)
-        compute = tuple(full if j <= c else partial for j in range(L))
+        partial = math.nan if ratio is None else full * selected_frac(w.n_context, ratio) + dec
+        compute = tuple(full + (dec if j == c else 0.0) if j <= c else partial for j in range(L))
         return Plan(scheme, loads, compute, select_layer=c)
     raise ValueError(f"scheme: unknown {scheme!r}; valid: {', '.join(SCHEMES)}")
 
@@ -148,7 +157,7 @@ def selected_frac(n_context: int, ratio: float) -> float:
 
 def with_ratio(p: Plan, w: Workload, ratio: float) -> Plan:
     """``p`` (a cacheblend plan) with the layers after the check layer timed at ``ratio``."""
-    part = w.layer_s * selected_frac(w.n_context, ratio)
+    part = w.layer_s * selected_frac(w.n_context, ratio) + w.decode_s(w.n_context)
     return Plan(p.scheme, p.load_bytes, tuple(part if j > w.check_layer else c for j, c in enumerate(p.compute_s)),
                 p.select_layer)
 

@@ -109,6 +109,15 @@ class Probe:
     samples: list[Sample]
     seed: int = 0
     _memo: dict = field(default_factory=dict)
+    _coded: dict = field(default_factory=dict)      # (sample, codec) -> (decoded caches, bytes per chunk)
+
+    def coded(self, k: int, codec: str) -> tuple[list, list[int]]:
+        """Sample ``k``'s chunk caches as decoded after ``codec`` and their encoded sizes (``codec.py``)."""
+        from emu.apps.kvblend.codec import encode_caches
+
+        if (k, codec) not in self._coded:
+            self._coded[(k, codec)] = encode_caches(self.samples[k].caches, codec)
+        return self._coded[(k, codec)]
 
     @classmethod
     def build(cls, model, tokenizer, config: ProbeConfig, seed: int = 0,
@@ -129,30 +138,31 @@ class Probe:
             samples.append(Sample(chunks, cont, caches, B.full_prefill_logits(model, chunks, cont)))
         return cls(model, config, samples, seed)
 
-    def _logits(self, k: int, variant: tuple) -> tuple[torch.Tensor, float]:
+    def _logits(self, k: int, variant: tuple, codec: str) -> tuple[torch.Tensor, float]:
         s = self.samples[k]
         kind = variant[0]
         if kind == "full_prefill":
             return s.ref_logits, 1.0
+        caches = self.coded(k, codec)[0]
         if kind == "full_reuse":
-            out = B.full_reuse(self.model, s.caches, s.cont)
+            out = B.full_reuse(self.model, caches, s.cont)
         elif kind == "prefix_reuse":
-            out = B.prefix_reuse(self.model, s.caches, s.cont)
+            out = B.prefix_reuse(self.model, caches, s.cont)
         elif kind == "cacheblend":
             _, ratio, check_layer, measure = variant
             gen = None
             if measure == "random":
                 gen = torch.Generator().manual_seed(SeedTree(self.seed).seed_for(f"kvblend.random.{k}"))
-            out = B.cacheblend(self.model, s.caches, s.cont, ratio=ratio, check_layer=check_layer,
+            out = B.cacheblend(self.model, caches, s.cont, ratio=ratio, check_layer=check_layer,
                                measure=measure, generator=gen)
         else:
             raise ValueError(f"variant: unknown {variant!r}")
         return out.logits, out.recompute_frac
 
-    def score_sample(self, k: int, variant: tuple) -> tuple[Score, float]:
-        key = (k, variant)
+    def score_sample(self, k: int, variant: tuple, codec: str = "fp16") -> tuple[Score, float]:
+        key = (k, variant, "fp16" if variant[0] == "full_prefill" else codec)
         if key not in self._memo:
-            logits, frac = self._logits(k, variant)
+            logits, frac = self._logits(k, variant, codec)
             s = self.samples[k]
             ref = F.log_softmax(s.ref_logits[:-1], -1)
             lp = F.log_softmax(logits[:-1], -1)
@@ -162,13 +172,14 @@ class Probe:
                                      kl=float((ref.exp() * (ref - lp)).sum()), n=len(target)), frac)
         return self._memo[key]
 
-    def run(self, variant: tuple, indices: Optional[Sequence[int]] = None) -> dict[str, float]:
+    def run(self, variant: tuple, indices: Optional[Sequence[int]] = None, codec: str = "fp16") -> dict[str, float]:
         """Pooled metrics of ``variant`` over the samples (or ``indices``): ``("full_prefill",)``,
-        ``("full_reuse",)``, ``("prefix_reuse",)``, ``("cacheblend", ratio, check_layer, measure)``."""
+        ``("full_reuse",)``, ``("prefix_reuse",)``, ``("cacheblend", ratio, check_layer, measure)``, with the chunk
+        caches stored under ``codec`` (``codec.py``)."""
         idx = range(len(self.samples)) if indices is None else indices
         total, ref, fracs = Score(), Score(), []
         for k in idx:
-            sc, frac = self.score_sample(k, variant)
+            sc, frac = self.score_sample(k, variant, codec)
             total.add(sc)
             ref.add(self.score_sample(k, ("full_prefill",))[0])
             fracs.append(frac)
