@@ -22,7 +22,7 @@ fp16 caches. TTFT = request → last layer done + query prefill (``cont_tokens``
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
@@ -38,28 +38,39 @@ MEASURES = ("value", "key", "random")
 KV_CODECS = ("fp16", "level0", "level1", "level2", "level3")   # codec.py (kvfetch's CacheGen levels)
 
 
+def _help(text: str) -> dict:
+    return {"help": text}
+
+
 @dataclass(frozen=True, kw_only=True)
 class KVBlendEvalConfig:
-    trace: Optional[str] = DEFAULT_TRACE      # None: a constant ``rate_bps`` link
-    rate_bps: float = 20e6
-    chunks: int = 8
-    chunk_tokens: int = 128
-    cont_tokens: int = 32                     # the query: scored for quality, prefilled in the TTFT
-    ratio: float = 0.15                       # cacheblend's fixed ratio (LMCache default, apps2.md §2.1)
-    quality_floor: float = 0.15               # cacheblend_adaptive's lowest ratio
-    check_layer: int = 1                      # the released code's check layer
-    measure: str = "value"                    # deviation: value (released code), key (LMCache v1), random
-    kv_codec: str = "fp16"                    # how the store keeps the chunk caches: fp16 or a CacheGen level
-    rtt_s: float = 0.04
-    trials: int = 8
-    contexts: int = 2
+    trace: Optional[str] = field(default=DEFAULT_TRACE, metadata=_help(
+        "bottleneck capacity trace (Mahimahi or throughput log); replaced by --rate-bps"))
+    rate_bps: Optional[float] = field(default=None, metadata=_help("a constant bottleneck rate in bit/s instead"))
+    chunks: int = field(default=8, metadata=_help("chunks of the context, each cached on its own"))
+    chunk_tokens: int = field(default=128, metadata=_help("tokens per chunk"))
+    cont_tokens: int = field(default=32, metadata=_help("the query: prefilled in the TTFT, scored for quality"))
+    # LMCache's default blend_recompute_ratio (apps2.md §2.1); the released examples use 0.16 and 0.18.
+    ratio: float = field(default=0.15, metadata=_help("cacheblend's fixed recompute ratio"))
+    quality_floor: float = field(default=0.15, metadata=_help("cacheblend_adaptive's lowest ratio"))
+    check_layer: int = field(default=1, metadata=_help("layer whose KV deviation selects the tokens"))
+    measure: str = field(default="value", metadata=_help("deviation: value (released code), key (LMCache v1), "
+                                                         "random"))
+    kv_codec: str = field(default="fp16", metadata=_help("how the store keeps the caches: fp16, level0..level3"))
+    rtt_s: float = field(default=0.04, metadata=_help("base round-trip time"))
+    trials: int = field(default=8, metadata=_help("requests per scheme, spread over the trace"))
+    contexts: int = field(default=2, metadata=_help("held-out contexts (requests cycle through them)"))
     prefill_tok_s: float = SERVED_PREFILL_TOKENS_PER_S
     prior_bps: float = PRIOR_BPS
     half_life_s: float = HALF_LIFE_S
     models_dir: Optional[str] = None
 
     def __post_init__(self) -> None:
-        check_number("rate_bps", self.rate_bps, lo=1e3, hi=1e12)
+        if self.rate_bps is not None:
+            check_number("rate_bps", self.rate_bps, lo=1e3, hi=1e12)
+            object.__setattr__(self, "trace", None)   # a constant link replaces the (default) trace
+        elif self.trace is None:
+            raise ValueError("trace: give a trace, or a constant link with rate_bps")
         check_int("chunks", self.chunks, lo=1, hi=64)
         check_int("chunk_tokens", self.chunk_tokens, lo=2, hi=2048)
         check_int("cont_tokens", self.cont_tokens, lo=2, hi=1024)
