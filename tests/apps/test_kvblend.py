@@ -137,7 +137,7 @@ def test_cacheblend_at_15pct_recovers_part_of_the_degradation_and_beats_random(p
 
 
 def test_eval_reports_every_scheme_with_the_contract_keys():
-    from emu.apps.kvblend.controller import BandwidthMemory
+    from emu.apps.kvfetch.controller import BandwidthMemory
     from emu.apps.kvblend.eval import KVBlendEvalConfig, evaluate, run_request
 
     cfg = KVBlendEvalConfig(trace=None, rate_bps=30e6, trials=2, contexts=1, chunks=4, chunk_tokens=32,

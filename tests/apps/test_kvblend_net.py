@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from emu.apps.kvblend.app import KV_BYTES_PER_TOKEN, KVBlendConfig
-from emu.apps.kvblend.controller import BandwidthMemory, RatioController, RatioPolicy
+from emu.apps.kvblend.controller import RatioController, RatioPolicy
 from emu.apps.kvblend.eval import KVBlendEvalConfig, run_request
 from emu.apps.kvblend.pipeline import (SERVED_PREFILL_TOKENS_PER_S, Workload, estimate_ttft_s, pipeline_done_s,
                                        plan, served_prefill_tok_s, with_ratio)
+from emu.apps.kvfetch.controller import BandwidthMemory, BudgetController, ChunkMenu, Observation
 from emu.links.tracefile import shared_traces_dir, write_mahimahi
 
 REAL_TRACE = "lumos5g/4G/4g_trace_driving_50015_dr"
@@ -113,6 +114,23 @@ def test_bandwidth_memory_prior_then_age_weighted_average():
     slow.memory.update(1e5, now_s=0.0)
     assert slow.fetch_or_recompute(w, 0.04, 1.0) == "full_recompute"
     assert slow.fetch_or_recompute(w, 0.04, 1000.0) == "cacheblend"
+
+
+def test_kvfetch_budget_controller_chooses_the_first_chunk_on_the_connection_memory():
+    # One estimator for both apps: after a slow fetch, a new KV-fetch request's first chunk goes as text
+    # (the fixed 20 Mbit/s prior would send a KV level into a 1 Mbit/s link).
+    menu = ChunkMenu(nbytes={"level1": [400_000] * 4, "text": [2_000] * 4},
+                     gpu_s={"level1": [0.01] * 4, "text": [0.5] * 4}, levels=("level1",), query_prefill_s=0.03)
+    first = Observation(now_s=0.0, throughput_bps=None, queued_bytes=0, gpu_free_s=0.0)
+    memory = BandwidthMemory(prior_bps=20e6)
+    ctl = BudgetController(slo_s=1.0, prior_bps=20e6, memory=memory)
+    ctl.begin(0.0)
+    assert ctl.choose(0, first, menu) == "level1"
+    memory.update(1e6, now_s=5.0)
+    ctl.begin(6.0)
+    assert ctl.prior_bps == pytest.approx(memory.estimate(6.0)) and ctl.prior_bps < 2e6
+    assert ctl.choose(0, first, menu) == "text"
+    assert BudgetController(slo_s=1.0, prior_bps=20e6).choose(0, first, menu) == "level1"
 
 
 @pytest.mark.parametrize("field,value", [("chunks", 0), ("ratio", 1.5), ("quality_floor", -0.1),

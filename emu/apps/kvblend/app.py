@@ -17,7 +17,7 @@ cache only), ``full_reuse`` (every cache, no recompute). The bytes are our model
 
     install(net, "kvblend", src="s0", dst="d0", scheme="cacheblend_adaptive", chunks=8, chunk_tokens=128)
 
-``memory`` (a ``controller.BandwidthMemory``) is the throughput estimate of one connection: requests given the
+``memory`` (an ``emu.apps.kvfetch.controller.BandwidthMemory``) is the throughput estimate of one connection: requests given the
 same object remember what earlier fetches measured (``emu eval kvblend`` passes one per scheme across its
 trials, in time order).
 """
@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from emu.apps.base import Endpoint, InstallContext
-from emu.apps.kvblend.controller import PRIOR_BPS, BandwidthMemory, RatioController, RatioPolicy
+from emu.apps.kvblend.controller import RatioController, RatioPolicy
+from emu.apps.kvfetch.controller import PRIOR_BPS, BandwidthMemory
 from emu.apps.kvblend.pipeline import (SCHEMES, SERVED_PREFILL_TOKENS_PER_S, Plan, Workload, pipeline_done_s,
                                        plan, selected_frac, with_ratio)
 from emu.validate import check_int, check_number

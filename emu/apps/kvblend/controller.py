@@ -15,7 +15,8 @@ Before fetching it checks the whole plan: if loading the caches is estimated to 
 the context from its text, the request is served by full recompute instead (the paper's controller also picks
 the storage device; here the choice is "fetch or recompute").
 
-``BandwidthMemory`` is the throughput estimate carried across requests on one connection [DESIGN]:
+``BandwidthMemory`` (in ``emu.apps.kvfetch.controller``, shared with the KV-fetch controllers) is the
+throughput estimate carried across requests on one connection [DESIGN]:
 
 - the prior (``prior_bps``) until the first measurement;
 - each finished fetch's measurement is averaged in with weight ``1 - 0.5 ** (age / half_life_s)`` on the new
@@ -31,51 +32,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from emu.apps.kvblend.pipeline import Workload, estimate_ttft_s, plan, with_ratio
+from emu.apps.kvfetch.controller import BandwidthMemory
 from emu.validate import check_number
-
-PRIOR_BPS = 20e6          # kvfetch's prior (its eval's ``prior_bps``) [DESIGN]
-HALF_LIFE_S = 10.0        # [DESIGN]: a few fetches' worth of memory on a cellular trace
-FORGET_S = 60.0           # [DESIGN]: back halfway to the prior after a minute without a measurement
-
-
-class BandwidthMemory:
-    """Throughput estimate of one connection, carried across requests (see the module doc)."""
-
-    def __init__(self, prior_bps: float = PRIOR_BPS, half_life_s: float = HALF_LIFE_S,
-                 forget_s: float = FORGET_S) -> None:
-        check_number("prior_bps", prior_bps, lo=1e3, hi=1e12)
-        check_number("half_life_s", half_life_s, lo=1e-3, hi=1e6)
-        check_number("forget_s", forget_s, lo=1e-3, hi=1e9)
-        self.prior_bps = float(prior_bps)
-        self.half_life_s = float(half_life_s)
-        self.forget_s = float(forget_s)
-        self.estimate_bps = float(prior_bps)
-        self.last_s: Optional[float] = None
-        self.samples = 0
-        # Added to the times ``update`` is given: an evaluation that runs each request in its own simulation
-        # (starting at 0, ``offset`` into the trace) sets it to that offset, so ages are trace time.
-        self.clock_offset_s = 0.0
-
-    def update(self, measured_bps: float, now_s: float) -> None:
-        if not (measured_bps > 0 and math.isfinite(measured_bps)):
-            return
-        now_s = now_s + self.clock_offset_s
-        if self.last_s is None:
-            self.estimate_bps = float(measured_bps)
-        else:
-            w_new = 1.0 - 0.5 ** (max(0.0, now_s - self.last_s) / self.half_life_s)
-            self.estimate_bps = (1.0 - w_new) * self.estimate_bps + w_new * float(measured_bps)
-        self.last_s = float(now_s)
-        self.samples += 1
-
-    def estimate(self, now_s: float) -> float:
-        """The estimate at ``now_s`` (the last one, decayed toward the prior since it was made)."""
-        if self.last_s is None:
-            return self.prior_bps
-        age = max(0.0, now_s + self.clock_offset_s - self.last_s)
-        keep = 0.5 ** (age / self.forget_s)
-        return keep * self.estimate_bps + (1.0 - keep) * self.prior_bps
-
 
 @dataclass(frozen=True, kw_only=True)
 class RatioPolicy:

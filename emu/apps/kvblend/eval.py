@@ -28,7 +28,7 @@ from typing import Any, Optional
 import numpy as np
 
 from emu.apps.kvblend.app import KV_BYTES_PER_TOKEN
-from emu.apps.kvblend.controller import HALF_LIFE_S, PRIOR_BPS, BandwidthMemory
+from emu.apps.kvfetch.controller import HALF_LIFE_S, PRIOR_BPS, BandwidthMemory
 from emu.apps.kvblend.pipeline import SCHEMES, SERVED_PREFILL_TOKENS_PER_S
 from emu.validate import check_choice, check_int, check_number
 from emu.rng import SeedTree
