@@ -38,6 +38,7 @@ def quality_sweep(samples: int, seed: int = 0) -> dict:
     probe = Probe.build(model, tokenizer, ProbeConfig(samples=samples), seed=seed)
     out = sweep(probe)
     out["cross_layer_value"] = cross_layer_correlation(probe, "value")
+    out["cross_layer_key"] = cross_layer_correlation(probe, "key")
     out["config"] = dict(probe.config.__dict__, seed=seed)
     return out
 

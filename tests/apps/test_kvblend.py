@@ -152,3 +152,20 @@ def test_eval_reports_every_scheme_with_the_contract_keys():
     for scheme in SCHEMES:
         again = [run_request(cfg, scheme, 0.0, 0, BandwidthMemory()) for _ in range(2)]
         assert again[0] == again[1]
+
+
+def test_example_09_writes_the_figure_and_tables(tmp_path):
+    import importlib.util
+
+    from emu.links.tracefile import shared_traces_dir
+    from tests.conftest import REPO
+
+    if shared_traces_dir() is None:
+        pytest.skip("the shared real traces (../shared/traces) are not here")
+    spec = importlib.util.spec_from_file_location("example_09", REPO / "examples" / "09_kvblend.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    quality, table = module.main(seed=0, samples=2, trials=1, out_dir=str(tmp_path))
+    assert (tmp_path / "kvblend_quality.png").exists() and (tmp_path / "kvblend_ttft.csv").exists()
+    assert set(SCHEMES) == set(table["scheme"])
+    assert len(quality["cross_layer_value"]) == 6 and quality["curves"]["check1_value"][-1]["kl_nats"] < 1e-6
