@@ -26,7 +26,7 @@ TRACES = ("lumos5g/4G/4g_trace_driving_50015_dr", "lumos5g/4G/4g_trace_driving_5
           "mahimahi/Verizon-LTE-short.down")
 
 
-def quality_sweep(samples: int, seed: int = 0) -> dict:
+def quality_sweep(samples: int, seed: int = 0, chunks: int = 8, chunk_tokens: int = 32) -> dict:
     """``probe.sweep`` on the committed model (the curves and ablations of docs/kvblend.md)."""
     import torch
 
@@ -35,7 +35,8 @@ def quality_sweep(samples: int, seed: int = 0) -> dict:
 
     torch.set_num_threads(1)
     model, tokenizer, _ = load_model()
-    probe = Probe.build(model, tokenizer, ProbeConfig(samples=samples), seed=seed)
+    probe = Probe.build(model, tokenizer, ProbeConfig(chunks=chunks, chunk_tokens=chunk_tokens, samples=samples),
+                        seed=seed)
     out = sweep(probe)
     out["cross_layer_value"] = cross_layer_correlation(probe, "value")
     out["cross_layer_key"] = cross_layer_correlation(probe, "key")
@@ -88,12 +89,15 @@ def ttft_table(traces, trials: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def main(seed: int = 0, samples: int = 4, trials: int = 2, traces=TRACES[:1], out_dir: str = "runs/kvblend"):
+def main(seed: int = 0, samples: int = 4, trials: int = 2, traces=TRACES[:1], out_dir: str = "runs/kvblend",
+         chunks: int = 8, chunk_tokens: int = 32):
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    quality = quality_sweep(samples, seed)
+    quality = quality_sweep(samples, seed, chunks, chunk_tokens)
     (out / "kvblend_quality.json").write_text(json.dumps(quality, indent=1))
     plot_quality(quality, out / "kvblend_quality.png")
+    if not traces:
+        return quality, None
     table = ttft_table(traces, trials, seed)
     table.to_csv(out / "kvblend_ttft.csv", index=False)
     print(table[["trace", "scheme", "ttft_s", "quality_loss_pct", "top1_agreement", "recompute_frac",
@@ -106,7 +110,9 @@ if __name__ == "__main__":
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--samples", type=int, default=4, help="probe windows (docs: 48)")
     p.add_argument("--trials", type=int, default=2, help="requests per scheme and trace (docs: 8)")
-    p.add_argument("--traces", default=",".join(TRACES[:1]), help="comma-separated traces")
+    p.add_argument("--traces", default=",".join(TRACES[:1]), help="comma-separated traces ('' : quality only)")
+    p.add_argument("--chunks", type=int, default=8, help="probe: chunks per window")
+    p.add_argument("--chunk-tokens", type=int, default=32, help="probe: tokens per chunk")
     p.add_argument("--out", default="runs/kvblend")
     a = p.parse_args()
-    main(a.seed, a.samples, a.trials, tuple(a.traces.split(",")), a.out)
+    main(a.seed, a.samples, a.trials, tuple(t for t in a.traces.split(",") if t), a.out, a.chunks, a.chunk_tokens)
