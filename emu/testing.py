@@ -409,7 +409,7 @@ def compare(baseline: Callable[[int], Any], candidate: Callable[[int], Any], *, 
         bad = [(s, x) for s, x in zip(seed_list, v) if not (math.isfinite(x) and x > 0)]
         if bad:
             s, x = bad[0]
-            raise ValueError(f"metric {name!r}: the {side} gave {x!r} at seed {s}; ratios need finite values > 0 "
+            raise ValueError(f"metric {name!r}: the {side} gave {float(x)!r} at seed {s}; ratios need finite values > 0 "
                              f"(for a metric that can be 0, compare 1 + metric or a rate instead)")
     d = np.log(c / b)
     return Comparison(metric=name, seeds=tuple(seed_list), baseline=tuple(map(float, b)),
