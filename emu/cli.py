@@ -1,10 +1,12 @@
-"""Command line: ``emu run | eval | sweep | train | trace stats | plot``.
+"""Command line: ``emu run | eval | sweep | train | trace stats | plot | report``.
 
     emu run examples/dumbbell_codel.toml --out runs/codel      # progress bar; writes results whole or not at all
     emu trace stats ../shared/traces/mahimahi/ATT-LTE-driving.down --json
     emu plot runs/codel                                        # redraw the figures from the written tables
     emu sweep examples/sweep_codel_vs_droptail.toml --out runs/aqm-sweep   # grid x seeds; resumes when rerun
     emu plot runs/aqm-sweep                                    # sweep: summary.csv, bars with 95 % CIs, CDFs
+    emu report runs/aqm-sweep                                  # one self-contained HTML file: runs/aqm-sweep/report.html
+    emu run examples/dumbbell_codel.toml --out runs/c --pcap 'left->right'   # + runs/c/left-right.egress.pcap
 """
 from __future__ import annotations
 
@@ -130,6 +132,13 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from emu.report import write_report
+
+    print(write_report(args.dir, args.out))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emu", description="Packet-level network emulator with L4S queues.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log diagnostics")
@@ -196,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--metric", action="append", default=None,
                       help="sweep folders: a metric column to plot (repeatable; default: the sweep's metrics)")
     plot.set_defaults(func=_cmd_plot)
+
+    report = sub.add_parser("report", help="one self-contained HTML file (tables, figures, scenario, seeds, "
+                                           "provenance) for a results directory or a sweep folder")
+    report.add_argument("dir", help="results directory written by emu run, or a sweep folder written by emu sweep")
+    report.add_argument("--out", default=None, help="the HTML file to write (default: DIR/report.html)")
+    report.set_defaults(func=_cmd_report)
     return parser
 
 

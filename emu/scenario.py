@@ -293,7 +293,8 @@ class Scenario:
         finally:
             for _, capture in captures:
                 capture.close()
-        meta = {"scenario": self.name, "source": self.source, "seed": sim.seed, "duration_s": self.duration_s}
+        meta = {"scenario": self.name, "source": self.source, "seed": sim.seed, "duration_s": self.duration_s,
+                "scenario_raw": self.raw}
         if captures:
             meta["captures"] = [{**spec, "packets": capture.packets, "addresses": capture.addresses}
                                 for spec, capture in captures]
