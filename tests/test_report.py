@@ -11,8 +11,9 @@ import pandas as pd
 from emu.cli import main
 from tests.conftest import REPO
 
-EXTERNAL = re.compile(r"""(?:src|href|action|poster|data)\s*=\s*["']?\s*(?:[a-z][a-z0-9+.-]*:|//)(?!image/png;base64,)"""
-                      r"""|<script|<link\b|<iframe|@import|url\(""", re.IGNORECASE)
+# any reference a browser would fetch: src/href/... not an inline PNG or an in-page anchor, scripts, styles, frames
+EXTERNAL = re.compile(r"""\b(?:src|href|action|poster|srcset)\s*=\s*(?!["']?\s*(?:data:image/png;base64,|#))"""
+                      r"""|<script|<link\b|<iframe|<object|<embed|@import|url\(""", re.IGNORECASE)
 
 
 def embedded_images(text: str) -> list[bytes]:
@@ -73,7 +74,7 @@ def test_the_self_containment_check_catches_external_references():
 
     page = '<!DOCTYPE html><html>{}</html>'
     check_self_contained(page.format('<img src="data:image/png;base64,AAAA">'))
-    for bad in ('<img src="https://example.org/a.png">', '<a href="//cdn.example/x">', '<script>1</script>',
+    for bad in ('<img src="https://example.org/a.png">', '<img src="figure.png">', '<a href="//cdn.example/x">', '<script>1</script>',
                 '<link rel="stylesheet" href="s.css">', '<style>@import "x.css";</style>',
                 '<div style="background: url(x.png)">'):
         with pytest.raises(AssertionError):
