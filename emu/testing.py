@@ -56,41 +56,6 @@ def _normal_cdf(x: float) -> float:
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
 
 
-def _t_abs_below(theta: float, dof: int) -> float:
-    """P(|T| <= sqrt(dof) tan(theta)) for Student's t with integer ``dof`` (Abramowitz & Stegun 26.7.3-4)."""
-    s, c2 = math.sin(theta), math.cos(theta) ** 2
-    if dof % 2:
-        if dof == 1:
-            return 2.0 * theta / math.pi
-        term = total = 1.0
-        for k in range(1, (dof - 3) // 2 + 1):
-            term *= c2 * (2 * k) / (2 * k + 1)
-            total += term
-        return 2.0 / math.pi * (theta + s * math.cos(theta) * total)
-    term = total = 1.0
-    for k in range(1, (dof - 2) // 2 + 1):
-        term *= c2 * (2 * k - 1) / (2 * k)
-        total += term
-    return s * total
-
-
-def t_quantile(p: float, dof: int) -> float:
-    """Quantile ``p`` in (0.5, 1) of Student's t with integer ``dof`` >= 1 (bisection on the exact CDF)."""
-    if not 0.5 < p < 1.0:
-        raise ValueError(f"p: must be in (0.5, 1), got {p!r}")
-    if isinstance(dof, bool) or not isinstance(dof, int) or dof < 1:
-        raise ValueError(f"dof: must be an integer >= 1, got {dof!r}")
-    target = 2.0 * p - 1.0
-    lo, hi = 0.0, math.pi / 2
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if _t_abs_below(mid, dof) < target:
-            lo = mid
-        else:
-            hi = mid
-    return math.sqrt(dof) * math.tan(0.5 * (lo + hi))
-
-
 def bootstrap_ci(log_ratios: Sequence[float], confidence: float = 0.95, *,
                  resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
     """Expanded-percentile paired bootstrap interval of ``exp(mean(log_ratios))`` (see the module docstring)."""
@@ -100,6 +65,8 @@ def bootstrap_ci(log_ratios: Sequence[float], confidence: float = 0.95, *,
         raise ValueError(f"log_ratios: need at least 2 paired seeds, got {n}")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence: must be in (0, 1), got {confidence!r}")
+    from emu.sweep_results import t_quantile  # the project's one Student-t quantile
+
     rng = np.random.default_rng(seed)
     means = d[rng.integers(0, n, size=(resamples, n))].mean(axis=1)
     alpha = 1.0 - confidence
@@ -464,4 +431,4 @@ def assert_improves(baseline: Callable[[int], Any], candidate: Callable[[int], A
 
 
 __all__ = ["compare", "assert_improves", "Comparison", "delay_quantile", "DelayQuantile", "metric_value",
-           "bootstrap_ci", "sign_flip_p_value", "t_quantile", "NO_SEED_EFFECT_ADVICE"]
+           "bootstrap_ci", "sign_flip_p_value", "NO_SEED_EFFECT_ADVICE"]
