@@ -244,11 +244,14 @@ def _measure_task(params: dict, *, seed: int) -> dict:
 
 def _check_picklable(name: str, obj: Any) -> None:
     try:
-        pickle.dumps(obj)
+        data = pickle.dumps(obj)
     except Exception as exc:
         raise ValueError(f"{name}: workers= runs it in other processes, so it must be picklable (a module-level "
                          f"function, or functools.partial / an instance of a module-level class); {obj!r} is not "
                          f"({type(exc).__name__}: {exc})") from None
+    if b"__main__" in data:
+        raise ValueError(f"{name}: {obj!r} is defined in the __main__ script, which worker processes cannot import; "
+                         "move it to an importable module (or run without workers=)")
 
 
 def _run_values(sides: dict[str, Callable[[int], Any]], metric: Metric, seeds: list[int], flow: Optional[str],

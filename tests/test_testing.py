@@ -142,3 +142,13 @@ def test_pyproject_registers_the_plugin():
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert project["entry-points"]["pytest11"] == {"emu.testing_plugin": "emu.testing_plugin"}
+
+
+def test_workers_refuse_callables_of_a_main_script(monkeypatch):
+    def from_script(seed):
+        return {"x": 1.0 + seed}
+
+    from_script.__module__, from_script.__qualname__ = "__main__", "emu_test_from_script"
+    monkeypatch.setattr(sys.modules["__main__"], "emu_test_from_script", from_script, raising=False)
+    with pytest.raises(ValueError, match="defined in the __main__ script, which worker processes cannot import"):
+        compare(from_script, from_script, metric="x", seeds=2, workers=2)
