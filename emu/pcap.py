@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from emu.packet import Packet
+from emu.transport.samples import KIND_ACK, KIND_DATA
 
 LINKTYPE_RAW = 101            # tcpdump.org link-layer header types: raw IPv4/IPv6
 PCAP_MAGIC_NS = 0xA1B23C4D    # pcap-savefile(5): nanosecond-resolution timestamps
@@ -46,7 +47,6 @@ MAX_SNAPLEN_BYTES = 262_144   # tcpdump's default and maximum
 POINTS = ("egress", "ingress")
 BUFFER_BYTES = 1 << 16
 
-KIND_DATA, KIND_ACK = 1, 2    # emu.transport.samples (not imported: this module stays below the transports)
 PROTO_TCP, PROTO_UDP = 6, 17
 TCP_ACK = 0x10
 TCP_WINDOW = 65535
