@@ -262,8 +262,9 @@ class Scenario:
             except ValueError as exc:
                 raise ScenarioError(f"{where}.{exc}") from None
             file = spec.get("file", default_file_name(link, point))
-            if not isinstance(file, str) or not file or Path(file).name != file:
-                raise ScenarioError(f"{where}.file: expected a plain file name (no folders), got {file!r}")
+            if not isinstance(file, str) or Path(file).name != file or not file.endswith(".pcap") or file == ".pcap":
+                raise ScenarioError(f"{where}.file: expected a plain file name ending in .pcap (no folders), "
+                                    f"got {file!r}")
             if file in files:
                 raise ScenarioError(f"{where}.file: {file!r} is used by two captures")
             files.add(file)

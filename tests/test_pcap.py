@@ -189,6 +189,8 @@ def test_scenario_capture_table_and_cli_flag(tmp_path):
         assert len(scapy_all.rdpcap(str(out / name))) == capture["packets"] > 0
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no leftover temporary folder
     assert main(["run", str(scenario), "--out", str(tmp_path / "bad"), "--pcap", "x->y"]) == 2
-    scenario.write_text((REPO / "examples" / "dumbbell_codel.toml").read_text()
-                        + '\n[[capture]]\nlink = "left->right"\npoint = "middle"\n')
-    assert main(["run", str(scenario), "--out", str(tmp_path / "bad")]) == 2
+    for bad in ('point = "middle"', 'snaplen = 0', 'file = "summary.json"', 'file = "../x.pcap"', 'oops = 1'):
+        scenario.write_text((REPO / "examples" / "dumbbell_codel.toml").read_text()
+                            + f'\n[[capture]]\nlink = "left->right"\n{bad}\n')
+        assert main(["run", str(scenario), "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()
