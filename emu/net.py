@@ -128,11 +128,21 @@ class Network:
     def router(self, name: str) -> Router:
         return self._add(Router(self.sim, name))  # type: ignore[return-value]
 
-    def _node(self, node: Union[str, Node]) -> Node:
-        name = node if isinstance(node, str) else node.name
-        if name not in self.nodes:
-            raise ValueError(f"unknown node {name!r}; nodes: {', '.join(sorted(self.nodes)) or '(none)'}")
+    def node(self, node: Union[str, Node]) -> Node:
+        """The node named ``node`` (or ``node`` itself, checked to belong to this network)."""
+        name = node if isinstance(node, str) else getattr(node, "name", None)
+        if name not in self.nodes or (not isinstance(node, str) and self.nodes[name] is not node):
+            raise ValueError(f"unknown node {node!r}; nodes: {', '.join(sorted(self.nodes)) or '(none)'}")
         return self.nodes[name]
+
+    _node = node
+
+    def host_named(self, node: Union[str, Node]) -> Host:
+        """The host ``node`` (a router here is an error naming it)."""
+        found = self.node(node)
+        if not isinstance(found, Host):
+            raise ValueError(f"{found.name!r} is a router, not a host; hosts: {', '.join(sorted(self.hosts))}")
+        return found
 
     @property
     def hosts(self) -> dict[str, Host]:
@@ -281,19 +291,19 @@ class Network:
 def dumbbell(sim: Sim, n_pairs: int = 1, *, bottleneck_rate: Any = "10Mbps", bottleneck_delay: Any = "10ms",
              access_rate: Any = "1Gbps", access_delay: Any = 0.0, queue: QueueSpec = "droptail",
              queue_params: Optional[dict] = None, trace: Any = None, reverse_rate: Any = None,
-             loss: Optional[LossConfig] = None) -> Network:
+             loss: Optional[LossConfig] = None, trace_offset: Any = 0.0) -> Network:
     """``n_pairs`` senders ``s0..`` -> router ``left`` -> bottleneck -> ``right`` -> receivers ``d0..``.
 
     The bottleneck queue (``queue``) sits on ``left->right``; the reverse path gets a large DropTail.
     ``trace`` makes the bottleneck trace-driven (``reverse_rate`` then sets the return path, default the
-    access rate).
+    access rate; ``trace_offset`` starts it that far in).
     """
     if not isinstance(n_pairs, int) or n_pairs < 1:
         raise ValueError(f"n_pairs: must be an integer >= 1, got {n_pairs!r}")
     net = Network(sim)
     left, right = net.router("left"), net.router("right")
     net.link(left, right, rate=None if trace is not None else bottleneck_rate, delay=bottleneck_delay,
-             queue=queue, queue_params=queue_params, trace=trace, loss=loss,
+             queue=queue, queue_params=queue_params, trace=trace, loss=loss, trace_offset=trace_offset,
              reverse_rate=reverse_rate if reverse_rate is not None else (access_rate if trace is not None else None),
              reverse_queue="droptail", reverse_queue_params={"limit_pkts": 100_000})
     for i in range(n_pairs):

@@ -38,6 +38,7 @@ from typing import Any, Callable, Optional, Union
 
 from emu.packet import Packet
 from emu.transport.samples import KIND_ACK, KIND_DATA
+from emu.validate import check_choice, check_int
 
 LINKTYPE_RAW = 101            # tcpdump.org link-layer header types: raw IPv4/IPv6
 PCAP_MAGIC_NS = 0xA1B23C4D    # pcap-savefile(5): nanosecond-resolution timestamps
@@ -109,16 +110,11 @@ class PcapWriter:
 
 
 def check_snaplen(snaplen_bytes: Any) -> int:
-    if isinstance(snaplen_bytes, bool) or not isinstance(snaplen_bytes, int) \
-            or not 1 <= snaplen_bytes <= MAX_SNAPLEN_BYTES:
-        raise ValueError(f"snaplen: must be an integer in [1, {MAX_SNAPLEN_BYTES}] bytes, got {snaplen_bytes!r}")
-    return snaplen_bytes
+    return check_int("snaplen", snaplen_bytes, lo=1, hi=MAX_SNAPLEN_BYTES)
 
 
 def check_point(point: Any) -> str:
-    if point not in POINTS:
-        raise ValueError(f"point: must be one of {', '.join(POINTS)}, got {point!r}")
-    return point
+    return check_choice("point", point, POINTS)
 
 
 class PacketEncoder:

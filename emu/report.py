@@ -149,7 +149,7 @@ def _run_sections(folder: Path) -> tuple[str, list[str]]:
 
 
 def _sweep_sections(folder: Path) -> tuple[str, list[str]]:
-    from emu.sweep_results import SweepResult
+    from emu.sweep.results import SweepResult
 
     result = SweepResult(folder)
     spec = dict(result.spec)
@@ -189,7 +189,7 @@ def _sweep_sections(folder: Path) -> tuple[str, list[str]]:
 def build_report(folder: Union[str, Path]) -> str:
     """The HTML text of the report of a run directory or a sweep folder."""
     from emu import __version__
-    from emu.sweep_results import is_sweep_dir
+    from emu.sweep.results import is_sweep_dir
 
     folder = Path(folder)
     if not folder.is_dir():

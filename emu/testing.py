@@ -28,7 +28,7 @@ at 95 % with 8 seeds over 1000 synthetic A-vs-A comparisons: 3.1 %, ``tests/test
 advice instead: the seed then has no effect and ``n`` seeds are one experiment repeated.
 
 With ``workers=N`` (N > 1) the runs go to ``N`` local worker processes of the sweep backend
-(``emu.sweep_backends.run_local``); ``baseline``, ``candidate`` and a callable ``metric`` must then be picklable:
+(``emu.sweep.backends.run_local``); ``baseline``, ``candidate`` and a callable ``metric`` must then be picklable:
 module-level functions, or ``functools.partial`` / instances of module-level classes (no lambdas, no closures).
 """
 from __future__ import annotations
@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
+
+from emu.validate import check_bool, check_int, check_number
 
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 20_150_401  # fixed: the same values always give the same interval
@@ -65,7 +67,7 @@ def bootstrap_ci(log_ratios: Sequence[float], confidence: float = 0.95, *,
         raise ValueError(f"log_ratios: need at least 2 paired seeds, got {n}")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence: must be in (0, 1), got {confidence!r}")
-    from emu.sweep_results import t_quantile  # the project's one Student-t quantile
+    from emu.sweep.results import t_quantile  # the project's one Student-t quantile
 
     rng = np.random.default_rng(seed)
     means = d[rng.integers(0, n, size=(resamples, n))].mean(axis=1)
@@ -192,10 +194,8 @@ class DelayQuantile:
     qdelay: bool = False
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.q <= 1.0:
-            raise ValueError(f"q: must be in [0, 1], got {self.q!r}")
-        if not self.warmup_s >= 0:
-            raise ValueError(f"warmup_s: must be >= 0 seconds, got {self.warmup_s!r}")
+        check_number("q", self.q, lo=0.0, hi=1.0)
+        check_number("warmup_s", self.warmup_s, lo=0.0)
 
     @property
     def name(self) -> str:
@@ -262,7 +262,7 @@ def _run_values(sides: dict[str, Callable[[int], Any]], metric: Metric, seeds: l
             for side, fn in sides.items():
                 values[side][i] = metric_value(fn(seed), metric, flow=flow, app=app)
         return values
-    from emu.sweep_backends import run_local
+    from emu.sweep.backends import run_local
 
     for side, fn in sides.items():
         _check_picklable(side, fn)
@@ -365,12 +365,10 @@ def compare(baseline: Callable[[int], Any], candidate: Callable[[int], Any], *, 
     """
     if not callable(baseline) or not callable(candidate):
         raise ValueError("baseline and candidate: expected callables seed -> result")
-    if not isinstance(lower_is_better, bool):
-        raise ValueError(f"lower_is_better: must be True or False, got {lower_is_better!r}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers: must be an integer >= 1 or None, got {workers!r}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence: must be in (0, 1), got {confidence!r}")
+    check_bool("lower_is_better", lower_is_better)
+    if workers is not None:
+        check_int("workers", workers, lo=1)
+    check_number("confidence", confidence, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
     seed_list = _seed_list(seeds)
     values = _run_values({"baseline": baseline, "candidate": candidate}, metric, seed_list, flow, app, workers)
     b, c = np.asarray(values["baseline"]), np.asarray(values["candidate"])
@@ -408,10 +406,8 @@ def assert_improves(baseline: Callable[[int], Any], candidate: Callable[[int], A
     candidate >= 1.3 x baseline at its lower end; ``by=0``: strictly better). Otherwise raise AssertionError with
     the per-seed table, the ratio, the interval and what was required. Returns the ``Comparison`` when it passes.
     """
-    if isinstance(by, bool) or not isinstance(by, (int, float)) or not math.isfinite(by) or by < 0 \
-            or (lower_is_better and by >= 1):
-        raise ValueError(f"by: must be a fraction in [0, 1) when lower is better (or >= 0 when higher is better), "
-                         f"got {by!r}")
+    # the share of improvement required: below 1 when lower is better (candidate <= (1 - by) x baseline)
+    check_number("by", by, lo=0.0, hi=1.0 if lower_is_better else None, hi_open=True)
     result = compare(baseline, candidate, metric=metric, seeds=seeds, flow=flow, app=app,
                      lower_is_better=lower_is_better, workers=workers, confidence=confidence)
     table = result.format_table

@@ -167,7 +167,7 @@ def test_bad_arguments(tmp_path):
     sim, net, link = build()
     with pytest.raises(ValueError, match="unknown link 'a->c'; links: a->b, b->a"):
         net.capture("a->c", tmp_path / "x.pcap")
-    with pytest.raises(ValueError, match="point: must be one of egress, ingress"):
+    with pytest.raises(ValueError, match="point: unknown 'middle'; valid: egress, ingress"):
         net.capture(link, tmp_path / "x.pcap", point="middle")
     with pytest.raises(ValueError, match="snaplen: must be an integer"):
         net.capture(link, tmp_path / "x.pcap", snaplen=0)

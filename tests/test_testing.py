@@ -97,7 +97,7 @@ def test_bad_inputs():
         compare(slow_link, fast_link, metric="delay_p99_s", flow="f", seeds=[1, 1])
     with pytest.raises(ValueError, match="the baseline gave 0.0 at seed 0"):
         compare(lambda s: {"x": 0.0}, lambda s: {"x": 1.0}, metric="x", seeds=2)
-    with pytest.raises(ValueError, match="by: must be a fraction"):
+    with pytest.raises(ValueError, match="by: must be >= 0 and < 1"):
         assert_improves(slow_link, fast_link, metric="x", seeds=2, by=1.0)
     with pytest.raises(ValueError, match="must be picklable"):
         compare(lambda s: {"x": 1.0}, lambda s: {"x": 1.0}, metric="x", seeds=2, workers=2)
