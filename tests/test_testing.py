@@ -152,3 +152,26 @@ def test_workers_refuse_callables_of_a_main_script(monkeypatch):
     monkeypatch.setattr(sys.modules["__main__"], "emu_test_from_script", from_script, raising=False)
     with pytest.raises(ValueError, match="defined in the __main__ script, which worker processes cannot import"):
         compare(from_script, from_script, metric="x", seeds=2, workers=2)
+
+
+def bulk_app_run(seed: int, rate: str = "10Mbps") -> RunResult:
+    """A 1 MB ``bulk`` app transfer over a lossy link (the loss draws change with the seed)."""
+    import emu.apps
+    from emu import BernoulliLossConfig
+
+    sim = Sim(seed=seed)
+    net = Network(sim)
+    net.host("a"), net.host("b")
+    net.link("a", "b", rate=rate, delay="5ms", loss=BernoulliLossConfig(p=0.01))
+    net.build_routes()
+    emu.apps.install(net, "bulk", src="a", dst="b", name="xfer", scheme="cubic", size_bytes=1_000_000)
+    sim.run(until_s=5.0)
+    return RunResult(sim)
+
+
+def test_app_metric_from_runresult_apps():
+    result = compare(bulk_app_run, functools.partial(bulk_app_run, rate="40Mbps"), metric="fct_s", app="xfer",
+                     seeds=3)
+    assert result.ratio < 1 and len(set(result.baseline)) == 3
+    with pytest.raises(ValueError, match="app='nope': no such row in RunResult.apps\\(\\); there are: bulk, xfer"):
+        metric_value(bulk_app_run(0), "fct_s", app="nope")
