@@ -1,10 +1,12 @@
-"""Command line: ``emu run | eval | sweep | train | models | trace stats | plot``.
+"""Command line: ``emu run | eval | sweep | train | models | trace stats | plot | report``.
 
     emu run examples/dumbbell_codel.toml --out runs/codel      # progress bar; writes results whole or not at all
     emu trace stats ../shared/traces/mahimahi/ATT-LTE-driving.down --json
     emu plot runs/codel                                        # redraw the figures from the written tables
     emu sweep examples/sweep_codel_vs_droptail.toml --out runs/aqm-sweep   # grid x seeds; resumes when rerun
     emu plot runs/aqm-sweep                                    # sweep: summary.csv, bars with 95 % CIs, CDFs
+    emu report runs/aqm-sweep                                  # one self-contained HTML file: runs/aqm-sweep/report.html
+    emu run examples/dumbbell_codel.toml --out runs/c --pcap 'left->right'   # + runs/c/left-right.egress.pcap
 """
 from __future__ import annotations
 
@@ -17,9 +19,20 @@ from typing import Optional, Sequence
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
     from emu.scenario import Scenario
 
     scenario = Scenario.load(args.scenario)
+    if args.pcap:  # one more [[capture]] table per --pcap LINK
+        links = sorted(link.name for link in scenario.build()[1].links.values())
+        for link in args.pcap:
+            if link not in links:
+                raise ValueError(f"--pcap {link!r}: unknown link; links: {', '.join(links)}")
+        raw = dict(scenario.raw)
+        raw["capture"] = list(raw.get("capture", [])) + [{"link": link} for link in args.pcap]
+        scenario = Scenario.from_dict(raw, source=scenario.source)
     if args.duration is not None:
         from emu.units import parse_time_s
 
@@ -27,9 +40,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.force:
         raise FileExistsError(f"{out}: already exists and is not empty (use --force to replace it)")
-    result = scenario.run(seed=args.seed, progress=not args.no_progress and sys.stderr.isatty() or args.progress)
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
-    result.write(out, formats=formats, plots=not args.no_plots, overwrite=args.force)
+    captures = None
+    if scenario.raw.get("capture"):  # pcaps are written beside the results folder, then moved into it
+        out.parent.mkdir(parents=True, exist_ok=True)
+        captures = Path(tempfile.mkdtemp(prefix=f".{out.name}.pcap-", dir=out.parent))
+    try:
+        result = scenario.run(seed=args.seed, progress=not args.no_progress and sys.stderr.isatty() or args.progress,
+                              capture_dir=captures)
+        result.write(out, formats=formats, plots=not args.no_plots, overwrite=args.force)
+        if captures is not None:
+            for path in sorted(captures.iterdir()):
+                shutil.move(str(path), str(out / path.name))
+    finally:
+        if captures is not None:
+            shutil.rmtree(captures, ignore_errors=True)
     flows = result.flows()
     cols = ["flow", "sent_pkts", "delivered_pkts", "dropped_pkts", "throughput_bps", "delay_p50_s", "delay_p99_s"]
     with_units = flows[cols].copy()
@@ -38,6 +63,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with_units["delay_p99_ms"] = with_units.pop("delay_p99_s") * 1e3
     print(with_units.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(f"wrote {out}/ (summary.json, tables, plots)")
+    for capture in result.meta.get("captures", []):
+        hosts = ", ".join(f"{name}={ip}" for name, ip in capture["addresses"].items())
+        print(f"capture {capture['link']} ({capture['point']}): {out / capture['file']}, {capture['packets']} packets; "
+              f"hosts {hosts}")
     return 0
 
 
@@ -96,6 +125,13 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from emu.report import write_report
+
+    print(write_report(args.dir, args.out))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emu", description="Packet-level network emulator with L4S queues.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log diagnostics")
@@ -111,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     run.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument("--pcap", action="append", default=[], metavar="LINK",
+                     help="write a pcap of LINK (e.g. left->right, at egress) into the results folder; repeatable")
     run.set_defaults(func=_cmd_run)
 
     trace = sub.add_parser("trace", help="inspect trace files")
@@ -155,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--metric", action="append", default=None,
                       help="sweep folders: a metric column to plot (repeatable; default: the sweep's metrics)")
     plot.set_defaults(func=_cmd_plot)
+
+    report = sub.add_parser("report", help="one self-contained HTML file (tables, figures, scenario, seeds, "
+                                           "provenance) for a results directory or a sweep folder")
+    report.add_argument("dir", help="results directory written by emu run, or a sweep folder written by emu sweep")
+    report.add_argument("--out", default=None, help="the HTML file to write (default: DIR/report.html)")
+    report.set_defaults(func=_cmd_report)
     return parser
 
 

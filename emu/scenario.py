@@ -20,6 +20,11 @@ Example (``examples/dumbbell_codel.toml``)::
     dst = "d0"
     rate = "8Mbps"
 
+    [[capture]]           # optional: a pcap of one link (emu.pcap); written by `emu run` into the results folder
+    link = "left->right"
+    point = "egress"      # egress (leaving the queue, after marking) | ingress (arriving at the link)
+    snaplen = 128         # bytes kept per packet (headers, then zeros)
+
 Every error names the place in the file (``flow[2].rate``) and, for names, lists the valid ones.
 """
 from __future__ import annotations
@@ -36,7 +41,9 @@ from typing import Any, Optional, Union
 
 from emu.units import parse_rate_bps, parse_size_bytes, parse_time_s
 
-TOP_KEYS = {"name", "seed", "duration", "record", "description", "topology", "host", "router", "link", "flow"}
+TOP_KEYS = {"name", "seed", "duration", "record", "description", "topology", "host", "router", "link", "flow",
+            "capture"}
+CAPTURE_KEYS = {"link", "point", "snaplen", "file"}
 TOPOLOGY_KEYS = {
     "dumbbell": {"kind", "pairs", "bottleneck_rate", "bottleneck_delay", "access_rate", "access_delay", "queue",
                  "queue_params", "trace", "reverse_rate", "loss"},
@@ -172,6 +179,7 @@ class Scenario:
                         raise ScenarioError(f"{where}: {exc}") from None
                 net.build_routes()
             self.sinks = self._flows(sim, net)
+            self._capture_specs(net)
         except ScenarioError:
             raise
         except (ValueError, FileNotFoundError) as exc:
@@ -233,13 +241,64 @@ class Scenario:
             raise ScenarioError(f"{src_name}: no [[flow]] tables: nothing would be sent")
         return sinks
 
-    def run(self, *, seed: Optional[int] = None, progress: bool = False):
-        """Build, run for ``duration_s`` and return a ``RunResult``."""
+    def _capture_specs(self, net) -> list[dict[str, Any]]:
+        """The ``[[capture]]`` tables, checked against the built network: link, point, snaplen, file."""
+        from emu.pcap import DEFAULT_SNAPLEN_BYTES, check_point, check_snaplen, default_file_name
+
+        specs, files = [], set()
+        links = sorted(link.name for link in net.links.values())
+        for i, spec in enumerate(self.raw.get("capture", [])):
+            where = f"{self.source}: capture[{i}]"
+            _check_keys(spec, CAPTURE_KEYS, where)
+            link = spec.get("link")
+            if link not in links:
+                raise ScenarioError(f"{where}.link: unknown link {link!r}; links: {', '.join(links)}")
+            try:
+                point = check_point(spec.get("point", "egress"))
+            except ValueError as exc:
+                raise ScenarioError(f"{where}.{exc}") from None
+            try:
+                snaplen = check_snaplen(spec.get("snaplen", DEFAULT_SNAPLEN_BYTES))
+            except ValueError as exc:
+                raise ScenarioError(f"{where}.{exc}") from None
+            file = spec.get("file", default_file_name(link, point))
+            if not isinstance(file, str) or Path(file).name != file or not file.endswith(".pcap") or file == ".pcap":
+                raise ScenarioError(f"{where}.file: expected a plain file name ending in .pcap (no folders), "
+                                    f"got {file!r}")
+            if file in files:
+                raise ScenarioError(f"{where}.file: {file!r} is used by two captures")
+            files.add(file)
+            specs.append({"link": link, "point": point, "snaplen": snaplen, "file": file})
+        return specs
+
+    def run(self, *, seed: Optional[int] = None, progress: bool = False,
+            capture_dir: Optional[Union[str, Path]] = None):
+        """Build, run for ``duration_s`` and return a ``RunResult``.
+
+        ``capture_dir``: write the ``[[capture]]`` pcap files there (an existing folder); without it the captures
+        are not made (sweeps run many seeds of one scenario; ``emu run`` puts them in the results folder).
+        """
         from emu.results import RunResult
 
-        sim, _ = self.build(seed)
-        sim.run(self.duration_s, progress=progress, desc=self.name)
-        meta = {"scenario": self.name, "source": self.source, "seed": sim.seed, "duration_s": self.duration_s}
+        sim, net = self.build(seed)
+        captures = []
+        if capture_dir is not None:
+            folder = Path(capture_dir)
+            if not folder.is_dir():
+                raise FileNotFoundError(f"capture_dir: {folder} is not a folder")
+            for spec in self._capture_specs(net):
+                captures.append((spec, net.capture(spec["link"], folder / spec["file"], point=spec["point"],
+                                                   snaplen=spec["snaplen"])))
+        try:
+            sim.run(self.duration_s, progress=progress, desc=self.name)
+        finally:
+            for _, capture in captures:
+                capture.close()
+        meta = {"scenario": self.name, "source": self.source, "seed": sim.seed, "duration_s": self.duration_s,
+                "scenario_raw": self.raw}
+        if captures:
+            meta["captures"] = [{**spec, "packets": capture.packets, "addresses": capture.addresses}
+                                for spec, capture in captures]
         return RunResult(sim, self.duration_s, meta=meta)
 
 
