@@ -24,7 +24,6 @@ UDP packets carry the response index; packets and ACKs of an earlier response (a
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Optional
 
 import numpy as np
