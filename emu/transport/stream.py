@@ -23,10 +23,18 @@ What it models, with the RFC each part follows:
   bytes in flight; lost segments are retransmitted before new data, lowest first. When a detection pass declares
   segments lost, the first of them is retransmitted at once even if ``pipe`` exceeds the (just reduced) window
   (fast retransmit, RFC 5681 §3.2 step 2, RFC 6675 §5 step 3); the rest wait for ``pipe < cwnd`` (no PRR).
+- **Window growth and recovery** (told to the controller on each ``AckSample``): ``cum_advanced`` says whether
+  the ACK moved the cumulative ACK (RFC 5681 §3.1: controllers grow only then, not on ACKs that only SACK
+  data beyond a hole); ``cum_seq`` (``snd_una``) and ``high_seq`` (``snd_nxt``) let a controller keep its
+  recovery point and leave recovery when the cumulative ACK reaches it (RFC 6675 §5).
 - **Loss detection** (RFC 8985 RACK, time based): a segment is lost when a segment sent after it has been
   delivered and ``RACK.rtt + reo_wnd`` has elapsed since it was sent; ``reo_wnd = min_rtt / 4``
-  (``reo_wnd_frac``, §6.2, capped at SRTT). Segments that are only reordered are delivered before that and never
-  retransmitted. A reordering timer fires at the earliest such deadline. Segments are scanned in send order from
+  (``reo_wnd_frac``, §6.2, capped at SRTT). As RFC 8985 §6.2 step 4 and Linux ``tcp_rack_reo_wnd`` do, the
+  window is 0 while no reordering has been seen (``RACK.reord``) and either the sender is in loss recovery or
+  at least ``dupthresh_pkts`` (3, Linux ``tcp_reordering``) segments are SACKed: the classic DupThresh trigger,
+  so a fast retransmit leaves on the ACK that reveals the loss. Reordering is seen when a segment that was
+  never retransmitted is delivered below the highest delivered one (RFC 8985 §6.2 step 2). Segments that are
+  only reordered within ``reo_wnd`` are delivered before it expires and never retransmitted. A reordering timer fires at the earliest such deadline. Segments are scanned in send order from
   the oldest, so each pass costs O(segments declared lost + 1). TLP (tail loss probes) is not modelled: tail
   losses are recovered by the RTO.
 - **RTO** (RFC 6298): SRTT/RTTVAR with alpha 1/8, beta 1/4, ``RTO = max(min_rto, SRTT + max(G, 4 RTTVAR))``
@@ -103,6 +111,7 @@ class StreamConfig:
     initial_rto_s: float = 1.0            # RFC 6298 §2.1
     clock_granularity_s: float = 0.001    # RFC 6298 §2 G
     reo_wnd_frac: float = 0.25            # RFC 8985 §6.2: reo_wnd = min_RTT / 4
+    dupthresh_pkts: Optional[int] = 3     # RFC 8985 §6.2 step 4 / Linux tcp_reordering; None: always reo_wnd
     pacing: bool = True                   # Linux-style internal pacing
     delayed_ack: bool = False             # RFC 5681 §4.2 (off: one ACK per segment, as L4S wants)
     delack_pkts: int = 2                  # RFC 5681 §4.2: an ACK at least every second full-sized segment
@@ -122,6 +131,8 @@ class StreamConfig:
         _check_real("delack_timeout_s", self.delack_timeout_s, 0.0, strict=True)
         if self.max_sack_blocks is not None:
             _check_int("max_sack_blocks", self.max_sack_blocks, 0)
+        if self.dupthresh_pkts is not None:
+            _check_int("dupthresh_pkts", self.dupthresh_pkts, 1)
         for name in ("pacing", "delayed_ack"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: must be True or False, got {getattr(self, name)!r}")
@@ -246,6 +257,12 @@ class StreamSender:
         self._rack_xmit_s = -INF
         self._rack_seg = -1
         self._rack_rtt_s = 0.0
+        self._fack = 0                  # highest segment delivered (cumulatively or SACKed) + 1
+        self._reord = False             # RACK.reord: reordering seen (RFC 8985 §6.2 step 2)
+        self._rtxed: set[int] = set()   # segments retransmitted at least once (for the reordering test)
+        self._sacked_segs = 0           # SACKed segments above snd_una (Linux sacked_out)
+        self._recovery_seq = 0          # in loss recovery while snd_una < this (snd_nxt at detection)
+        self._dupthresh = cfg.dupthresh_pkts if cfg.dupthresh_pkts is not None else 1 << 62
         # AccECN.
         self.ce_bytes_total = 0
         # Pacing and app-limited state.
@@ -377,6 +394,7 @@ class StreamSender:
             self._state[i] = INFLIGHT
             self._xmit[i] = now
             self.retransmitted_pkts += 1
+            self._rtxed.add(seg)
             if ecn == ECT0:
                 ecn = NOT_ECT   # RFC 3168 §6.1.5: no ECT on classic retransmissions
         size = length + self._hdr
@@ -424,12 +442,16 @@ class StreamSender:
         cum = info.cum
         if cum > self._snd_nxt:
             cum = self._snd_nxt
-        if cum > self._snd_una:
+        cum_advanced = cum > self._snd_una
+        if cum_advanced:
             base = self._base
             lens = self._len
             state = self._state
             acked = 0
-            for i in range(self._snd_una - base, cum - base):
+            una = self._snd_una
+            if una < self._fack and not self._reord:
+                self._detect_reordering(una, min(cum, self._fack))
+            for i in range(una - base, cum - base):
                 length = lens[i]
                 acked += length
                 st = state[i]
@@ -438,6 +460,14 @@ class StreamSender:
                     delivered += length
                 elif st == LOST:
                     delivered += length
+                else:
+                    self._sacked_segs -= 1
+            if cum > self._fack:
+                self._fack = cum
+            if self._rtxed:
+                rtxed = self._rtxed
+                for seg in [x for x in rtxed if x < cum]:
+                    rtxed.discard(seg)
             self.acked_bytes += acked
             self._snd_una = cum
             self._prune_sacks(cum)
@@ -468,11 +498,15 @@ class StreamSender:
         lost_bytes, lost_sent_s = self._rack_detect(now)
         if lost_bytes:
             self._rtx_credit = True
-            self._loss(LossEvent(now, lost_bytes, lost_sent_s, self._pipe, LOSS_RACK, self.srtt_s, self._mss))
+            if self._snd_una >= self._recovery_seq:
+                self._recovery_seq = self._snd_nxt
+            self._loss(LossEvent(now, lost_bytes, lost_sent_s, self._pipe, LOSS_RACK, self.srtt_s, self._mss,
+                                 self._snd_nxt))
         app_limited = (not self.bulk and self._no_data_s > self._cwnd_blocked_s
                        and now - self._cwnd_blocked_s > self.srtt_s)
         sample = AckSample(now, rtt, self.srtt_s, self.min_rtt_s, info.owd_s, info.qdelay_s, delivered, new_ce,
-                           self.delivered_bytes, self.ce_bytes_total, self._pipe, ts, app_limited, self._mss)
+                           self.delivered_bytes, self.ce_bytes_total, self._pipe, ts, app_limited, self._mss,
+                           cum_advanced, self._snd_una, self._snd_nxt)
         if new_ce:
             cc.on_ce(sample)
         cc.on_ack(sample)
@@ -509,6 +543,10 @@ class StreamSender:
             end = self._snd_nxt
         if start >= end:
             return 0
+        if start < self._fack and not self._reord:
+            self._detect_reordering(start, min(end, self._fack))
+        if end > self._fack:
+            self._fack = end
         starts, ends = self._sk_starts, self._sk_ends
         lo = bisect_left(ends, start)           # first range ending at or after start (touching merges)
         hi = lo
@@ -543,7 +581,19 @@ class StreamSender:
                 self._pipe -= length
             delivered += length
             state[i] = SACKED
+            self._sacked_segs += 1
         return delivered
+
+    def _detect_reordering(self, a: int, b: int) -> None:
+        """RFC 8985 §6.2 step 2: a segment in [a, b) (all below the highest delivered one) newly delivered without
+        having been retransmitted was reordered, not lost."""
+        base = self._base
+        state = self._state
+        rtxed = self._rtxed
+        for seg in range(a, b):
+            if state[seg - base] != SACKED and seg not in rtxed:
+                self._reord = True
+                return
 
     def _compact(self) -> None:
         drop = self._snd_una - self._base
@@ -556,8 +606,11 @@ class StreamSender:
     # -- loss detection -------------------------------------------------------------------------------------------
 
     def reo_wnd_s(self) -> float:
-        """RFC 8985 §6.2: the reordering window, ``reo_wnd_frac * min_rtt``, at most SRTT."""
+        """RFC 8985 §6.2 step 4: the reordering window, ``reo_wnd_frac * min_rtt`` at most SRTT; 0 while no
+        reordering was seen and either in recovery or at least ``dupthresh_pkts`` segments are SACKed."""
         if self.min_rtt_s == INF:
+            return 0.0
+        if not self._reord and (self._snd_una < self._recovery_seq or self._sacked_segs >= self._dupthresh):
             return 0.0
         return min(self.config.reo_wnd_frac * self.min_rtt_s, self.srtt_s)
 
@@ -602,7 +655,10 @@ class StreamSender:
         lost_bytes, lost_sent = self._rack_detect(now_s)
         if lost_bytes:
             self._rtx_credit = True
-            self._loss(LossEvent(now_s, lost_bytes, lost_sent, self._pipe, LOSS_RACK, self.srtt_s, self._mss))
+            if self._snd_una >= self._recovery_seq:
+                self._recovery_seq = self._snd_nxt
+            self._loss(LossEvent(now_s, lost_bytes, lost_sent, self._pipe, LOSS_RACK, self.srtt_s, self._mss,
+                                 self._snd_nxt))
             self._send_more()
 
     def _on_rto(self, now_s: float) -> None:
@@ -626,8 +682,10 @@ class StreamSender:
                     lost_sent = self._xmit[i]
         self._xq.clear()
         self._rack_timer.cancel()
+        self._recovery_seq = self._snd_nxt
         self._backoff += 1
-        self._loss(LossEvent(now_s, lost_bytes, lost_sent, self._pipe, LOSS_RTO, self.srtt_s, self._mss))
+        self._loss(LossEvent(now_s, lost_bytes, lost_sent, self._pipe, LOSS_RTO, self.srtt_s, self._mss,
+                             self._snd_nxt))
         self._next_send_s = now_s
         self._rto_timer.set(now_s + self.rto_s)
         self._send_more()
