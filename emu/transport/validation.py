@@ -193,3 +193,42 @@ def prague_step(*, rate_bps: float = 50e6, rtt_s: float = 0.020, step_thresh_s: 
     return _run([("prague", "prague", rtt_s, {})], rate_bps=rate_bps, queue="dualpi2",
                 queue_params={"preset": "linux", "l_step_thresh_s": step_thresh_s}, duration_s=duration_s,
                 warmup_s=warmup_s, pacing=pacing, seed=seed, record=record)
+
+
+def trace_run(trace_path: str, queue: str, queue_params, flows: tuple, *, duration_s: float, warmup_s: float,
+            rtt_s: float = 0.040, seed: int = 1) -> dict:
+    """Bulk flows ``flows`` (controller names) over one trace-driven hop (``rtt_s / 2`` each way, ACKs on a
+    1 Gbit/s return link) through ``queue`` (``queue_params=None``: DropTail holding 100 ms at the trace's mean
+    rate, at least 32 packets). Returns the trace's capacity in [warmup_s, duration_s), the utilisation of it
+    (whole packets) and, per flow, ``<name>_bps``, ``<name>_qdelay_p99_s`` and ``<name>_qdelay_mean_s``."""
+    import numpy as np
+
+    from emu import Network, Sim
+    from emu.links.tracefile import load_trace
+    from emu.transport import open_stream
+
+    schedule = load_trace(trace_path)
+    if queue_params is None:      # DropTail: 100 ms at the mean rate, at least 32 packets
+        queue_params = {"limit_pkts": max(32, math.ceil(schedule.mean_rate_bps * 0.100 / 8 / 1500))}
+    sim = Sim(seed=seed)
+    net = Network(sim)
+    server, client = net.host("server"), net.host("client")
+    net.link(server, client, trace=trace_path, reverse_rate="1Gbps", delay=rtt_s / 2, queue=queue,
+             queue_params=dict(queue_params), reverse_queue_params={"limit_pkts": 100_000})
+    net.build_routes()
+    for name in flows:
+        open_stream(sim, server, client, cc=name, bulk=True, flow=name)
+    sim.run(until_s=duration_s)
+    d = sim.records.delivered_arrays()
+    window = (d["delivered_s"] >= warmup_s) & (d["delivered_s"] < duration_s)
+    capacity = schedule.bytes_between(warmup_s, duration_s)
+    out = {"capacity_bps": capacity * 8 / (duration_s - warmup_s), "delivered_bytes": 0.0}
+    for name in flows:
+        m = window & (d["flow_id"] == sim.flow(name))
+        q = d["qdelay_s"][m]
+        out[f"{name}_bps"] = float(d["size_bytes"][m].sum()) * 8 / (duration_s - warmup_s)
+        out[f"{name}_qdelay_p99_s"] = float(np.percentile(q, 99)) if len(q) else math.nan
+        out[f"{name}_qdelay_mean_s"] = float(np.mean(q)) if len(q) else math.nan
+        out["delivered_bytes"] += float(d["size_bytes"][m].sum())
+    out["utilisation"] = out["delivered_bytes"] / capacity if capacity > 0 else math.nan
+    return out
