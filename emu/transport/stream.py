@@ -340,6 +340,8 @@ class StreamSender:
         mss = self._mss
         state = self._state
         rtx = self._rtx
+        # Nothing in this loop changes the controller, so its pacing rate is the same for every packet.
+        rate = cc.pacing_rate_bps if self._pacing else None
         while True:
             seg = -1
             while rtx:
@@ -362,7 +364,6 @@ class StreamSender:
             if self._pipe + length > cc.cwnd_bytes + 1e-6 and not (seg >= 0 and self._rtx_credit):
                 self._cwnd_blocked_s = now
                 return
-            rate = cc.pacing_rate_bps if self._pacing else None
             if rate:
                 if now < self._next_send_s - 1e-12:
                     self._pace_timer.set(self._next_send_s)
@@ -470,13 +471,15 @@ class StreamSender:
                     rtxed.discard(seg)
             self.acked_bytes += acked
             self._snd_una = cum
-            self._prune_sacks(cum)
+            if self._sk_starts:
+                self._prune_sacks(cum)
             self._backoff = 0
             if cum < self._snd_nxt:
-                self._rto_timer.set(now + self.rto_s)   # RFC 6298 §5.3
+                self._rto_timer.set(now + self._rto_base_s)   # RFC 6298 §5.3 (rto_s with no backoff)
             else:
-                self._rto_timer.cancel()                # RFC 6298 §5.2
-            self._compact()
+                self._rto_timer.cancel()                      # RFC 6298 §5.2
+            if cum - self._base >= _COMPACT_MIN:
+                self._compact()
         # SACK blocks.
         if info.sacks:
             for start, end in info.sacks:
@@ -622,7 +625,7 @@ class StreamSender:
             return 0, -INF
         rack_t = self._rack_xmit_s
         rack_seg = self._rack_seg
-        wait = self._rack_rtt_s + self.reo_wnd_s()
+        wait = -1.0                  # RACK.rtt + reo_wnd, computed when a candidate needs it
         base = self._base
         state = self._state
         xmit = self._xmit
@@ -636,6 +639,8 @@ class StreamSender:
                 continue
             if t > rack_t or (t == rack_t and seg >= rack_seg):
                 break             # not sent before the most recently delivered segment
+            if wait < 0.0:
+                wait = self._rack_rtt_s + self.reo_wnd_s()
             deadline = t + wait
             if deadline > now:
                 self._rack_timer.set(deadline)
@@ -717,6 +722,7 @@ class StreamReceiver:
         self.sim = sim
         self.host = host
         self.port = host.bind(port, self)
+        self._host_name = host.name
         self.on_data = on_data
         self._env = sim.env
         self._records = sim.records
@@ -870,7 +876,7 @@ class StreamReceiver:
         pid = sim._next_pkt_id
         sim._next_pkt_id = pid + 1
         size = self.config.ack_bytes
-        ack = Packet(pid, self._ack_flow_id, self.host.name, pkt.src, size, now, self.port, pkt.sport, NOT_ECT,
+        ack = Packet(pid, self._ack_flow_id, self._host_name, pkt.src, size, now, self.port, pkt.sport, NOT_ECT,
                      self.rcv_nxt, KIND_ACK, info)
         self.acks_sent += 1
         counters = self._ack_counters
