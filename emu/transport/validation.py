@@ -17,8 +17,8 @@ Closed forms:
   complete the cycle: the one in which the loss is detected (the hole reaches the sender) and the recovery
   round (no growth until the cumulative ACK reaches the recovery point, RFC 6675 §5).
 - ``cubic_period_s``: without fast convergence firing, each epoch climbs back to the same ``W_max = BDP + B + 1``
-  after ``K = cbrt(W_max (1 - beta) / C)`` seconds (RFC 9438 eq. 2), plus the same detection and recovery
-  rounds.
+  after ``K = cbrt(W_max (1 - beta) / C)`` seconds (RFC 9438 eq. 2), or sooner along the Reno-friendly line
+  (§4.3) when that is faster (small windows), plus the same detection and recovery rounds.
 - drops per window reduction: with one ACK-clocked flow and a full DropTail queue, the window step of one
   segment overflows the queue by one packet, so one drop per reduction (pacing off). The fast retransmit leaves
   on the ACK that reveals the loss (RACK with the DupThresh rule, RFC 8985 §6.2), in the slot that ACK frees.
@@ -56,11 +56,19 @@ def reno_sawtooth_period_s(rate_bps: float, rtt_s: float, buffer_pkts: float, pk
 
 def cubic_period_s(rate_bps: float, rtt_s: float, buffer_pkts: float, c: float = 0.4, beta: float = 0.7,
                    pkt_bytes: int = PKT_BYTES) -> float:
-    """RFC 9438 eq. (2): ``K`` for ``W_max = BDP + B + 1`` and ``cwnd_epoch = beta * W_max``, plus the detection
-    and recovery rounds."""
+    """Time between two reductions of a lone CUBIC flow whose peak stays at ``W_max = BDP + B + 1``: the window
+    climbs back from ``beta * W_max`` along the cubic curve in ``K`` seconds (RFC 9438 eq. 2) or, if sooner,
+    along the Reno-friendly line (``alpha_cubic = 3 (1 - beta) / (1 + beta)`` segments per round, §4.3, a round
+    lasting ``max(RTT0, W / C)``); plus the detection and recovery rounds."""
     pkts_per_s = rate_bps / 8.0 / pkt_bytes
     w_max = bdp_pkts(rate_bps, rtt_s, pkt_bytes) + buffer_pkts + 1.0
-    return (w_max * (1.0 - beta) / c) ** (1.0 / 3.0) + 2.0 * _rtt_at(w_max, rtt_s, pkts_per_s)
+    k_s = (w_max * (1.0 - beta) / c) ** (1.0 / 3.0)
+    alpha = 3.0 * (1.0 - beta) / (1.0 + beta)
+    w, reno_s = beta * w_max, 0.0
+    while w < w_max and reno_s < k_s:
+        reno_s += _rtt_at(w, rtt_s, pkts_per_s)
+        w += alpha
+    return min(k_s, reno_s) + 2.0 * _rtt_at(w_max, rtt_s, pkts_per_s)
 
 
 @dataclass

@@ -116,3 +116,17 @@ def test_cubic_period_follows_k_without_fast_convergence_firing():
         periods[mode] = f.mean_period_s
     assert periods["linux"] == pytest.approx(v.cubic_period_s(rate, rtt, buffer_pkts), rel=0.08)
     assert periods["rfc9438"] < 0.9 * periods["linux"]
+
+
+def test_cubic_small_buffer_period_follows_the_reno_friendly_line():
+    # 20 Mbit/s, 40 ms, 0.25 BDP: the Reno-friendly estimate (alpha_cubic = 0.53 segments per round, RFC 9438
+    # §4.3) regains W_max before the cubic curve's K, so it sets the period.
+    rate, rtt = 20e6, 0.040
+    buffer_pkts = round(0.25 * v.bdp_pkts(rate, rtt))
+    r = v.single_flow("cubic", rate_bps=rate, rtt_s=rtt, buffer_bdp=0.25, pacing=False, duration_s=30.0,
+                      warmup_s=8.0)
+    f = r.flows[0]
+    assert f.rto_count == 0 and f.drops_per_reduction == pytest.approx(1.0, abs=0.15)
+    k_s = (v.bdp_pkts(rate, rtt) + buffer_pkts + 1) * 0.3 / 0.4
+    assert v.cubic_period_s(rate, rtt, buffer_pkts) < 0.6 * k_s ** (1 / 3)      # the Reno-friendly branch
+    assert f.mean_period_s == pytest.approx(v.cubic_period_s(rate, rtt, buffer_pkts), rel=0.08)
