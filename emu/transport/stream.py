@@ -253,6 +253,9 @@ class StreamSender:
         self.latest_rtt_s = 0.0
         self._rto_base_s = cfg.initial_rto_s
         self._backoff = 0
+        self._granularity_s = cfg.clock_granularity_s
+        self._min_rto_s = cfg.min_rto_s
+        self._max_rto_s = cfg.max_rto_s
         # RACK (RFC 8985).
         self._rack_xmit_s = -INF
         self._rack_seg = -1
@@ -423,21 +426,29 @@ class StreamSender:
         if pkt.kind != KIND_ACK or not isinstance(info, AckInfo):
             return
         self.acks_received += 1
-        cfg = self.config
         # RTT (RFC 6298 §2) from the echoed send time: unambiguous even for retransmissions.
         rtt = now - info.ts_echo
         if rtt >= 0:
             self.latest_rtt_s = rtt
-            if self.srtt_s == 0.0:
-                self.srtt_s = rtt
-                self.rttvar_s = rtt / 2.0
+            srtt = self.srtt_s
+            if srtt == 0.0:
+                srtt = rtt
+                rttvar = rtt / 2.0
             else:
-                self.rttvar_s = 0.75 * self.rttvar_s + 0.25 * abs(self.srtt_s - rtt)
-                self.srtt_s = 0.875 * self.srtt_s + 0.125 * rtt
+                rttvar = 0.75 * self.rttvar_s + 0.25 * abs(srtt - rtt)
+                srtt = 0.875 * srtt + 0.125 * rtt
+            self.srtt_s = srtt
+            self.rttvar_s = rttvar
             if rtt < self.min_rtt_s:
                 self.min_rtt_s = rtt
-            rto = self.srtt_s + max(cfg.clock_granularity_s, 4.0 * self.rttvar_s)
-            self._rto_base_s = min(max(rto, cfg.min_rto_s), cfg.max_rto_s)
+            # RTO = max(min_rto, SRTT + max(G, 4 RTTVAR)), at most max_rto (RFC 6298 §2.2-2.5)
+            var4 = 4.0 * rttvar
+            rto = srtt + (var4 if var4 > self._granularity_s else self._granularity_s)
+            if rto < self._min_rto_s:
+                rto = self._min_rto_s
+            elif rto > self._max_rto_s:
+                rto = self._max_rto_s
+            self._rto_base_s = rto
         delivered = 0
         # Cumulative ACK.
         cum = info.cum
