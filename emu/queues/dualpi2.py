@@ -34,6 +34,10 @@ From the Linux implementation (``net/sched/sch_dualpi2.c``, v6.17+; read, not co
   action only, not to the step); queue delay for the PI update = max of the two head sojourn times; with
   ``overflow`` (``drop_on_overload=False``) ``p'`` is capped at ``1/k`` so ECN is never disabled.
 
+Low and variable link rates: ``DualPI2Config.low_rate()`` is the Linux preset with the step counted in packets
+(``tc ... dualpi2 step_thresh 8p``; the 8 is ours, measured on real traces, docs/l4s.md), and
+``DualPI2Config.linux(max_rtt_s=, typical_rtt_s=)`` is tc's RTT auto-configuration (iproute2 ``q_dualpi2.c``).
+
 Not in either source (our choices, documented in docs/dualpi2.md): ``tshift_s = 50 ms`` (value of the draft-era
 ns-3 DualPI2 model; the RFC names the TS-FIFO but gives no number); ``mtu_bytes = 1500``.
 
