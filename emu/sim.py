@@ -184,8 +184,13 @@ class Sim:
         heap = self._queue
         pop = heappop
         try:
-            while heap and heap[0][0] < until_s:
-                env._now, _, _, event = pop(heap)
+            while heap:
+                item = pop(heap)
+                if item[0] >= until_s:
+                    heappush(heap, item)     # the same entry goes back: the heap order is unchanged
+                    break
+                env._now = item[0]
+                event = item[3]
                 callbacks, event.callbacks = event.callbacks, None
                 for callback in callbacks:
                     callback(event)

@@ -35,14 +35,20 @@ def make_queue(name: str, preset: str | None = None, rng: Any = None, **params: 
     """Build a queue by registry name, e.g. ``make_queue("codel", target_s=0.005)``.
 
     ``preset`` names a classmethod of the config (``make_queue("dualpi2", preset="linux")``); ``params``
-    override its fields. ``rng`` (a numpy Generator) goes to queues that draw random numbers.
+    that are keyword-only arguments of that classmethod go to it, the others override fields of its result. ``rng`` (a numpy Generator) goes to queues that draw random numbers.
     """
     queue_cls, config_cls = queue_classes(name)
     if preset is not None:
         factory = getattr(config_cls, preset, None)
         if factory is None or not callable(factory):
             raise ValueError(f"queue {name!r}: unknown preset {preset!r}")
-        config = dataclasses.replace(factory(), **params) if params else factory()
+        # Keywords of the preset itself (``rfc9332(link_rate_bps=)``, ``linux(max_rtt_s=)``) go to it; the rest
+        # override fields of what it returns.
+        own = {k for k, p in inspect.signature(factory).parameters.items() if p.kind == p.KEYWORD_ONLY}
+        factory_kw = {k: params.pop(k) for k in list(params) if k in own}
+        config = factory(**factory_kw)
+        if params:
+            config = dataclasses.replace(config, **params)
     else:
         try:
             config = config_cls(**params)
