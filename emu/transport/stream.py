@@ -76,9 +76,11 @@ from typing import Any, Callable, Optional, Union
 from emu.packet import CE, ECT0, NOT_ECT, Packet
 from emu.transport.cc import CongestionControl, make_cc
 from emu.transport.samples import KIND_ACK, KIND_DATA, LOSS_RACK, LOSS_RTO, AckSample, LossEvent
+from emu.transport.rtt import rfc6298_update
 from emu.transport.timer import LazyTimer
 
 INF = float("inf")
+NAN = float("nan")
 
 # Segment states on the sender's scoreboard (segments below snd_una are acknowledged and forgotten).
 INFLIGHT = 0
@@ -430,13 +432,7 @@ class StreamSender:
         rtt = now - info.ts_echo
         if rtt >= 0:
             self.latest_rtt_s = rtt
-            srtt = self.srtt_s
-            if srtt == 0.0:
-                srtt = rtt
-                rttvar = rtt / 2.0
-            else:
-                rttvar = 0.75 * self.rttvar_s + 0.25 * abs(srtt - rtt)
-                srtt = 0.875 * srtt + 0.125 * rtt
+            srtt, rttvar = rfc6298_update(self.srtt_s if self.srtt_s else NAN, self.rttvar_s, rtt)
             self.srtt_s = srtt
             self.rttvar_s = rttvar
             if rtt < self.min_rtt_s:
