@@ -47,7 +47,7 @@ def run_emu(sim_s: float = SIM_S, seed: int = 1, record: str = "full") -> tuple[
     sim.records.finish()
     elapsed = time.perf_counter() - start
     # One hop (a -> b): heap events per packet that crossed it (source timer, serialiser wake-up, arrival).
-    EMU_EVENTS["events_per_packet_hop"] = next(sim.env._eid) / max(1, sink.received_pkts)
+    EMU_EVENTS["events_per_packet_hop"] = sim.events_scheduled() / max(1, sink.received_pkts)
     return sink.received_pkts, elapsed
 
 

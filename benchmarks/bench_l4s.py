@@ -49,7 +49,7 @@ def main() -> None:
     wall_s = time.perf_counter() - start
     ceiling = max(ceiling, simpy_ceiling_events_per_s())
     sim = result["sim"]
-    events = next(sim.env._eid)  # heap entries scheduled over the whole run
+    events = sim.events_scheduled()  # heap entries scheduled over the whole run
     delivered = sim.records.delivered_total_pkts  # data and ACK packets that reached their endpoint
     flow_ids = sim.records.delivered_arrays()["flow_id"]
     data = int(sum((flow_ids == sim.flow(name)).sum() for name in ("prague", "cubic")))

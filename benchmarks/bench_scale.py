@@ -48,7 +48,7 @@ def run_point(n_flows: int, rate_bps: float, duration_s: float, seed: int = 1) -
     wall_s = time.perf_counter() - start
     delivered = sim.records.delivered_total_pkts
     return {"flows": n_flows, "rate_bps": rate_bps, "simulated_s": duration_s, "wall_s": wall_s,
-            "wall_per_sim_s": wall_s / duration_s, "events": next(sim.env._eid), "delivered_pkts": delivered,
+            "wall_per_sim_s": wall_s / duration_s, "events": sim.events_scheduled(), "delivered_pkts": delivered,
             "us_per_delivered_pkt": wall_s / max(1, delivered) * 1e6}
 
 

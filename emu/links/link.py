@@ -82,8 +82,8 @@ class Link:
         self._free_at = float("-inf")
         self._wake_pending = False
         self._env = sim.env
-        self._heap = sim._queue
-        self._eid = sim._eid
+        self._heap = sim.heap
+        self._eid = sim.event_ids
         self.tx_pkts = 0
         self.tx_bytes = 0
         self.lost_pkts = 0

@@ -392,8 +392,7 @@ class StreamSender:
 
     def _transmit(self, seg: int, length: int, now: float, new: bool) -> None:
         sim = self.sim
-        pid = sim._next_pkt_id
-        sim._next_pkt_id = pid + 1
+        pid = next(sim.pkt_ids)
         ecn = self.cc.ecn
         if not new:
             i = seg - self._base
@@ -880,8 +879,7 @@ class StreamReceiver:
         info = AckInfo(self.rcv_nxt, self.sack_blocks(), self.ce_bytes, pkt.created_s, now - pkt.created_s,
                        pkt.qdelay_s, pkt.seq, self.rx_bytes)
         sim = self.sim
-        pid = sim._next_pkt_id
-        sim._next_pkt_id = pid + 1
+        pid = next(sim.pkt_ids)
         size = self.config.ack_bytes
         ack = Packet(pid, self._ack_flow_id, self._host_name, pkt.src, size, now, self.port, pkt.sport, NOT_ECT,
                      self.rcv_nxt, KIND_ACK, info)

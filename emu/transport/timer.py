@@ -30,8 +30,8 @@ class LazyTimer:
         self.deadline_s = INF
         self._wake_at = INF
         self._env = sim.env
-        self._heap = sim._queue
-        self._eid = sim._eid
+        self._heap = sim.heap
+        self._eid = sim.event_ids
 
     @property
     def armed(self) -> bool:
