@@ -207,9 +207,7 @@ class Scenario:
         return sim, net
 
     def _network(self, sim):
-        from emu.net import Network, chain, dumbbell
-
-        raw, src, rnd = self.raw, self.source, self.randomize
+        raw, src = self.raw, self.source
         if "topology" in raw:
             topo = dict(raw["topology"])
             kind = topo.get("kind")
@@ -217,33 +215,52 @@ class Scenario:
                 raise ScenarioError(f"{src}: topology.kind: unknown {kind!r}; valid: {sorted(TOPOLOGY_KEYS)}")
             where = f"{src}: topology"
             _check_keys(topo, TOPOLOGY_KEYS[kind], where)
-            trace = _trace_path(topo.get("trace"), src)
-            offset = rnd.offset_s(sim, "left->right", trace, topo.get("trace_offset"), where) \
-                if kind != "chain" else 0.0
-            if kind == "dumbbell":
-                return dumbbell(
-                    sim, topo.get("pairs", 1),
-                    bottleneck_rate=topo.get("bottleneck_rate", "10Mbps"),
-                    bottleneck_delay=topo.get("bottleneck_delay", "10ms"),
-                    access_rate=topo.get("access_rate", "1Gbps"), access_delay=topo.get("access_delay", 0.0),
-                    queue=topo.get("queue", "droptail"), queue_params=topo.get("queue_params"),
-                    trace=trace, trace_offset=offset, reverse_rate=topo.get("reverse_rate"),
-                    loss=_loss(topo.get("loss"), f"{where}.loss"))
-            if kind == "access_bottleneck":
-                from emu.topologies import ACCESS_RATE, access_bottleneck
+            try:
+                return self._topology(sim, kind, topo, where)
+            except ScenarioError:
+                raise
+            except (ValueError, FileNotFoundError) as exc:
+                head, sep, rest = str(exc).partition(":")
+                if sep and head in topo:
+                    raise ScenarioError(f"{where}.{head}:{rest}") from None
+                raise ScenarioError(f"{where}: {exc}") from None
+        return self._links(sim)
 
-                rate = topo.get("rate")
-                if (rate is None) == (trace is None):
-                    raise ScenarioError(f"{where}: give exactly one of rate or trace")
-                return access_bottleneck(
-                    sim, pairs=topo.get("pairs", 1), rate=rate, trace=trace, trace_offset=offset,
-                    rtt_s=parse_time_s(topo.get("rtt", "100ms"), f"{where}.rtt"),
-                    loss=_loss(topo.get("loss"), f"{where}.loss"), queue=topo.get("queue", "droptail"),
-                    queue_params=topo.get("queue_params"),
-                    reverse_rate=topo.get("reverse_rate", ACCESS_RATE)).net
-            return chain(sim, topo.get("routers", 2), rate=topo.get("rate", "10Mbps"),
-                         delay=topo.get("delay", "5ms"), queue=topo.get("queue", "droptail"),
-                         queue_params=topo.get("queue_params"))
+    def _topology(self, sim, kind: str, topo: dict, where: str):
+        from emu.net import chain, dumbbell
+
+        trace = _trace_path(topo.get("trace"), self.source)
+        offset = self.randomize.offset_s(sim, "left->right", trace, topo.get("trace_offset"), where) \
+            if kind != "chain" else 0.0
+        if kind == "dumbbell":
+            return dumbbell(
+                sim, topo.get("pairs", 1),
+                bottleneck_rate=topo.get("bottleneck_rate", "10Mbps"),
+                bottleneck_delay=topo.get("bottleneck_delay", "10ms"),
+                access_rate=topo.get("access_rate", "1Gbps"), access_delay=topo.get("access_delay", 0.0),
+                queue=topo.get("queue", "droptail"), queue_params=topo.get("queue_params"),
+                trace=trace, trace_offset=offset, reverse_rate=topo.get("reverse_rate"),
+                loss=_loss(topo.get("loss"), f"{where}.loss"))
+        if kind == "access_bottleneck":
+            from emu.topologies import ACCESS_RATE, access_bottleneck
+
+            rate = topo.get("rate")
+            if (rate is None) == (trace is None):
+                raise ScenarioError(f"{where}: give exactly one of rate or trace")
+            return access_bottleneck(
+                sim, pairs=topo.get("pairs", 1), rate=rate, trace=trace, trace_offset=offset,
+                rtt_s=parse_time_s(topo.get("rtt", "100ms"), f"{where}.rtt"),
+                loss=_loss(topo.get("loss"), f"{where}.loss"), queue=topo.get("queue", "droptail"),
+                queue_params=topo.get("queue_params"),
+                reverse_rate=topo.get("reverse_rate", ACCESS_RATE)).net
+        return chain(sim, topo.get("routers", 2), rate=topo.get("rate", "10Mbps"),
+                     delay=topo.get("delay", "5ms"), queue=topo.get("queue", "droptail"),
+                     queue_params=topo.get("queue_params"))
+
+    def _links(self, sim):
+        from emu.net import Network
+
+        raw, src, rnd = self.raw, self.source, self.randomize
         net = Network(sim)
         for kind in ("host", "router"):
             for i, node in enumerate(raw.get(kind, [])):
