@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from emu.metrics import hist_quantile_s
+from emu.plots import plot_title
 
 QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
 # Records keep float64 seconds; tables show them to the nanosecond, so 0.020000000001 prints as 0.02.
@@ -36,6 +37,14 @@ def round_times(frame: pd.DataFrame) -> pd.DataFrame:
         if str(col).endswith("_s") and frame[col].dtype.kind == "f":
             frame[col] = frame[col].round(_TIME_DECIMALS)
     return frame
+
+
+def _queue_kinds(sim: Any) -> dict[str, str]:
+    """Queue kind per link, for plot titles: the links whose queue is not the default DropTail, else all."""
+    kinds = {e.name: getattr(e.queue, "kind", type(e.queue).__name__) for e in sim.elements
+             if hasattr(e, "queue") and hasattr(e, "name")}
+    special = {k: v for k, v in kinds.items() if v != "droptail"}
+    return special or kinds
 
 
 def link_capacity_bps(link: Any, duration_s: float) -> float:
@@ -81,6 +90,7 @@ class RunResult:
         self.meta.setdefault("seed", sim.seed)
         self.meta.setdefault("duration_s", self.duration_s)
         self.meta.setdefault("record", self.records.mode)
+        self.meta.setdefault("queues", _queue_kinds(sim))
         self._packets: Optional[pd.DataFrame] = None
 
     @property
@@ -324,10 +334,53 @@ class RunResult:
             "apps": clean([ep.row() for ep in self.sim.apps]),
         }
 
+    def capacity(self, bin_s: float = 0.1) -> pd.DataFrame:
+        """Capacity of every trace-driven link over the run in bins of ``bin_s``: time_s, link, capacity_bps
+        (what the trace offered, used or not); empty without trace-driven links."""
+        from emu.links.tracefile import schedule_capacity
+
+        frames = []
+        for element in self.sim.elements:
+            schedule = getattr(element, "schedule", None)
+            if schedule is not None and hasattr(element, "queue"):
+                t, cap = schedule_capacity(schedule, bin_s=bin_s, duration_s=self.duration_s)
+                frames.append(pd.DataFrame({"time_s": t, "link": element.name, "capacity_bps": cap}))
+        if not frames:
+            return pd.DataFrame(columns=["time_s", "link", "capacity_bps"])
+        return round_times(pd.concat(frames, ignore_index=True))
+
+    def table(self, start_s: float = 0.0) -> str:
+        """The printed summary: flows (ACK flows left out), apps, and the links that carried traffic."""
+        flows = self.flows(start_s)
+        parts = []
+        if not flows.empty:
+            cols = [c for c in ("flow", "sent_pkts", "delivered_pkts", "dropped_pkts") if c in flows]
+            shown = flows[cols].copy()
+            shown["throughput_Mbps"] = flows["throughput_bps"] / 1e6
+            shown["delay_p50_ms"] = flows["delay_p50_s"] * 1e3
+            shown["delay_p99_ms"] = flows["delay_p99_s"] * 1e3
+            head = f"flows (from {start_s:g} s)" if start_s else "flows"
+            parts.append(head + "\n" + shown.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+        apps = self.apps()
+        if not apps.empty:
+            parts.append("apps\n" + apps.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        links = self.links(include_idle=False)
+        if not links.empty:
+            shown = pd.DataFrame({"link": links["link"], "queue": links["queue"], "tx_pkts": links["tx_pkts"]})
+            for prefix in ("drops_", "marks_"):
+                cols = [c for c in links.columns if str(c).startswith(prefix)]
+                shown[prefix.rstrip("_")] = links[cols].sum(axis=1).astype(np.int64) if cols else 0
+            shown["capacity_Mbps"] = links["capacity_bps"] / 1e6
+            shown["utilisation"] = links["utilisation"]
+            parts.append("links (idle ones left out)\n"
+                         + shown.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+        return "\n\n".join(parts)
+
     def write(self, out_dir: Union[str, Path], *, formats: tuple[str, ...] = ("csv",), plots: bool = True,
-              overwrite: bool = False) -> Path:
+              overwrite: bool = False, warmup_s: float = 0.0) -> Path:
         """Write summary.json, flows/links/throughput tables (CSV and/or Parquet), packet and drop tables (full
-        mode) and PNG plots into ``out_dir``; the directory appears whole or not at all."""
+        mode) and PNG plots into ``out_dir``; the directory appears whole or not at all. ``warmup_s``: the
+        per-flow table covers ``[warmup_s, duration_s)`` (the per-packet tables keep everything)."""
         out = Path(out_dir)
         for fmt in formats:
             if fmt not in ("csv", "parquet"):
@@ -338,7 +391,11 @@ class RunResult:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
         try:
             (tmp / "summary.json").write_text(json.dumps(self.summary(), indent=2, default=str))
-            tables = {"flows": self.flows(include_acks=True), "links": self.links(), "throughput": self.throughput()}
+            tables = {"flows": self.flows(warmup_s, include_acks=True), "links": self.links(),
+                      "throughput": self.throughput()}
+            capacity = self.capacity()
+            if not capacity.empty:
+                tables["capacity"] = capacity
             if self.sim.apps:
                 tables["apps"] = self.apps()
             if self.full:
@@ -355,7 +412,7 @@ class RunResult:
             if plots:
                 from emu.plots import plot_tables
 
-                plot_tables(tmp, tables)
+                plot_tables(tmp, tables, title=plot_title(self.meta))
             if out.exists():
                 backup = out.with_name(f".{out.name}.old-{os.getpid()}")
                 out.rename(backup)

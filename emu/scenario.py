@@ -406,19 +406,10 @@ class Scenario:
 
         sim, net = self.build(seed)
         sim.run(self.duration_s, progress=progress, desc=self.name)
-        meta = {"scenario": self.name, "source": self.source, "seed": sim.seed, "duration_s": self.duration_s,
-                "queues": _bottleneck_queues(net)}
+        meta = {"scenario": self.name, "source": self.source, "seed": sim.seed, "duration_s": self.duration_s}
         if self.randomize.active:
             meta["randomize"] = dataclasses.asdict(self.randomize)
         return RunResult(sim, self.duration_s, meta=meta)
-
-
-def _bottleneck_queues(net: Any) -> dict[str, str]:
-    """Queue discipline per link whose queue is not the default DropTail, else of every link (for plot titles)."""
-    kinds = {name: type(link.queue).__name__ for (a, b), link in net.links.items()
-             for name in [f"{a}->{b}"] if getattr(link, "queue", None) is not None}
-    special = {k: v for k, v in kinds.items() if v != "DropTailQueue"}
-    return special or kinds
 
 
 def _stream(sim: Any, hosts: dict, spec: dict, name: str, start_s: float, stop_s: Optional[float],
