@@ -26,6 +26,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         scenario.duration_s = parse_time_s(args.duration, "--duration")
         if not scenario.duration_s > 0:
             raise ValueError(f"--duration: must be > 0, got {args.duration!r}")
+    if args.timeseries is not None:
+        from emu.scenario import check_timeseries
+
+        scenario.timeseries = check_timeseries(args.timeseries, "--timeseries")
     warmup_s = parse_time_s(args.warmup, "--warmup") if args.warmup is not None else 0.0
     if not 0 <= warmup_s < scenario.duration_s:
         raise ValueError(f"--warmup: must be in [0, {scenario.duration_s:g}) s (the run's duration), got "
@@ -121,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--warmup", default=None,
                      help="leave the first part of the run out of the printed and written per-flow summary, "
                           "e.g. 5s (the packet tables keep everything)")
+    run.add_argument("--timeseries", default=None,
+                     help="record time series through trace hooks: cwnd (per stream), queue (length, DualPI2 "
+                          "p', p_C, p_L), e.g. cwnd,queue (default: the scenario's timeseries key)")
     run.add_argument("--format", default="csv", help="table formats: csv, parquet or csv,parquet")
     run.add_argument("--force", action="store_true", help="replace an existing results directory")
     run.add_argument("--no-plots", action="store_true", help="skip the PNG figures")

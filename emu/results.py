@@ -77,9 +77,12 @@ class RunResult:
         sim: the finished run.
         duration_s: the measured window [0, duration_s); default: the time the run reached.
         meta: provenance (scenario, seed, versions) stored at the head of summary.json.
+        timeseries: optional recorded time series (``emu.timeseries``), name -> DataFrame (``time_s``, ``key``,
+            values); written as ``timeseries_<name>`` tables and plotted.
     """
 
-    def __init__(self, sim: Any, duration_s: Optional[float] = None, meta: Optional[dict] = None) -> None:
+    def __init__(self, sim: Any, duration_s: Optional[float] = None, meta: Optional[dict] = None,
+                 timeseries: Optional[dict[str, pd.DataFrame]] = None) -> None:
         self.sim = sim
         self.records = sim.records
         self.records.finish()
@@ -92,6 +95,7 @@ class RunResult:
         self.meta.setdefault("record", self.records.mode)
         self.meta.setdefault("queues", _queue_kinds(sim))
         self._packets: Optional[pd.DataFrame] = None
+        self.timeseries = dict(timeseries or {})
 
     @property
     def full(self) -> bool:
@@ -396,6 +400,8 @@ class RunResult:
             capacity = self.capacity()
             if not capacity.empty:
                 tables["capacity"] = capacity
+            for name, frame in self.timeseries.items():
+                tables[f"timeseries_{name}"] = frame
             if self.sim.apps:
                 tables["apps"] = self.apps()
             if self.full:

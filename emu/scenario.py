@@ -49,7 +49,7 @@ from typing import Any, Optional, Union
 from emu.units import parse_rate_bps, parse_size_bytes, parse_time_s
 
 TOP_KEYS = {"name", "seed", "duration", "record", "description", "topology", "host", "router", "link", "flow", "app",
-            "randomize"}
+            "randomize", "timeseries"}
 TOPOLOGY_KEYS = {
     "dumbbell": {"kind", "pairs", "bottleneck_rate", "bottleneck_delay", "access_rate", "access_delay", "queue",
                  "queue_params", "trace", "trace_offset", "reverse_rate", "loss"},
@@ -129,10 +129,12 @@ class Scenario:
     source: str = "<dict>"
     description: str = ""
     randomize: Randomize = field(default_factory=Randomize)
+    timeseries: tuple[str, ...] = ()                      # "cwnd", "queue": see emu.timeseries
     sinks: list[Any] = field(default_factory=list)        # open-loop flows' sinks (last build)
     streams: dict[str, Any] = field(default_factory=dict)  # stream flow name -> StreamSender (last build)
     apps: list[Any] = field(default_factory=list)         # installed app endpoints (last build)
     network: Any = None                                   # the Network of the last build
+    _series: dict[str, Any] = field(default_factory=dict, repr=False)
 
     # -- loading --------------------------------------------------------------------------------------------------
 
@@ -177,9 +179,10 @@ class Scenario:
             if key in raw and not isinstance(raw[key], list):
                 raise fail(f"{key}: expected an array of tables ([[{key}]]), got {type(raw[key]).__name__}")
         randomize = _randomize(raw.get("randomize"), source)
+        timeseries = check_timeseries(raw.get("timeseries", []), f"{source}: timeseries")
         scenario = cls(name=str(raw.get("name", Path(source).stem)), seed=seed, duration_s=duration_s,
                        record=record, raw=raw, source=source, description=str(raw.get("description", "")),
-                       randomize=randomize)
+                       randomize=randomize, timeseries=timeseries)
         scenario.build()  # validate everything now, before anything runs or is written
         return scenario
 
@@ -191,13 +194,16 @@ class Scenario:
         Order: the network, every ``[[flow]]`` (file order), every ``[[app]]`` (file order).
         """
         from emu.sim import Sim
+        from emu.timeseries import TraceHub
 
-        sim = Sim(self.seed if seed is None else seed, record=self.record)
+        hub = TraceHub() if self.timeseries else None
+        sim = Sim(self.seed if seed is None else seed, record=self.record, tracer=hub)
         try:
             net = self._network(sim)
             self.network = net
             self.sinks, self.streams = self._flows(sim, net)
             self.apps = self._apps(sim, net)
+            self._series = _timeseries_recorders(hub, net, self.timeseries) if hub is not None else {}
         except ScenarioError:
             raise
         except (ValueError, FileNotFoundError) as exc:
@@ -409,7 +415,33 @@ class Scenario:
         meta = {"scenario": self.name, "source": self.source, "seed": sim.seed, "duration_s": self.duration_s}
         if self.randomize.active:
             meta["randomize"] = dataclasses.asdict(self.randomize)
-        return RunResult(sim, self.duration_s, meta=meta)
+        series = {name: rec.frame() for name, rec in self._series.items()}
+        return RunResult(sim, self.duration_s, meta=meta, timeseries=series)
+
+
+def check_timeseries(value: Any, where: str) -> tuple[str, ...]:
+    """``timeseries = ["cwnd", "queue"]`` -> a tuple of known kinds (``emu.timeseries.TIMESERIES_KINDS``)."""
+    from emu.timeseries import TIMESERIES_KINDS
+
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)):
+        raise ScenarioError(f"{where}: expected a list such as [\"cwnd\", \"queue\"], got {value!r}")
+    for kind in value:
+        if kind not in TIMESERIES_KINDS:
+            raise ScenarioError(f"{where}: unknown {kind!r}; valid: {', '.join(TIMESERIES_KINDS)}")
+    return tuple(dict.fromkeys(value))
+
+
+def _timeseries_recorders(hub: Any, net: Any, kinds: tuple[str, ...]) -> dict[str, Any]:
+    from emu.timeseries import CwndSeries, QueueSeries, default_queue_links
+
+    out: dict[str, Any] = {}
+    if "cwnd" in kinds:
+        out["cwnd"] = CwndSeries(hub)
+    if "queue" in kinds:
+        out["queue"] = QueueSeries(hub, default_queue_links(net))
+    return out
 
 
 def _stream(sim: Any, hosts: dict, spec: dict, name: str, start_s: float, stop_s: Optional[float],
