@@ -143,14 +143,13 @@ def rows_from(value: Any, where: str, key: str = "key") -> list[dict]:
 
 def run_scenario_task(payload: dict) -> list[dict]:
     """One row per flow (``RunResult.flows(start_s=warmup_s)``, ACK flows left out) and one per app endpoint
-    (``flow`` = the app instance's name, with ``app``, ``scheme``, ``done`` and the app's metrics)."""
+    (``RunResult.apps()``: ``name``, ``app``, ``scheme``, ``done`` as 0/1 and the app's metrics; no ``flow``)."""
     from emu.scenario import Scenario
 
     scenario = Scenario.from_dict(payload["raw"], source=payload["source"])
     result = scenario.run(seed=payload["seed"])
     rows = result.flows(payload.get("warmup_s", 0.0)).to_dict(orient="records")
     for app in result.apps().to_dict(orient="records"):
-        app["flow"] = app.pop("name")
         app["done"] = float(bool(app["done"]))
         rows.append(app)
     return rows
