@@ -196,9 +196,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"emu: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("emu: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, UnicodeDecodeError, OverflowError, MemoryError) as exc:
+        # expected failures: bad input, unreadable or unwritable files, absurd sizes
+        print(f"emu: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # an internal error: a short message, the full traceback in a file
+        path = _write_traceback()
+        print(f"emu: internal error: {type(exc).__name__}: {_one_line(exc)} (traceback written to {path})",
+              file=sys.stderr)
+        return 3
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename is not None and str(exc.filename) not in text:
+        text = f"{exc.filename}: {text}"
+    return " ".join(text.split())
+
+
+def _write_traceback() -> str:
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="emu-traceback-", suffix=".txt")
+    with open(fd, "w") as f:
+        f.write(traceback.format_exc())
+    return path
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -124,6 +124,11 @@ class Sim:
         """Installed app endpoints, in installation order."""
         return list(self._apps)
 
+    def events_scheduled(self) -> int:
+        """Heap events scheduled since the run began (SimPy processes' events included). Reading it takes one event
+        id, which does not change the order of later events."""
+        return next(self._eid)
+
     @property
     def sent_pkts(self) -> int:
         """Packets sent by every source so far."""

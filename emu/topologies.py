@@ -13,13 +13,13 @@ Loss applies to the forward (left->right) direction; the reverse path is loss-fr
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
 from emu.links.link import Link, LossConfig
 from emu.net import Host, Network, QueueSpec, dumbbell
 from emu.sim import Sim
+from emu.validate import check_int, check_number
 
 ACCESS_RATE = "1Gbps"
 
@@ -50,9 +50,8 @@ def access_bottleneck(sim: Sim, *, pairs: int = 1, rate: Any = None, trace: Any 
     """
     if (rate is None) == (trace is None):
         raise ValueError("access_bottleneck: give exactly one of rate= or trace=")
-    if isinstance(rtt_s, bool) or not isinstance(rtt_s, (int, float)) or not math.isfinite(rtt_s) \
-            or not 0 <= rtt_s <= 10:
-        raise ValueError(f"rtt_s: must be in [0, 10] seconds, got {rtt_s!r}")
+    check_number("rtt_s", rtt_s, lo=0, hi=10)
+    check_int("pairs", pairs, lo=1, hi=100_000)
     net = dumbbell(sim, pairs, bottleneck_rate=rate, bottleneck_delay=rtt_s / 2, access_rate=ACCESS_RATE,
                    queue=queue, queue_params=queue_params, trace=trace, trace_offset=trace_offset,
                    reverse_rate=reverse_rate, loss=loss)
@@ -67,10 +66,8 @@ def run_until_done(sim: Sim, endpoints: Iterable[Any], *, horizon_s: float, step
     Runs end at a step boundary, so the same inputs give the same stopping time (and records).
     """
     eps = list(endpoints)
-    if not step_s > 0 or not math.isfinite(step_s):
-        raise ValueError(f"step_s: must be a finite number > 0, got {step_s!r}")
-    if not math.isfinite(horizon_s):
-        raise ValueError(f"horizon_s: must be finite, got {horizon_s!r}")
+    check_number("step_s", step_s, lo=0, lo_open=True)
+    check_number("horizon_s", horizon_s, lo=0)
     while True:
         if all(ep.done for ep in eps):
             return True

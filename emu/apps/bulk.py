@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from emu.apps.base import AppSpec, Endpoint, InstallContext
+from emu.validate import check_int, check_optional_number
 
 SCHEMES = ("cubic", "reno", "prague")
 
@@ -24,12 +25,9 @@ class BulkConfig:
     stop_s: Optional[float] = None     # an unlimited sender stops adding data here (None: never)
 
     def __post_init__(self) -> None:
-        if self.size_bytes is not None and (isinstance(self.size_bytes, bool) or not isinstance(self.size_bytes, int)
-                                            or not 1 <= self.size_bytes <= 10**13):
-            raise ValueError(f"size_bytes: must be an integer in [1, 1e13] or None, got {self.size_bytes!r}")
-        if self.stop_s is not None and (isinstance(self.stop_s, bool) or not isinstance(self.stop_s, (int, float))
-                                        or not math.isfinite(self.stop_s) or self.stop_s <= 0):
-            raise ValueError(f"stop_s: must be a finite time > 0 or None, got {self.stop_s!r}")
+        if self.size_bytes is not None:
+            check_int("size_bytes", self.size_bytes, lo=1, hi=10**13)
+        check_optional_number("stop_s", self.stop_s, lo=0, hi=1e7, lo_open=True)
         if self.size_bytes is not None and self.stop_s is not None:
             raise ValueError("stop_s: applies to unlimited transfers only (size_bytes is set)")
 

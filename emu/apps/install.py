@@ -1,11 +1,11 @@
 """``install``: put one endpoint pair of any registered app between two hosts of any network."""
 from __future__ import annotations
 
-import math
 from typing import Any, Optional, Union
 
 from emu.apps.base import Endpoint, InstallContext, resolve_ref
 from emu.apps.registry import get
+from emu.validate import check_number
 
 
 def install(net: Any, app: str, *, src: Union[str, Any], dst: Union[str, Any], name: Optional[str] = None,
@@ -24,9 +24,7 @@ def install(net: Any, app: str, *, src: Union[str, Any], dst: Union[str, Any], n
     src_host, dst_host = net.host_named(src), net.host_named(dst)
     if src_host is dst_host:
         raise ValueError(f"app {app!r}: src and dst are the same host {src_host.name!r}")
-    if isinstance(start_s, bool) or not isinstance(start_s, (int, float)) or not math.isfinite(start_s) \
-            or start_s < sim.now_s:
-        raise ValueError(f"app {app!r}: start_s must be a finite time >= now ({sim.now_s} s), got {start_s!r}")
+    check_number(f"app {app!r}: start_s", start_s, lo=sim.now_s, hi=1e7)
     taken = {ep.name for ep in sim.apps}
     if name is None:
         name, k = spec.name, 1
