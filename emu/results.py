@@ -39,6 +39,16 @@ def round_times(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
 def _queue_kinds(sim: Any) -> dict[str, str]:
     """Queue kind per link, for plot titles: the links whose queue is not the default DropTail, else all."""
     kinds = {e.name: getattr(e.queue, "kind", type(e.queue).__name__) for e in sim.elements
@@ -353,31 +363,40 @@ class RunResult:
             return pd.DataFrame(columns=["time_s", "link", "capacity_bps"])
         return round_times(pd.concat(frames, ignore_index=True))
 
-    def table(self, start_s: float = 0.0) -> str:
-        """The printed summary: flows (ACK flows left out), apps, and the links that carried traffic."""
+    def table(self, start_s: float = 0.0, max_links: int = 6) -> str:
+        """The printed summary: flows (ACK flows left out), apps (each with its own metrics), and the busiest
+        ``max_links`` links that carried traffic (idle links left out; all of them are in ``links()``)."""
         flows = self.flows(start_s)
         parts = []
+        fmt = lambda x: f"{x:.3f}"  # noqa: E731
         if not flows.empty:
             cols = [c for c in ("flow", "sent_pkts", "delivered_pkts", "dropped_pkts") if c in flows]
             shown = flows[cols].copy()
             shown["throughput_Mbps"] = flows["throughput_bps"] / 1e6
-            shown["delay_p50_ms"] = flows["delay_p50_s"] * 1e3
-            shown["delay_p99_ms"] = flows["delay_p99_s"] * 1e3
+            for key in ("delay_p50", "delay_p99", "qdelay_p50", "qdelay_p99"):
+                shown[f"{key}_ms"] = flows[f"{key}_s"] * 1e3
             head = f"flows (from {start_s:g} s)" if start_s else "flows"
-            parts.append(head + "\n" + shown.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-        apps = self.apps()
-        if not apps.empty:
-            parts.append("apps\n" + apps.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+            parts.append(head + "\n" + shown.to_string(index=False, float_format=fmt))
+        if self.sim.apps:
+            lines = ["apps"]
+            for ep in self.sim.apps:
+                metrics = ", ".join(f"{k}={_short(v)}" for k, v in ep.result().items() if not _is_nan(v))
+                lines.append(f"  {ep.name} ({ep.app}, scheme {ep.scheme}, {'done' if ep.done else 'not done'}): "
+                             f"{metrics}")
+            parts.append("\n".join(lines))
         links = self.links(include_idle=False)
         if not links.empty:
+            links = links.sort_values("utilisation", ascending=False, kind="stable")
             shown = pd.DataFrame({"link": links["link"], "queue": links["queue"], "tx_pkts": links["tx_pkts"]})
             for prefix in ("drops_", "marks_"):
                 cols = [c for c in links.columns if str(c).startswith(prefix)]
                 shown[prefix.rstrip("_")] = links[cols].sum(axis=1).astype(np.int64) if cols else 0
             shown["capacity_Mbps"] = links["capacity_bps"] / 1e6
             shown["utilisation"] = links["utilisation"]
-            parts.append("links (idle ones left out)\n"
-                         + shown.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+            more = len(shown) - max_links
+            parts.append("links (busiest first; idle ones left out)\n"
+                         + shown.head(max_links).to_string(index=False, float_format=fmt)
+                         + (f"\n({more} more in links.csv)" if more > 0 else ""))
         return "\n\n".join(parts)
 
     def write(self, out_dir: Union[str, Path], *, formats: tuple[str, ...] = ("csv",), plots: bool = True,
