@@ -374,8 +374,10 @@ class Sweep:
         raw = copy.deepcopy(self.base_raw)
         for key, value in {**self.fixed, **params}.items():
             if _is_path_key(key) and isinstance(value, str) and not value.startswith("shared:") \
-                    and not Path(value).is_absolute():
-                value = str((self.base_dir / value).resolve())  # paths in a sweep are relative to its file
+                    and not Path(value).is_absolute() and (self.base_dir / value).exists():
+                # paths in a sweep are relative to its file; one not found there is looked up as a scenario
+                # looks up traces: the current directory, then the shared traces folder ("mahimahi/...")
+                value = str((self.base_dir / value).resolve())
             set_key(raw, key, value)
         return raw
 
