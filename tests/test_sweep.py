@@ -177,9 +177,9 @@ def test_cli_sweep_writes_parts_manifest_summary_and_plots(tmp_path, capsys):
     summary = pd.read_csv(out / "summary.csv")
     assert len(summary) == 2 * 2 * 2 and set(summary["n"]) == {2}
     assert {"label", "topology.queue", "flow", "metric", "mean", "std", "ci95_low", "ci95_high"} <= set(summary)
-    row = summary[(summary["topology.queue"] == "codel") & (summary["flow"] == "web")
+    row = summary[(summary["topology.queue"] == "codel") & (summary["flow"] == "download")
                   & (summary["metric"] == "delay_p99_s")].iloc[0]
-    values = table[(table["topology.queue"] == "codel") & (table["flow"] == "web")]["delay_p99_s"]
+    values = table[(table["topology.queue"] == "codel") & (table["flow"] == "download")]["delay_p99_s"]
     assert row["mean"] == pytest.approx(values.mean()) and row["label"] == "queue=codel"
     pngs = {p.name for p in out.glob("*.png")}
     assert pngs == {"sweep_bar_delay_p99_s.png", "sweep_cdf_delay_p99_s.png", "sweep_bar_throughput_bps.png",
