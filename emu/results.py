@@ -20,7 +20,8 @@ from emu.metrics import hist_quantile_s
 from emu.plots import plot_title
 
 QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
-# Records keep float64 seconds; tables show them to the nanosecond, so 0.020000000001 prints as 0.02.
+# Records keep float64 seconds; summary tables and written files show them to the nanosecond, so 0.020000000001
+# prints as 0.02 (``packets()`` and ``drops()`` keep the records' exact values).
 TIME_RESOLUTION_S = 1e-9
 _TIME_DECIMALS = 9
 ACK_SUFFIX = ".ack"
@@ -133,7 +134,6 @@ class RunResult:
                 "delay_s": a["delivered_s"] - a["created_s"],
                 "qdelay_s": a["qdelay_s"].copy(),
             })
-            round_times(self._packets)
         return self._packets
 
     def drops(self) -> pd.DataFrame:
@@ -141,14 +141,14 @@ class RunResult:
         rec = self.records
         if self.full:
             a = rec.dropped_arrays()
-            return round_times(pd.DataFrame({
+            return pd.DataFrame({
                 "flow": [rec.flow_names[i] for i in a["flow_id"]],
                 "pkt_id": a["pkt_id"].copy(),
                 "size_bytes": a["size_bytes"].copy(),
                 "t_s": a["t_s"].copy(),
                 "where": [rec.where_names[i] for i in a["where_id"]],
                 "reason": [rec.reason_names[i] for i in a["reason_id"]],
-            }))
+            })
         rows = [{"flow": rec.flow_names[f], "where": rec.where_names[w], "reason": rec.reason_names[r], "count": n}
                 for (f, w, r), n in sorted(rec.folded_drop_counts().items())]
         return pd.DataFrame(rows, columns=["flow", "where", "reason", "count"])
@@ -424,11 +424,13 @@ class RunResult:
             if self.sim.apps:
                 tables["apps"] = self.apps()
             if self.full:
-                tables["packets"] = self.packets()
+                tables["packets"] = self.packets()  # rounded below, in the files only
             else:
                 tables["delay_hist"] = self.delay_hist()
             tables["drops"] = self.drops()
             for name, frame in tables.items():
+                if name in ("packets", "drops"):  # the in-memory tables keep every bit of the records
+                    frame = round_times(frame.copy())
                 for fmt in formats:
                     if fmt == "csv":
                         frame.to_csv(tmp / f"{name}.csv", index=False)

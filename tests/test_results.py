@@ -129,15 +129,18 @@ def test_warmup_window_counts_only_later_packets():
         _run("summary").flows(1.0)
 
 
-def test_counters_are_integers_and_times_are_rounded():
+def test_counters_are_integers_and_times_are_rounded(tmp_path):
     res = _streams_run()
     flows, links = res.flows(), res.links()
     for col in ("sent_pkts", "delivered_pkts", "dropped_pkts", "delivered_bytes"):
         assert flows[col].dtype.kind == "i", col
     counters = [c for c in links.columns if c.endswith(("_pkts", "_bytes")) or c.startswith(("drops_", "marks_"))]
     assert counters and all(links[c].dtype.kind == "i" for c in counters)
-    times = res.packets()["delivered_s"].to_numpy()
-    assert np.array_equal(times, np.round(times, 9))
+    assert not np.array_equal(res.packets()["delay_s"], res.packets()["delay_s"].round(9))  # exact in memory
+    for column in ("delay_p50_s", "qdelay_p99_s", "first_delivery_s"):
+        assert np.array_equal(flows[column], flows[column].round(9))
+    written = pd.read_csv(res.write(tmp_path / "r", plots=False) / "packets.csv")
+    assert np.array_equal(written["delay_s"], written["delay_s"].round(9))
 
 
 def test_idle_links_are_hidden_and_utilisation_is_bits_over_capacity():
