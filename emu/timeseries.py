@@ -94,7 +94,12 @@ class _Series:
         out = {"time_s": np.round(np.frombuffer(self._t, dtype=np.float64), 9) if len(self._t) else np.zeros(0),
                "key": pd.Categorical.from_codes(keys, categories=names) if names else []}
         for c in self.columns:
-            out[c] = np.frombuffer(self._values[c], dtype=np.float64).copy() if len(self._values[c]) else []
+            values = np.frombuffer(self._values[c], dtype=np.float64).copy() if len(self._values[c]) else np.zeros(0)
+            if c.startswith("len_") and np.isfinite(values).all():
+                values = values.astype(np.int64)  # queue lengths are counts
+            elif c.endswith("_s"):
+                values = np.round(values, 9)
+            out[c] = values
         return pd.DataFrame(out)
 
 
