@@ -30,7 +30,7 @@ class GraceEvalConfig:
     loss: float = field(default=0.0, metadata={"help": "i.i.d. packet loss on the forward path, 0..0.9"})
     rtt_s: float = field(default=0.100, metadata={"help": "base round-trip time in seconds"})
     link_rate_bps: float = field(default=2e6, metadata={"help": "bottleneck rate when no trace is given"})
-    video: Optional[str] = field(default=None, metadata={"help": "video file (default: the held-out carphone clip)"})
+    video: Optional[str] = field(default=None, metadata={"help": "a video file; unset: the held-out carphone clip"})
     max_frames: int = field(default=120, metadata={"help": "frames of the clip to stream (metrics skip the first "
                                                            "warmup_s, the start-up)"})
     bitrate_bps: float = field(default=200e3, metadata={"help": "target video bitrate, headers included"})
@@ -63,7 +63,7 @@ class GraceEvalConfig:
 
 def check_inputs(config: GraceEvalConfig, schemes: tuple[str, ...] = SCHEMES) -> None:
     """Everything a user can get wrong, checked before any work: scheme names, trace, video, cards and weights."""
-    from emu.apps.grace.models import TIMING_CARD, check_model
+    from emu.apps.grace.models import MODEL_NAMES, check_model
 
     bad = [s for s in schemes if s not in SCHEMES]
     if bad:
@@ -76,7 +76,7 @@ def check_inputs(config: GraceEvalConfig, schemes: tuple[str, ...] = SCHEMES) ->
         from emu.apps.grace.data import check_video
 
         check_video(config.video)
-    for name in dict.fromkeys([TIMING_CARD] + [s for s in schemes if s.startswith("grace")]):
+    for name in MODEL_NAMES:        # every call reads both cards (compute times)
         check_model(name, config.models_dir)
 
 

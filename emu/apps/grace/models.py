@@ -15,7 +15,6 @@ from emu.apps.artifacts import CardError, ModelCard, read_card
 
 APP = "grace"
 MODEL_NAMES = ("grace", "grace_nomask")
-TIMING_CARD = "grace"   # whose measured timings every scheme is charged (both codecs have one architecture)
 
 
 def codec_card(name: str, models_dir: Optional[Union[str, Path]] = None) -> ModelCard:

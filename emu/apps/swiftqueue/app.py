@@ -117,7 +117,6 @@ class SwiftQueueSender:
         self.ghost_flow = f"{name}.ghost"
         self.history = AckHistory()
         self._rng = sim.rng(f"{name}.frames")
-        self._env = sim.env
         n = max(16, expected_pkts)
         self.send_s = np.full(n, np.nan)
         self.size = np.zeros(n, dtype=np.int32)
@@ -170,7 +169,7 @@ class SwiftQueueSender:
         return sizes
 
     def _on_frame(self, _: Any = None) -> None:
-        now = self._env._now
+        now = self.sim.now_s
         if now >= self.stop_s:
             return
         sizes = self.frame_sizes()
@@ -224,7 +223,7 @@ class SwiftQueueSender:
         if pkt.kind != KIND_FEEDBACK:
             return
         seq, lat_s, ce = pkt.payload
-        self.history.add(self._env._now, float(self.send_s[seq]), lat_s, int(self.size[seq]), int(self.queue[seq]),
+        self.history.add(self.sim.now_s, float(self.send_s[seq]), lat_s, int(self.size[seq]), int(self.queue[seq]),
                          ce, seq)
 
 
@@ -238,7 +237,6 @@ class SwiftQueueReceiver:
         self.sock = UdpSocket(sim, host, free_port(host, APP_PORT), on_receive=self._on_data, record=True)
         self.ghost_sock = UdpSocket(sim, host, free_port(host, GHOST_PORT), on_receive=self._on_ghost,
                                     record=False) if ghosts else None
-        self._env = sim.env
         n = max(16, expected_pkts)
         self.lat_s = np.full(n, np.nan)      # one-way latency per sequence number (NaN: lost / not yet)
         self.arr_s = np.full(n, np.nan)
@@ -253,7 +251,8 @@ class SwiftQueueReceiver:
         self.frame_done_s: dict[int, float] = {}
         self._ack_flow = f"{name}.ack"
 
-    def _grow(self, need: int) -> None:
+    def grow(self, need: int) -> None:
+        """Make the per-sequence-number arrays hold at least ``need`` entries (NaN / 0 where nothing arrived)."""
         cap = len(self.lat_s)
         if need <= cap:
             return
@@ -268,9 +267,9 @@ class SwiftQueueReceiver:
     def _on_data(self, pkt: Packet, owd_s: float) -> None:
         if pkt.kind != KIND_DGRAM:
             return
-        now = self._env._now
+        now = self.sim.now_s
         seq = pkt.seq
-        self._grow(seq + 1)
+        self.grow(seq + 1)
         ce = 1 if pkt.ecn == CE else 0
         self.lat_s[seq] = owd_s
         self.arr_s[seq] = now
@@ -295,7 +294,7 @@ class SwiftQueueReceiver:
 
     def _on_ghost(self, pkt: Packet, owd_s: float) -> None:
         seq = pkt.seq // 2
-        self._grow(seq + 1)
+        self.grow(seq + 1)
         if pkt.seq % 2 == 0:
             self.ghost_l_s[seq] = owd_s
         else:

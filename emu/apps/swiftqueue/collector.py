@@ -26,7 +26,7 @@ def run_arrays(r: Any, meta: Optional[dict] = None, ghosts: bool = False) -> dic
     """The per-run arrays of a finished ``ScenarioRun`` (see the module docstring)."""
     s, rx = r.sender, r.receiver
     n = s.n_sent
-    rx._grow(n)
+    rx.grow(n)
     out = {
         "hist": s.history.view().copy(),
         "send_s": s.send_s[:n].copy(),

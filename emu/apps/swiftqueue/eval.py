@@ -53,7 +53,7 @@ def ghost_bound(r: Any) -> dict:
     ``bound_p99_s``; 1-byte ghosts, so the packet's own serialisation is not included)."""
     cfg = r.config
     n = r.sender.n_sent
-    r.receiver._grow(n)
+    r.receiver.grow(n)
     send = r.sender.send_s[:n]
     best = np.fmin(r.receiver.ghost_l_s[:n], r.receiver.ghost_c_s[:n])
     m = (send >= cfg.warmup_s) & (send < cfg.duration_s) & (r.sender.kind[:n] == KIND_MEDIA) & np.isfinite(best)

@@ -243,7 +243,7 @@ class ForkOraclePolicy(Policy):
         while t < end:
             t = min(end, t + 0.02)
             sim_c.run(until_s=t)
-            rx_c._grow(first + len(sizes))
+            rx_c.grow(first + len(sizes))
             if np.all(np.isfinite(rx_c.lat_s[seqs])):
                 break
         lat = rx_c.lat_s[seqs]
