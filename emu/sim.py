@@ -21,6 +21,9 @@ from emu.tracer import NullTracer
 
 log = logging.getLogger(__name__)
 
+# The progress bar says a run is stalled after this many simulated seconds without a delivered packet.
+STALL_NOTICE_S = 5.0
+
 
 class _Call:
     """A minimal event for SimPy's heap: ``Environment.step`` reads ``callbacks`` and ``_ok`` only."""
@@ -171,10 +174,22 @@ class Sim:
 
             steps = 100
             start = self.env._now
+            records = self.records
+            delivered, moved_s, stalled = records.delivered_total_pkts, start, False
             with tqdm(total=round(until_s - start, 6), unit="sim s", desc=desc, leave=False) as bar:
                 for i in range(1, steps + 1):
                     target = start + (until_s - start) * i / steps
                     self._loop(target)
+                    # A long trace outage looks like a hang: say so when nothing has been delivered for a while.
+                    if records.delivered_total_pkts != delivered:
+                        delivered, moved_s = records.delivered_total_pkts, target
+                        if stalled:
+                            bar.set_postfix_str("", refresh=False)
+                            stalled = False
+                    elif target - moved_s >= STALL_NOTICE_S:
+                        bar.set_postfix_str(f"no packet delivered for {target - moved_s:.1f} sim s",
+                                            refresh=not stalled)  # shown at once, however fast the outage runs
+                        stalled = True
                     bar.update(round(target - start, 6) - bar.n)
         else:
             self._loop(until_s)

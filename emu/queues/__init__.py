@@ -4,7 +4,9 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import importlib
-from typing import Any
+import logging
+from importlib.metadata import entry_points
+from typing import Any, Optional
 
 from emu.queues.base import FifoQueue, Queue, QueueStats
 from emu.queues.droptail import DropTailConfig, DropTailQueue
@@ -18,13 +20,55 @@ QUEUE_REGISTRY: dict[str, str] = {
 }
 
 
+# Queues from other packages: the ``emu.queues`` entry-point group, the same mechanism as the ``emu.apps`` group::
+#
+#     [project.entry-points."emu.queues"]
+#     fq = "mypkg.fq:FQQueue"      # a Queue class with a ``config_class`` attribute, or a (QueueClass, ConfigClass)
+#
+# Loaded when first named; a plugin may not shadow a built-in name.
+QUEUE_ENTRY_POINT_GROUP = "emu.queues"
+_plugins: Optional[dict[str, Any]] = None
+log = logging.getLogger(__name__)
+
+
+def _plugin_queues() -> dict[str, Any]:
+    global _plugins
+    if _plugins is None:
+        _plugins = {}
+        for ep in entry_points(group=QUEUE_ENTRY_POINT_GROUP):
+            if ep.name in QUEUE_REGISTRY:
+                log.warning("queue plugin %r (%s) ignored: the name is a built-in queue", ep.name, ep.value)
+                continue
+            _plugins[ep.name] = ep
+    return _plugins
+
+
 def queue_names() -> list[str]:
-    return sorted(QUEUE_REGISTRY)
+    """Built-in and plugin queue names, sorted."""
+    return sorted(set(QUEUE_REGISTRY) | set(_plugin_queues()))
+
+
+def _plugin_classes(name: str) -> tuple[type, type]:
+    ep = _plugin_queues()[name]
+    try:
+        obj = ep.load()
+    except Exception as exc:  # a broken plugin names itself
+        raise ValueError(f"queue {name!r}: plugin {ep.value} failed to load: {type(exc).__name__}: {exc}") from None
+    if isinstance(obj, tuple) and len(obj) == 2:
+        queue_cls, config_cls = obj
+    else:
+        queue_cls, config_cls = obj, getattr(obj, "config_class", None)
+    if not (isinstance(queue_cls, type) and issubclass(queue_cls, Queue) and dataclasses.is_dataclass(config_cls)):
+        raise ValueError(f"queue {name!r}: plugin {ep.value} must give a Queue subclass with a dataclass "
+                         "config_class attribute, or a (QueueClass, ConfigClass) pair")
+    return queue_cls, config_cls
 
 
 def queue_classes(name: str) -> tuple[type, type]:
     """Return ``(QueueClass, ConfigClass)`` for a registered name, or raise ValueError listing valid names."""
-    if name not in QUEUE_REGISTRY:
+    if not isinstance(name, str) or name not in QUEUE_REGISTRY:
+        if isinstance(name, str) and name in _plugin_queues():
+            return _plugin_classes(name)
         raise ValueError(f"queue: unknown queue {name!r}; valid names: {', '.join(queue_names())}")
     module_name, cls_name, cfg_name = QUEUE_REGISTRY[name].split(":")
     module = importlib.import_module(module_name)

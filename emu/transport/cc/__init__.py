@@ -14,7 +14,9 @@ rtc        ``RtcRateController`` (SCReAM-like, rate based)  ECT(1) when l4s
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import logging
+from importlib.metadata import entry_points
+from typing import Any, Optional
 
 from emu.transport.cc.base import CongestionControl, WindowCC, WindowConfig
 
@@ -27,12 +29,45 @@ CC_REGISTRY: dict[str, str] = {
 }
 
 
+# Controllers from other packages: the ``emu.cc`` entry-point group, the same mechanism as the ``emu.apps`` group::
+#
+#     [project.entry-points."emu.cc"]
+#     bbr = "mypkg.bbr:BbrCC"       # a CongestionControl subclass, built as cls(mss_bytes=..., **params)
+#
+# Loaded when first named; a plugin may not shadow a built-in name.
+CC_ENTRY_POINT_GROUP = "emu.cc"
+_plugins: Optional[dict[str, Any]] = None
+log = logging.getLogger(__name__)
+
+
+def _plugin_ccs() -> dict[str, Any]:
+    global _plugins
+    if _plugins is None:
+        _plugins = {}
+        for ep in entry_points(group=CC_ENTRY_POINT_GROUP):
+            if ep.name in CC_REGISTRY:
+                log.warning("cc plugin %r (%s) ignored: the name is a built-in controller", ep.name, ep.value)
+                continue
+            _plugins[ep.name] = ep
+    return _plugins
+
+
 def cc_names() -> list[str]:
-    return sorted(CC_REGISTRY)
+    """Built-in and plugin controller names, sorted."""
+    return sorted(set(CC_REGISTRY) | set(_plugin_ccs()))
 
 
 def cc_class(name: str) -> type:
     """The controller class registered as ``name``; ValueError listing the valid names otherwise."""
+    if isinstance(name, str) and name not in CC_REGISTRY and name in _plugin_ccs():
+        ep = _plugin_ccs()[name]
+        try:
+            cls = ep.load()
+        except Exception as exc:  # a broken plugin names itself
+            raise ValueError(f"cc {name!r}: plugin {ep.value} failed to load: {type(exc).__name__}: {exc}") from None
+        if not (isinstance(cls, type) and issubclass(cls, CongestionControl)):
+            raise ValueError(f"cc {name!r}: plugin {ep.value} is not a CongestionControl subclass")
+        return cls
     if not isinstance(name, str) or name not in CC_REGISTRY:
         raise ValueError(f"cc: unknown congestion control {name!r}; valid names: {', '.join(cc_names())}")
     module_name, cls_name = CC_REGISTRY[name].split(":")
