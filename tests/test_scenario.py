@@ -232,10 +232,13 @@ def queue_and_cc_plugins(tmp_path, monkeypatch):
     (site / "emu_sc_plugin-0.1.dist-info" / "entry_points.txt").write_text(
         "[emu.queues]\nhalffifo = emu_sc_plugin:HalfFifo\n\n[emu.cc]\nslowreno = emu_sc_plugin:SlowReno\n")
     monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setattr(emu.queues, "_plugins", None)
-    monkeypatch.setattr(emu.transport.cc, "_plugins", None)
+    emu.queues.QUEUES.refresh()
+    emu.transport.cc.CONTROLLERS.refresh()
     yield
     sys.modules.pop("emu_sc_plugin", None)
+    monkeypatch.undo()
+    emu.queues.QUEUES.refresh()
+    emu.transport.cc.CONTROLLERS.refresh()
 
 
 def test_queue_and_cc_plugins_are_named_from_toml(tmp_path, queue_and_cc_plugins):

@@ -3,76 +3,49 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import importlib
-import logging
-from importlib.metadata import entry_points
 from typing import Any, Optional
 
+from emu.plugins import Registry
 from emu.queues.base import FifoQueue, Queue, QueueStats
 from emu.queues.droptail import DropTailConfig, DropTailQueue
 
-# name -> "module:QueueClass:ConfigClass"; ids equal the file names. Loaded lazily.
-QUEUE_REGISTRY: dict[str, str] = {
-    "droptail": "emu.queues.droptail:DropTailQueue:DropTailConfig",
-    "codel": "emu.queues.codel:CoDelQueue:CoDelConfig",
-    "pie": "emu.queues.pie:PIEQueue:PIEConfig",
-    "dualpi2": "emu.queues.dualpi2:DualPI2Queue:DualPI2Config",
-}
-
-
-# Queues from other packages: the ``emu.queues`` entry-point group, the same mechanism as the ``emu.apps`` group::
-#
-#     [project.entry-points."emu.queues"]
-#     fq = "mypkg.fq:FQQueue"      # a Queue class with a ``config_class`` attribute, or a (QueueClass, ConfigClass)
-#
-# Loaded when first named; a plugin may not shadow a built-in name.
-QUEUE_ENTRY_POINT_GROUP = "emu.queues"
-_plugins: Optional[dict[str, Any]] = None
-log = logging.getLogger(__name__)
-
-
-def _plugin_queues() -> dict[str, Any]:
-    global _plugins
-    if _plugins is None:
-        _plugins = {}
-        for ep in entry_points(group=QUEUE_ENTRY_POINT_GROUP):
-            if ep.name in QUEUE_REGISTRY:
-                log.warning("queue plugin %r (%s) ignored: the name is a built-in queue", ep.name, ep.value)
-                continue
-            _plugins[ep.name] = ep
-    return _plugins
-
-
-def queue_names() -> list[str]:
-    """Built-in and plugin queue names, sorted."""
-    return sorted(set(QUEUE_REGISTRY) | set(_plugin_queues()))
-
-
-def _plugin_classes(name: str) -> tuple[type, type]:
-    ep = _plugin_queues()[name]
-    try:
-        obj = ep.load()
-    except Exception as exc:  # a broken plugin names itself
-        raise ValueError(f"queue {name!r}: plugin {ep.value} failed to load: {type(exc).__name__}: {exc}") from None
+def _queue_entry(name: str, obj: Any) -> tuple[type, type]:
+    """A registry entry -> ``(QueueClass, ConfigClass)``: a ``Queue`` subclass with a dataclass ``config_class``
+    attribute, or such a pair."""
     if isinstance(obj, tuple) and len(obj) == 2:
         queue_cls, config_cls = obj
     else:
         queue_cls, config_cls = obj, getattr(obj, "config_class", None)
     if not (isinstance(queue_cls, type) and issubclass(queue_cls, Queue) and dataclasses.is_dataclass(config_cls)):
-        raise ValueError(f"queue {name!r}: plugin {ep.value} must give a Queue subclass with a dataclass "
-                         "config_class attribute, or a (QueueClass, ConfigClass) pair")
+        raise ValueError(f"queue {name!r}: must be a Queue subclass with a dataclass config_class attribute, or a "
+                         "(QueueClass, ConfigClass) pair")
     return queue_cls, config_cls
+
+
+# Built-in queues (name -> "module:QueueClass"; names equal the file names), plugins from the ``emu.queues``
+# entry-point group (``fq = "mypkg.fq:FQQueue"``) and ``register_queue`` calls: one registry (``emu.plugins``).
+QUEUES = Registry("queue", "emu.queues", {
+    "droptail": "emu.queues.droptail:DropTailQueue",
+    "codel": "emu.queues.codel:CoDelQueue",
+    "pie": "emu.queues.pie:PIEQueue",
+    "dualpi2": "emu.queues.dualpi2:DualPI2Queue",
+}, check=_queue_entry, noun="queue")
+
+
+def queue_names() -> list[str]:
+    """Built-in, plugin and registered queue names, sorted."""
+    return QUEUES.names()
+
+
+def register_queue(name: str, queue_cls: type, config_cls: Optional[type] = None, *, replace: bool = False) -> None:
+    """Make ``name`` a queue for ``make_queue``, ``Network.link(queue=...)`` and scenario files, in this process.
+    ``config_cls`` defaults to ``queue_cls.config_class``."""
+    QUEUES.register(name, (queue_cls, config_cls or getattr(queue_cls, "config_class", None)), replace=replace)
 
 
 def queue_classes(name: str) -> tuple[type, type]:
     """Return ``(QueueClass, ConfigClass)`` for a registered name, or raise ValueError listing valid names."""
-    if not isinstance(name, str) or name not in QUEUE_REGISTRY:
-        if isinstance(name, str) and name in _plugin_queues():
-            return _plugin_classes(name)
-        raise ValueError(f"queue: unknown queue {name!r}; valid names: {', '.join(queue_names())}")
-    module_name, cls_name, cfg_name = QUEUE_REGISTRY[name].split(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, cls_name), getattr(module, cfg_name)
+    return QUEUES.get(name)
 
 
 def make_queue(name: str, preset: str | None = None, rng: Any = None, **params: Any) -> Queue:
@@ -104,4 +77,5 @@ def make_queue(name: str, preset: str | None = None, rng: Any = None, **params: 
     return queue_cls(config)
 
 
-__all__ = ["Queue", "FifoQueue", "QueueStats", "DropTailQueue", "DropTailConfig", "make_queue", "queue_names"]
+__all__ = ["Queue", "FifoQueue", "QueueStats", "DropTailQueue", "DropTailConfig", "make_queue", "queue_names",
+           "register_queue", "queue_classes"]

@@ -319,6 +319,7 @@ class DualPI2Queue(Queue):
     """
 
     kind = "dualpi2"
+    config_class = DualPI2Config
 
     def __init__(
         self,
