@@ -16,7 +16,7 @@ def _blocks() -> list[tuple[str, str]]:
     """(section title, code) of every ```python block, in order."""
     text = DOC.read_text()
     out, title = [], "preamble"
-    for m in re.finditer(r"^## (.+)$|^```python\n(.*?)^```", text, flags=re.M | re.S):
+    for m in re.finditer(r"^## ([^\n]+)$|^```python\n(.*?)^```", text, flags=re.M | re.S):
         if m.group(1):
             title = m.group(1).strip()
         else:
