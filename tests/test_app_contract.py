@@ -36,7 +36,7 @@ def test_builtin_apps_are_listed():
 def test_unknown_names_fail_at_once_listing_valid_ones():
     sim = Sim(seed=0)
     topo = access_bottleneck(sim, rate="10Mbps", rtt_s=0.02)
-    with pytest.raises(ValueError, match="registered: .*bulk"):
+    with pytest.raises(ValueError, match="valid names: .*bulk"):
         apps.install(topo.net, "nope", src="s0", dst="d0")
     with pytest.raises(ValueError, match="valid: cubic, reno, prague"):
         apps.install(topo.net, "bulk", src="s0", dst="d0", scheme="bbr")
