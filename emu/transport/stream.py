@@ -188,7 +188,7 @@ class StreamSender:
         ecn: shortcut for ``cc_params["ecn"]`` (classic ECT(0) for Reno/Cubic); None keeps the default.
         flow: flow name for records (default ``"tcp.<host>:<sport>-<dst>:<dport>"``); ACKs are ``flow + ".ack"``.
         bulk: always have data to send (an infinite backlog); otherwise send what ``write`` hands over.
-        start_s: when a bulk sender starts (writes before that wait for it too).
+        start_s: when the sender starts (default: now; writes before that wait for it too).
         stop_s: a bulk sender stops adding new data then (what is outstanding is still delivered).
         on_ack_sample: called with every ``AckSample`` (after the controller saw it).
         config / overrides: ``StreamConfig`` fields (``mss_bytes``, ``pacing``, ``min_rto_s``, ...).
@@ -196,11 +196,13 @@ class StreamSender:
 
     def __init__(self, sim: Any, host: Any, dst: Any, dport: int, *, cc: Union[str, CongestionControl] = "cubic",
                  cc_params: Optional[dict] = None, ecn: Optional[bool] = None, flow: Optional[str] = None,
-                 bulk: bool = False, start_s: float = 0.0, stop_s: Optional[float] = None,
+                 bulk: bool = False, start_s: Optional[float] = None, stop_s: Optional[float] = None,
                  sport: Optional[int] = None, on_ack_sample: Optional[Callable[[AckSample], None]] = None,
                  config: Optional[StreamConfig] = None, **overrides: Any) -> None:
         self.config = cfg = _make_config(config, overrides)
-        _check_real("start_s", start_s, 0.0)
+        if start_s is None:  # open now (a connection made mid-run starts at once)
+            start_s = sim.now_s
+        _check_real("start_s", start_s, sim.now_s)
         if stop_s is not None and not stop_s > start_s:
             raise ValueError(f"stop_s: must be after start_s={start_s}, got {stop_s!r}")
         params = dict(cc_params or {})
