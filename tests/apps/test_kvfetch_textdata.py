@@ -31,7 +31,8 @@ def test_bpe_rebuilds_the_kvfetch_tokenizer_byte_for_byte(tmp_path):
     tok.save(str(tmp_path / "tokenizer.json"))
     assert (tmp_path / "tokenizer.json").read_bytes() == card.file("tokenizer.json").read_bytes()
     stream = textdata.held_out_stream(tok)
-    assert stream.dtype.kind == "i" and (stream == tok.token_to_id(textdata.EOT)).sum() == len(textdata.split_files()[1])
+    n_held_out = len(textdata.split_files()[1])
+    assert stream.dtype.kind == "i" and (stream == tok.token_to_id(textdata.EOT)).sum() == n_held_out
 
 
 def test_chatterbox_trainer_rebuilds_its_corpus_and_card_byte_for_byte(tmp_path):
