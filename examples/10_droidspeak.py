@@ -5,7 +5,7 @@ Scenario: the ``man`` agent has prefilled a 2048-token context of the ``copyrigh
 hands its cache over across the Verizon 4G driving trace (lumos5g), 40 ms RTT; the copyright agent recomputes the
 group profiled offline for this pair (2 % continuation-loss budget), pipelined with the transfer, then prefills a
 32-token query. The evaluation behind ``emu eval droidspeak --pair man,copyright``, called through the app
-registry; prints the per-scheme table (``pair="changelog,base"`` for the strongly diverged sender).
+registry (one context and two request times, to run in about a minute); prints the per-scheme table (``pair="changelog,base"`` for the strongly diverged sender).
 
     python examples/10_droidspeak.py
 """
@@ -18,8 +18,8 @@ import emu.apps
 COLUMNS = ("group", "ttft_s", "ttft_speedup", "prefill_speedup", "quality_loss_pct", "top1_agreement", "bytes")
 
 
-def main(seed: int = 0, pair: str = "man,copyright", trials: int = 4) -> pd.DataFrame:
-    result = emu.apps.get("droidspeak").run_evaluation(seed=seed, pair=pair, trials=trials)
+def main(seed: int = 0, pair: str = "man,copyright", trials: int = 2, contexts: int = 1) -> pd.DataFrame:
+    result = emu.apps.get("droidspeak").run_evaluation(seed=seed, pair=pair, trials=trials, contexts=contexts)
     table = pd.DataFrame(result).T.loc[:, list(COLUMNS)]
     print(table.to_string(float_format=lambda x: f"{x:.3g}"))
     return table

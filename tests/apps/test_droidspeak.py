@@ -33,7 +33,7 @@ pytestmark = pytest.mark.skipif(_WHY is not None, reason=_WHY or "")
 PAIR = "man,copyright"          # two gentle fine-tunes: the profiled group at 2 % is one layer (docs/droidspeak.md)
 DIVERGED = "changelog,man"      # the hard fine-tune's cache handed to a gentle one
 BUDGET_PCT = 2.0
-# Full reuse across DIVERGED, measured on the evaluation context below: +X % loss, Y top-1 agreement
+# Full reuse across DIVERGED on the evaluation context below measured +22.9 % loss, 0.757 top-1 agreement
 FULL_REUSE_MIN_LOSS_PCT = 5.0
 FULL_REUSE_MAX_AGREEMENT = 0.85
 
@@ -178,3 +178,18 @@ def test_fine_tune_is_seeded():
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert any(not torch.equal(sa[k], sc[k]) for k in sa)
     assert any(not torch.equal(sa[k], state[k]) for k in sa)
+
+
+def test_installed_without_a_plan_builds_its_own():
+    from emu.apps import install
+    from emu.sim import Sim
+    from emu.topologies import access_bottleneck, run_until_done
+
+    sim = Sim(seed=4)
+    topo = access_bottleneck(sim, rate="50Mbps", rtt_s=0.04)
+    ep = install(topo.net, "droidspeak", src="s0", dst="d0", scheme="droidspeak", pair=PAIR)
+    assert run_until_done(sim, [ep], horizon_s=60.0)
+    r = ep.result()
+    assert [i.label for i in ep.plan.items][:2] == ["text", "L1"]        # group 0-0: the text, then layers 1..5
+    assert r["sent_bytes"] == ep.plan.total_bytes and r["prefill_speedup"] >= 2.0
+    assert r["ttft_s"] > r["fetch_s"]
