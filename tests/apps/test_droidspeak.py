@@ -193,3 +193,22 @@ def test_installed_without_a_plan_builds_its_own():
     assert [i.label for i in ep.plan.items][:2] == ["text", "L1"]        # group 0-0: the text, then layers 1..5
     assert r["sent_bytes"] == ep.plan.total_bytes and r["prefill_speedup"] >= 2.0
     assert r["ttft_s"] > r["fetch_s"]
+
+
+def test_committed_profile_covers_every_pair_and_group():
+    import itertools
+
+    from emu.apps.droidspeak import profile as prof
+    from emu.apps.droidspeak.plots import load_profile
+    from emu.apps.droidspeak.variants import AGENTS
+
+    data = load_profile()
+    assert set(data["pairs"]) == {f"{a},{b}" for a, b in itertools.permutations(AGENTS, 2)}
+    for entry in data["pairs"].values():
+        rows = prof.from_json(entry["groups"])
+        assert len(rows) == 22 and len({r.label for r in rows}) == 22     # 21 groups + full reuse
+        full = next(r for r in rows if r.group == (0, 5))
+        assert full.loss_increase_pct == 0.0 and full.top1_agreement == 1.0
+        for budget, label in entry["chosen"].items():
+            assert prof.choose(rows, float(budget)).label == label
+        assert [r.label for r in prof.pareto_front(rows)] == entry["pareto"]
