@@ -6,7 +6,8 @@ One access-bottleneck network (``emu.topologies.access_bottleneck``): a pair of 
 following a real LTE capacity trace through a DualPI2 queue (RFC 9332), 40 ms base RTT. The apps are installed
 with ``emu.apps.install`` exactly as a user would: Chatterbox token streaming, a Grace++ video call, a CacheGen
 KV-cache fetch, a SwiftQueue real-time sender choosing L or C per packet, a CacheBlend layer-wise fetch of
-non-prefix chunk caches, and Prague and Cubic bulk transfers. A test (tests/test_app_contract.py) checks that
+non-prefix chunk caches, a DroidSpeak cache hand-over between two fine-tuned agents, and Prague and Cubic bulk
+transfers. A test (tests/test_app_contract.py) checks that
 every registered app is here.
 Prints the per-flow table (ACK flows left out) and the per-app table (``RunResult.apps()``).
 """
@@ -31,6 +32,7 @@ def build(trace: str, seed: int, duration_s: float, **overrides: dict):
         ("kvfetch", "cachegen", {"context_tokens": 1024}),
         ("swiftqueue", "swiftqueue", {"duration_s": duration_s - 1.0}),
         ("kvblend", "cacheblend", {"chunks": 4}),
+        ("droidspeak", "droidspeak", {"context_tokens": 1024}),
         ("bulk", "prague", {}),
         ("bulk", "cubic", {}),
     ]

@@ -130,7 +130,8 @@ def test_every_registered_app_runs_on_one_network_in_one_run(shared_traces):
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     sim, endpoints = example.build("nyc-cellular-2019/trace-2925703-home1", seed=1, duration_s=12.0,
-                                   grace={"max_frames": 60}, kvfetch={"context_tokens": 512}, chatterbox={"n_tokens": 60})
+                                   grace={"max_frames": 60}, kvfetch={"context_tokens": 512}, chatterbox={"n_tokens": 60},
+                                   droidspeak={"context_tokens": 512})
     assert {ep.app for ep in endpoints.values()} == set(apps.names()) - {"probe"}
     sim.run(until_s=12.0)
     table = RunResult(sim).apps().set_index("name")
