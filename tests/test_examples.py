@@ -49,9 +49,9 @@ def test_kvfetch_example_writes_figure(shared_traces, tmp_path):
 
     pytest.importorskip("torch")
     pytest.importorskip("constriction")
-    from tests.apps.kvfetch_marks import missing_model_or_text
+    from tests.apps.kvfetch_marks import missing_text
 
-    if (reason := missing_model_or_text()) is not None:
+    if (reason := missing_text()) is not None:
         pytest.skip(reason)
     table = _load("06_kvfetch.py").main(seed=0, trials=2, out_dir=str(tmp_path))
     assert {"cachegen", "quant8", "text"} <= set(table.index)
