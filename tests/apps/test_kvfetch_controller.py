@@ -39,6 +39,9 @@ def obs(now_s=0.0, thr=None, queued=0, gpu_free_s=0.0) -> Observation:
     (2, obs(now_s=0.3, thr=4e6, queued=500_000), "level0"),
     # 1 Mbit/s from the start: level0 takes 0.4 s > 0.235 s share; text finishes at 0.2 s <= SLO - prefill
     (0, obs(thr=1e6), "text"),
+    # 1.6 Mbit/s: level0 takes 0.25 s > 0.235 s share; the receiver is busy until 0.5 s, so text is done at 0.7 s,
+    # later than level0 (0.26 s) but within SLO - prefill = 0.95 s -> text (the network is left to later chunks)
+    (0, obs(thr=1.6e6, gpu_free_s=0.5), "text"),
     # last chunk at 0.9 s, 1 Mbit/s: text done 0.9 + 0.2 = 1.1 s misses 0.95 s but beats level0's 0.9 + 0.4 +
     # 0.01 = 1.31 s
     (3, obs(now_s=0.9, thr=1e6, gpu_free_s=0.9), "text"),

@@ -60,6 +60,9 @@ MUTATIONS = (
     Mutation("kvfetch_text_fallback", "KV-fetch text when it meets the SLO -> never text within the SLO",
              "emu/apps/kvfetch/controller.py", "text_done_s <= self.slo_s - menu.query_prefill_s",
              "text_done_s <= 0.0", ("tests/apps/test_kvfetch_controller.py",)),
+    Mutation("kvfetch_quantiser_rounding", "KV codec quantiser rounds to nearest -> rounds down",
+             "emu/apps/kvfetch/codec.py", "q = np.rint(x * (c / scales", "q = np.floor(x * (c / scales",
+             ("tests/apps/test_kvfetch_codec.py::test_codec_matches_the_reference_quantiser",)),
 )
 
 
