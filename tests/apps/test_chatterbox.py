@@ -237,3 +237,25 @@ def test_session_parameters_are_validated():
             install(topo.net, "chatterbox", src="s0", dst="d0", **params)
     with pytest.raises(ValueError, match="valid: chatterbox, stream, duplicate"):
         install(topo.net, "chatterbox", src="s0", dst="d0", scheme="tcp")
+
+
+def test_each_packet_carries_every_unacknowledged_token_oldest_first():
+    """Packet contents by hand, no loss model: a new token goes out with every token not yet acknowledged; past
+    one MTU (1500 - 28 - 8 = 1464 payload bytes) the oldest fill the packet and the rest wait for the next one."""
+    from emu import Sim
+    from emu.topologies import access_bottleneck
+
+    sim = Sim(seed=0)
+    topo = access_bottleneck(sim, rate="10Mbps")
+    scheme = ChatterboxScheme(sim, topo.net.host_named("s0"), topo.net.host_named("d0"), flow="cb")
+    big = "x" * 499                                    # 500 bytes framed: two fit in 1464 bytes, three do not
+    scheme.timeline = TokenTimeline(np.arange(1, 8) * 0.01, ("a", "bc", "d", big, big, big, "e"))
+    scheme.acked, scheme.generated = 1, 3
+    assert scheme._packets() == [[1, 2]]
+    scheme.acked, scheme.generated = 0, 7
+    assert scheme._packets() == [[0, 1, 2, 3, 4], [5, 6]]
+    sent = []
+    scheme._send = sent.append
+    scheme.acked, scheme.generated = 2, 4
+    scheme._on_generated(4)                            # token 4 is new; 2, 3 are still unacknowledged
+    assert sent == [[2, 3, 4]]
