@@ -4,8 +4,9 @@ other traffic on one network.
 
 Targets (apps.md §3): p95 frame delay about 2x lower than H.265 with retransmission, fewer non-rendered frames
 than FEC, SSIM falling gradually with loss, the no-masking codec degrading far more. README (seed 0, 120 frames)
-measures 4.5x / 5.9x at 20 % / 50 % loss and "Grace++ never stalls"; this module's seed and clip length (seed 3,
-105 frames) measure 3.5x / 7.9x, asserted with a 10 % margin (3.2x / 7.0x).
+measures 5.1x / 6.5x at 20 % / 30 % loss (nothing rendered by retransmission at 50 %) and "Grace++ never stalls";
+this module's seed and clip length (seed 3, 105 frames) measure 3.5x / 7.9x at 20 % / 50 %, asserted with a 10 %
+margin (3.2x / 7.0x).
 
 Measured here (seed 3, 105 frames; SSIM dB / non-rendered / stall s / p95 s):
   20 %: grace 10.01 / 0 / 0 / 0.105, grace_nomask 9.74 / 0 / 0, h265_retx 15.28 / 0 / 0.86 / 0.370,
@@ -84,19 +85,19 @@ def test_grace_never_stalls_where_freeze_and_retransmission_do(loss):
 @pytest.mark.parametrize("loss", [0.2, 0.5])
 def test_masked_codec_beats_the_unmasked_one_under_heavy_loss(loss):
     """Control: the same codec trained without masking, on the same seed and loss draws, ends below Grace++ at
-    20 % and 50 % loss (measured +0.27 / +0.40 dB for Grace++; README: 0.3-0.4 dB)."""
+    20 % and 50 % loss (measured +0.27 / +0.40 dB for Grace++; README: 0.4-0.5 dB at seed 0)."""
     r = run(loss, ("grace", "grace_nomask"))
     assert r["grace"]["ssim_db"] >= r["grace_nomask"]["ssim_db"] + 0.15, r
 
 
 def test_quality_falls_gradually_with_loss():
     grace = [run(p, ("grace",))["grace"]["ssim_db"] for p in LOSSES]
-    # Monotone (small tolerance for sampling noise) and gradual: README "never more than 1.3 dB per 10 points of
-    # loss" between neighbouring loss rates (max 1.22 here), and half the packets lost still leaves a usable
-    # picture (6.87 dB measured here, README 7.9 dB at seed 0: asserted > 6.5 dB, SSIM > 0.78).
+    # Monotone (small tolerance for sampling noise) and gradual: README "never more than 1.2 dB per 10 points of
+    # loss" between neighbouring loss rates (max 1.22 here: asserted to the claim's precision, < 1.25), and half
+    # the packets lost still leaves a usable picture (6.87 dB here, README 7.1 dB at seed 0: asserted > 6.5 dB).
     assert all(b <= a + 0.05 for a, b in zip(grace, grace[1:])), grace
     slopes = [(a - b) / (q - p) / 10 for (p, a), (q, b) in zip(zip(LOSSES, grace), zip(LOSSES[1:], grace[1:]))]
-    assert max(slopes) <= 1.3, (grace, slopes)
+    assert max(slopes) < 1.25, (grace, slopes)
     assert grace[-1] > 6.5, grace
     assert all(run(p, ("grace",))["grace"]["stall_s"] == 0.0 for p in LOSSES)     # never stalls
 
