@@ -7,7 +7,7 @@ import pytest
 
 from emu.apps.chatterbox.eval import ChatterboxEvalConfig, evaluate
 from emu.apps.chatterbox.metrics import stream_metrics
-from emu.apps.chatterbox.schemes import Renderer
+from emu.apps.chatterbox.schemes import SCHEME_CLASSES, ChatterboxScheme, Renderer
 from emu.apps.chatterbox.tokens import TokenSourceConfig, TokenTimeline, generate, load_timeline, save_timeline
 from emu.cli import main
 
@@ -62,11 +62,37 @@ def test_timeline_file_round_trip_and_errors(tmp_path):
         load_timeline(bad)
 
 
+class NewestOnlyScheme(ChatterboxScheme):
+    """Control: Chatterbox's transport with the carrying of unacknowledged tokens removed. Each packet holds only
+    the newest token; losses are repaired by the same fast-retransmit-free RTO timer. A test that this control
+    also passes does not test the carrying."""
+
+    def _on_generated(self, index: int) -> None:
+        self.generated = index + 1
+        self._send([index])
+
+
+# (loss, burst) conditions of docs/chatterbox.md's table evaluated here (100 ms RTT, 10 Mbit/s, 10 responses,
+# seed 1: the README's configuration), with the stall ratios measured by `python examples/03_chatterbox.py`
+# (chatterbox / stream, chatterbox / duplicate). Stream's figures moved by < 1 % with later transport changes.
+CONDITIONS = ((0.0, 1), (0.01, 1), (0.05, 1), (0.05, 3), (0.10, 3))
+NEWEST_ONLY_CONDITIONS = ((0.05, 1), (0.05, 3))
+
+
 @pytest.fixture(scope="module")
 def results():
-    """Each condition evaluated once: (loss, burst) -> {scheme: metrics}, 100 ms RTT, seed 1."""
-    return {(loss, burst): evaluate(ChatterboxEvalConfig(loss=loss, burst=burst, rtt_s=0.1), seed=1)
-            for loss, burst in ((0.0, 1), (0.05, 1), (0.05, 3))}
+    """Each condition evaluated once: (loss, burst) -> {scheme: metrics}, plus the newest-only control as
+    ``"newest_only"`` on two conditions."""
+    out = {}
+    for loss, burst in CONDITIONS:
+        config = ChatterboxEvalConfig(loss=loss, burst=burst, rtt_s=0.1)
+        out[(loss, burst)] = evaluate(config, seed=1)
+        if (loss, burst) in NEWEST_ONLY_CONDITIONS:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setitem(SCHEME_CLASSES, "chatterbox", NewestOnlyScheme)
+                control = evaluate(config, schemes=("chatterbox",), seed=1)["chatterbox"]
+            out[(loss, burst)]["newest_only"] = control
+    return out
 
 
 def test_every_scheme_renders_the_generated_text(results):
@@ -83,29 +109,58 @@ def test_no_worse_than_either_without_loss(results):
     assert clean["chatterbox"]["token_delay_p99_s"] <= clean["stream"]["token_delay_p99_s"] + 1e-3
 
 
-def test_independent_loss_halves_stalls_against_stream(results):
-    r = results[(0.05, 1)]
-    assert r["chatterbox"]["stall_ratio"] <= 0.5 * r["stream"]["stall_ratio"]
+# README/docs table, chatterbox / stream stall ratio: 1 % independent 0.26 (-75 %), 5 % independent 0.27 (-73 %),
+# 5 % in bursts of 3 0.50 (-50 %), 10 % in bursts of 3 0.56 (-44 %). Asserted with a 10 % relative margin.
+@pytest.mark.parametrize("condition, measured", [((0.01, 1), 0.26), ((0.05, 1), 0.27), ((0.05, 3), 0.50),
+                                                 ((0.10, 3), 0.56)])
+def test_stalls_against_stream_at_each_loss_rate(results, condition, measured):
+    r = results[condition]
+    assert r["chatterbox"]["stall_ratio"] <= 1.10 * measured * r["stream"]["stall_ratio"], r
 
 
-def test_bursty_loss_against_stream_and_duplicate(results):
-    r = results[(0.05, 3)]
-    # Target: >= 50 % lower than stream. With 35 ms token gaps and a 100 ms RTT the gain per loss burst of b
-    # packets is about RTT / (b * gap + RTT), ~49 % for b = 3, and seed 1 measures 43 %; the test asserts what
-    # the scheme reliably achieves here (README: the gap).
-    assert r["chatterbox"]["stall_ratio"] <= 0.60 * r["stream"]["stall_ratio"]
-    assert r["chatterbox"]["stall_ratio"] <= 0.80 * r["duplicate"]["stall_ratio"]
+# Bursty loss: README -48 % (5 %) and -42 % (10 %) against duplication, i.e. 0.52 and 0.58; 10 % margin.
+@pytest.mark.parametrize("condition, measured", [((0.05, 3), 0.52), ((0.10, 3), 0.58)])
+def test_bursty_loss_against_duplicate(results, condition, measured):
+    r = results[condition]
+    assert r["chatterbox"]["stall_ratio"] <= 1.10 * measured * r["duplicate"]["stall_ratio"], r
+
+
+@pytest.mark.parametrize("condition", [(0.01, 1), (0.05, 1)])
+def test_duplication_stalls_less_under_independent_loss(results, condition):
+    """README: duplication stalls less than chatterbox under independent loss (+157 % at 1 %, +130 % at 5 %,
+    i.e. duplicate / chatterbox 0.39 and 0.43): the direction is pinned with a margin (<= 0.5)."""
+    r = results[condition]
+    assert r["duplicate"]["stall_ratio"] <= 0.5 * r["chatterbox"]["stall_ratio"], r
+
+
+@pytest.mark.parametrize("condition, measured", [((0.05, 1), 0.17), ((0.05, 3), 0.36)])
+def test_carrying_unacknowledged_tokens_is_what_cuts_stalls(results, condition, measured):
+    """Against the newest-only control (same UDP transport, ACKs and RTO timer, one token a packet): carrying
+    the unacknowledged tokens cuts stalls to 0.17x (independent) and 0.36x (bursts of 3) at seed 1, asserted
+    with a 10 % margin; the control pays fewer bytes, which is the price of the carrying."""
+    r = results[condition]
+    assert r["chatterbox"]["stall_ratio"] <= 1.10 * measured * r["newest_only"]["stall_ratio"], r
+    assert r["newest_only"]["bytes_per_token"] < r["chatterbox"]["bytes_per_token"]
 
 
 def test_chatterbox_sends_fewer_bytes_than_duplication(results):
-    r = results[(0.05, 1)]
-    assert r["chatterbox"]["bytes_per_token"] < r["duplicate"]["bytes_per_token"]
+    # README: duplication pays about 1.7x chatterbox's bytes per token under independent loss (151-154 against
+    # 87-89).
+    for condition in ((0.01, 1), (0.05, 1)):
+        r = results[condition]
+        assert 1.6 * r["chatterbox"]["bytes_per_token"] <= r["duplicate"]["bytes_per_token"], r
+        assert 86 <= r["chatterbox"]["bytes_per_token"] <= 90, r
 
 
-def test_trace_condition_runs(shared_traces):
+def test_trace_condition_stalls_less_than_stream(shared_traces):
+    """Verizon LTE capacity trace, 2 % independent loss, 2 responses, seed 2: every scheme renders the text and
+    chatterbox stalls less than streaming (measured 0.072 against 0.118) with a shorter p99 token delay (0.097
+    against 0.197 s)."""
     trace = shared_traces / "mahimahi" / "Verizon-LTE-short.down"
     out = evaluate(ChatterboxEvalConfig(loss=0.02, trace=str(trace), n_responses=2), seed=2)
     assert all(row["text_ok"] for row in out.values())
+    assert out["chatterbox"]["stall_ratio"] <= 0.70 * out["stream"]["stall_ratio"], out
+    assert out["chatterbox"]["token_delay_p99_s"] <= 0.60 * out["stream"]["token_delay_p99_s"], out
 
 
 @pytest.mark.parametrize("argv, expected", [
@@ -182,3 +237,25 @@ def test_session_parameters_are_validated():
             install(topo.net, "chatterbox", src="s0", dst="d0", **params)
     with pytest.raises(ValueError, match="valid: chatterbox, stream, duplicate"):
         install(topo.net, "chatterbox", src="s0", dst="d0", scheme="tcp")
+
+
+def test_each_packet_carries_every_unacknowledged_token_oldest_first():
+    """Packet contents by hand, no loss model: a new token goes out with every token not yet acknowledged; past
+    one MTU (1500 - 28 - 8 = 1464 payload bytes) the oldest fill the packet and the rest wait for the next one."""
+    from emu import Sim
+    from emu.topologies import access_bottleneck
+
+    sim = Sim(seed=0)
+    topo = access_bottleneck(sim, rate="10Mbps")
+    scheme = ChatterboxScheme(sim, topo.net.host_named("s0"), topo.net.host_named("d0"), flow="cb")
+    big = "x" * 499                                    # 500 bytes framed: two fit in 1464 bytes, three do not
+    scheme.timeline = TokenTimeline(np.arange(1, 8) * 0.01, ("a", "bc", "d", big, big, big, "e"))
+    scheme.acked, scheme.generated = 1, 3
+    assert scheme._packets() == [[1, 2]]
+    scheme.acked, scheme.generated = 0, 7
+    assert scheme._packets() == [[0, 1, 2, 3, 4], [5, 6]]
+    sent = []
+    scheme._send = sent.append
+    scheme.acked, scheme.generated = 2, 4
+    scheme._on_generated(4)                            # token 4 is new; 2, 3 are still unacknowledged
+    assert sent == [[2, 3, 4]]

@@ -2,8 +2,18 @@
 quality versus loss, the command line (including bad input, rejected before any work), and calls installed beside
 other traffic on one network.
 
-Targets (apps.md §3): p95 frame delay about 2x lower than H.265 with retransmission (asserted: >= 1.5x), fewer
-non-rendered frames than FEC, SSIM falling gradually with loss, the no-masking codec degrading far more.
+Targets (apps.md §3): p95 frame delay about 2x lower than H.265 with retransmission, fewer non-rendered frames
+than FEC, SSIM falling gradually with loss, the no-masking codec degrading far more. README (seed 0, 120 frames)
+measures 5.1x / 6.5x at 20 % / 30 % loss (nothing rendered by retransmission at 50 %) and "Grace++ never stalls";
+this module's seed and clip length (seed 3, 105 frames) measure 3.5x / 7.9x at 20 % / 50 %, asserted with a 10 %
+margin (3.2x / 7.0x).
+
+Measured here (seed 3, 105 frames; SSIM dB / non-rendered / stall s / p95 s):
+  20 %: grace 10.01 / 0 / 0 / 0.105, grace_nomask 9.74 / 0 / 0, h265_retx 15.28 / 0 / 0.86 / 0.370,
+        h265_fec20 - / 0.67 / 1.18, h265_fec50 13.65 / 0 / 0, h265_freeze - / 1.00 / 1.50
+  50 %: grace 6.87 / 0.16 / 0 / 0.109, grace_nomask 6.47 / 0.11 / 0, h265_retx 15.22 / 0.24 / 1.10 / 0.855,
+        h265_fec20 - / 1.00 / 1.50, h265_fec50 13.28 / 0.89 / 1.07, h265_freeze - / 1.00 / 1.50
+  grace SSIM dB at 0 / 10 / 20 / 30 / 50 %: 11.67 / 11.04 / 10.01 / 8.79 / 6.87
 """
 import json
 import time
@@ -37,12 +47,12 @@ def run(loss: float, schemes=SCHEMES) -> dict:
     return out
 
 
-@pytest.mark.parametrize("loss", [0.2, 0.5])
-def test_grace_tail_delay_and_rendering_beat_h265(loss):
+@pytest.mark.parametrize("loss, p95_ratio", [(0.2, 3.2), (0.5, 7.0)])
+def test_grace_tail_delay_and_rendering_beat_h265(loss, p95_ratio):
     r = run(loss)
     grace = r["grace"]
-    # p95 frame delay at least 1.5x lower than H.265 with retransmission (paper: ~2x).
-    assert r["h265_retx"]["frame_delay_p95_s"] >= 1.5 * grace["frame_delay_p95_s"]
+    # p95 frame delay against H.265 with retransmission: 3.5x / 7.9x measured here (paper: ~2x).
+    assert r["h265_retx"]["frame_delay_p95_s"] >= p95_ratio * grace["frame_delay_p95_s"], r
     # Fewer non-rendered frames than FEC whenever the loss reaches its redundancy (FEC 50 % at 20 % loss loses a
     # frame only now and then: never more than Grace there, and it pays in quality instead).
     for fec in ("h265_fec20", "h265_fec50"):
@@ -59,14 +69,37 @@ def test_grace_tail_delay_and_rendering_beat_h265(loss):
     assert grace["packet_loss"] == pytest.approx(loss, abs=0.06)
 
 
+@pytest.mark.parametrize("loss", [0.2, 0.5])
+def test_grace_never_stalls_where_freeze_and_retransmission_do(loss):
+    """README: "Grace++ never stalls". Controls on the same seed: the freeze baseline (any loss -> PLI -> wait
+    for a key frame that rarely survives) renders nothing after start-up and stalls the whole measured window,
+    and retransmission stalls too (0.86 s / 1.10 s)."""
+    r = run(loss)
+    grace, freeze = r["grace"], r["h265_freeze"]
+    assert grace["stall_s"] == 0.0, grace
+    assert freeze["non_rendered_frac"] >= 0.9 and freeze["stall_s"] >= 1.0, freeze
+    assert grace["non_rendered_frac"] <= freeze["non_rendered_frac"] - 0.8, (grace, freeze)
+    assert r["h265_retx"]["stall_s"] >= 0.5, r["h265_retx"]
+
+
+@pytest.mark.parametrize("loss", [0.2, 0.5])
+def test_masked_codec_beats_the_unmasked_one_under_heavy_loss(loss):
+    """Control: the same codec trained without masking, on the same seed and loss draws, ends below Grace++ at
+    20 % and 50 % loss (measured +0.27 / +0.40 dB for Grace++; README: 0.4-0.5 dB at seed 0)."""
+    r = run(loss, ("grace", "grace_nomask"))
+    assert r["grace"]["ssim_db"] >= r["grace_nomask"]["ssim_db"] + 0.15, r
+
+
 def test_quality_falls_gradually_with_loss():
     grace = [run(p, ("grace",))["grace"]["ssim_db"] for p in LOSSES]
-    # Monotone (small tolerance for sampling noise) and gradual: at most 1.5 dB per 10 points of loss between
-    # neighbouring loss rates, and half the packets lost still leaves a usable picture (> 5 dB, SSIM > 0.68).
+    # Monotone (small tolerance for sampling noise) and gradual: README "never more than 1.2 dB per 10 points of
+    # loss" between neighbouring loss rates (max 1.22 here: asserted to the claim's precision, < 1.25), and half
+    # the packets lost still leaves a usable picture (6.87 dB here, README 7.1 dB at seed 0: asserted > 6.5 dB).
     assert all(b <= a + 0.05 for a, b in zip(grace, grace[1:])), grace
     slopes = [(a - b) / (q - p) / 10 for (p, a), (q, b) in zip(zip(LOSSES, grace), zip(LOSSES[1:], grace[1:]))]
-    assert max(slopes) <= 1.5, (grace, slopes)
-    assert grace[-1] > 5.0, grace
+    assert max(slopes) < 1.25, (grace, slopes)
+    assert grace[-1] > 6.5, grace
+    assert all(run(p, ("grace",))["grace"]["stall_s"] == 0.0 for p in LOSSES)     # never stalls
 
 
 def test_masking_versus_no_masking():
@@ -154,12 +187,18 @@ def test_cli_rejects_malformed_files_before_any_work(tmp_path, capsys, monkeypat
     assert "grace.card.json" in capsys.readouterr().err
 
 
-def test_trace_driven_link_runs(shared_traces):
+def test_trace_driven_link_grace_renders_every_frame(shared_traces):
     trace = shared_traces / "mahimahi" / "Verizon-LTE-short.down"
     cfg = GraceEvalConfig(trace=str(trace), loss=0.1, max_frames=20, warmup_s=0.0)
-    for scheme in ("grace", "h265_retx"):
-        s = run_scheme(scheme, cfg, 1).result()
-        assert s["frames"] == 20 and 0 <= s["non_rendered_frac"] < 1 and np.isfinite(s["kbps"])
+    r = {scheme: run_scheme(scheme, cfg, 1).result() for scheme in ("grace", "h265_freeze")}
+    for s in r.values():
+        assert s["frames"] == 20 and np.isfinite(s["kbps"])
+    # Verizon LTE capacity, 10 % loss, seed 1: Grace++ renders every frame (11.7 dB) without a stall; the freeze
+    # baseline loses 65 % of them on the same link and loss draws.
+    grace = r["grace"]
+    assert grace["non_rendered_frac"] == 0.0 and grace["stall_s"] == 0.0, grace
+    assert grace["ssim_db"] > 11.0 and grace["frame_delay_p95_s"] < 0.25, grace
+    assert r["h265_freeze"]["non_rendered_frac"] >= 0.5, r["h265_freeze"]
 
 
 def test_calls_coexist_with_other_traffic_on_one_bottleneck():

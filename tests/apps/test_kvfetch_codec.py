@@ -49,10 +49,80 @@ def test_round_trip_is_bit_exact(level, table_bits):
     codec = CacheGenCodec(lv, table_bits=table_bits)
     enc = codec.encode(kv)
     assert codec.encode(kv).data == enc.data                      # deterministic
+    expected, near_tie = reference_quantise(kv, *REFERENCE_BINS_4_LAYERS[level])
+    decoded = decode_chunk(enc.data).astype(np.float64)
+    np.testing.assert_allclose(decoded[~near_tie], expected[~near_tie], rtol=1e-6, atol=1e-7)
     half = lv.bins() // 2 - 1
     scales = token_scales(kv)
-    expected = dequantize(quantize(kv, half, scales), half, scales)
-    np.testing.assert_array_equal(decode_chunk(enc.data), expected)
+    np.testing.assert_array_equal(decode_chunk(enc.data), dequantize(quantize(kv, half, scales), half, scales))
+
+
+# The released bins tables mapped by hand onto a 4-layer model: layer i takes the row of Mistral-7B layer 8 i
+# (0, 8, 16, 24). Levels 1-3 (cachegen_basics.py): K bands at layers 10 and 20, V band at layer 2; level0
+# (quantization2.json, K 32/16/8 split at 1/4 and 1/2 of the depth, V 32/8 split at 1/8).
+REFERENCE_BINS_4_LAYERS = {
+    "level0": ((32, 16, 8, 8), (32, 8, 8, 8)),
+    "level1": ((16, 16, 16, 12), (16, 12, 12, 12)),
+    "level2": ((32, 32, 16, 16), (32, 16, 16, 16)),
+    "level3": ((32, 32, 32, 32), (32, 32, 32, 32)),
+}
+
+
+def reference_quantise(x: np.ndarray, k_bins, v_bins) -> tuple[np.ndarray, np.ndarray]:
+    """Literal reference of the released quantiser, one (layer, K|V, token) row at a time in float64: the scale s
+    is max |x| over the channels stored as float16 (1 for an all-zero row), C = bins / 2 - 1, q = round(x C / s)
+    + C (half to even) clipped to [0, 2 C], and the decoder returns (q - C) s / C. Also returns where x C / s lies
+    within 1e-4 of a rounding boundary (float32 arithmetic in the codec may round those the other way)."""
+    out = np.empty(x.shape, dtype=np.float64)
+    near_tie = np.zeros(x.shape, dtype=bool)
+    for layer in range(x.shape[0]):
+        for kind, bins in ((0, k_bins[layer]), (1, v_bins[layer])):
+            c = bins // 2 - 1
+            for t in range(x.shape[2]):
+                row = x[layer, kind, t].astype(np.float64)
+                s = float(np.float16(np.abs(row).max())) or 1.0
+                v = row * c / s
+                q = np.clip(np.round(v) + c, 0, 2 * c)
+                out[layer, kind, t] = (q - c) * s / c
+                near_tie[layer, kind, t] = np.abs(np.abs(v - np.floor(v)) - 0.5) < 1e-4
+    return out, near_tie
+
+
+def test_levels_match_the_released_tables_by_hand():
+    levels = cachegen_levels(4)
+    assert {name: (lv.k_bins, lv.v_bins) for name, lv in levels.items()} == REFERENCE_BINS_4_LAYERS
+
+
+@pytest.mark.parametrize("level", sorted(REFERENCE_BINS_4_LAYERS))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_codec_matches_the_reference_quantiser(level, seed):
+    """Independent oracle: the whole codec (quantise, range-code, decode) against the literal reference on random
+    tensors, heavy-tailed and with an all-zero row, element by element."""
+    rng = np.random.default_rng(100 + seed)
+    kv = (rng.standard_t(df=3, size=(4, 2, 40, 24)) * rng.uniform(0.1, 4.0, size=(4, 2, 40, 1))).astype(np.float32)
+    kv[1, 0, 5] = 0.0
+    k_bins, v_bins = REFERENCE_BINS_4_LAYERS[level]
+    expected, near_tie = reference_quantise(kv, k_bins, v_bins)
+    assert near_tie.mean() < 1e-3
+    got = decode_chunk(CacheGenCodec(cachegen_levels(4)[level]).encode(kv).data).astype(np.float64)
+    ok = ~near_tie
+    np.testing.assert_allclose(got[ok], expected[ok], rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(got[1, 0, 5], 0.0)
+    # the reference is not vacuous: it differs from the input by up to half a step, and from a coarser level
+    assert np.abs(expected - kv).max() > 0
+    coarser = {"level3": "level1", "level2": "level1", "level1": "level0", "level0": "level3"}[level]
+    other, _ = reference_quantise(kv, *REFERENCE_BINS_4_LAYERS[coarser])
+    assert not np.allclose(other, got)
+
+
+def test_uniform_codecs_match_the_reference_quantiser():
+    rng = np.random.default_rng(7)
+    kv = (rng.standard_normal((2, 2, 30, 16)) * 3).astype(np.float32)
+    for bits in (8, 4):
+        bins = (2 ** bits,) * 2
+        expected, near_tie = reference_quantise(kv, bins, bins)
+        got = decode_chunk(UniformCodec(bits).encode(kv).data).astype(np.float64)
+        np.testing.assert_allclose(got[~near_tie], expected[~near_tie], rtol=1e-6, atol=1e-7)
 
 
 def test_delta_round_trip_matches_anchor_plus_delta():

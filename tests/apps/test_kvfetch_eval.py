@@ -9,9 +9,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("constriction")
 pytest.importorskip("tokenizers")
 
-from tests.apps.kvfetch_marks import NEEDS_MODEL_AND_TEXT  # noqa: E402
+from tests.apps.kvfetch_marks import NEEDS_TEXT  # noqa: E402
 
-pytestmark = NEEDS_MODEL_AND_TEXT
+pytestmark = NEEDS_TEXT
 
 TRACE = "lumos5g/4G/4g_trace_driving_50015_dr"
 

@@ -11,9 +11,9 @@ pytest.importorskip("tokenizers")
 
 from emu.apps.artifacts import validate_card  # noqa: E402
 from emu.apps.kvfetch.weights import check_model_files, load_model  # noqa: E402
-from tests.apps.kvfetch_marks import NEEDS_MODEL_AND_TEXT  # noqa: E402
+from tests.apps.kvfetch_marks import NEEDS_TEXT  # noqa: E402
 
-pytestmark = NEEDS_MODEL_AND_TEXT
+pytestmark = NEEDS_TEXT
 
 
 @pytest.fixture(scope="module")

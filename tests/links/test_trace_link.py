@@ -193,6 +193,27 @@ def test_loss_stage_applies_after_the_trace():
 
 # -- validation on real traces ------------------------------------------------------------------------------------
 
+def test_saturated_link_on_a_synthetic_trace_uses_1504_byte_opportunities(tmp_path):
+    """Needs no real trace: a seeded Mahimahi file (3000 opportunities over 3 s, bursts of up to 3 at one
+    millisecond and gaps of up to 5 ms) written to tmp_path. Saturated by 1500-byte packets with a never-empty
+    queue, the link delivers over [0, P) exactly the opportunities' bytes, counted here as lines x 1504 B, up to
+    the packet in transit; 1500-byte opportunities would deliver 3000 x 4 = 12 kB less, far outside that."""
+    rng = np.random.default_rng(5)
+    gaps_ms = rng.choice([0, 0, 1, 1, 1, 2, 5], size=3000)
+    lines_ms = 1 + np.cumsum(gaps_ms)
+    path = tmp_path / "synthetic.down"
+    path.write_text("".join(f"{ms}\n" for ms in lines_ms))
+    period_s = lines_ms[-1] / 1000.0
+    opportunities_before_period = int(np.count_nonzero(lines_ms < lines_ms[-1]))
+    capacity_bytes = opportunities_before_period * 1504
+    sim, link, sink = make(str(path), queue=DropTailQueue(limit_pkts=None))
+    feed_at_rate(sim, link, 2 * capacity_bytes * 8 / period_s, until_s=period_s, prefill_pkts=200)
+    sim.run(period_s)
+    assert link.queue.len_pkts > 0                                   # never ran dry
+    assert capacity_bytes - 1500 < sink.bytes <= capacity_bytes, (sink.bytes, capacity_bytes)
+    assert sink.bytes > opportunities_before_period * 1500 + 1500    # more than 1500-byte opportunities give
+
+
 TRACES = shared_traces_dir()
 SATURATE = ["mahimahi/Verizon-LTE-short.down", "mahimahi/TMobile-UMTS-driving.up",
             "nyc-cellular-2019/trace-2768760-taxi3"]

@@ -48,6 +48,21 @@ MUTATIONS = (
     Mutation("prague_response", "Prague CE response cwnd (1 - alpha/2) -> (1 - alpha)",
              "emu/transport/cc/prague.py", "self.cwnd_bytes * (1.0 - self.alpha / 2.0)",
              "self.cwnd_bytes * (1.0 - self.alpha)", ("tests/transport/test_cc.py",)),
+    Mutation("chatterbox_carrying", "Chatterbox packet carries the unacknowledged tokens -> only the newest token",
+             "emu/apps/chatterbox/schemes.py", "self._send(packets[0])  # oldest first",
+             "self._send([index])  # oldest first", ("tests/apps/test_chatterbox.py",)),
+    Mutation("kvfetch_level_order", "KV-fetch budget controller tries the best level first -> the smallest first",
+             "emu/apps/kvfetch/controller.py", "        for level in menu.levels:\n",
+             "        for level in reversed(menu.levels):\n", ("tests/apps/test_kvfetch_controller.py",)),
+    Mutation("kvfetch_budget_share", "KV-fetch budget split over the chunks left -> the whole budget per chunk",
+             "emu/apps/kvfetch/controller.py", "share_s = remaining_s / n_left", "share_s = remaining_s",
+             ("tests/apps/test_kvfetch_controller.py",)),
+    Mutation("kvfetch_text_fallback", "KV-fetch text when it meets the SLO -> never text within the SLO",
+             "emu/apps/kvfetch/controller.py", "text_done_s <= self.slo_s - menu.query_prefill_s",
+             "text_done_s <= 0.0", ("tests/apps/test_kvfetch_controller.py",)),
+    Mutation("kvfetch_quantiser_rounding", "KV codec quantiser rounds to nearest -> rounds down",
+             "emu/apps/kvfetch/codec.py", "q = np.rint(x * (c / scales", "q = np.floor(x * (c / scales",
+             ("tests/apps/test_kvfetch_codec.py::test_codec_matches_the_reference_quantiser",)),
 )
 
 
