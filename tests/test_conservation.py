@@ -3,10 +3,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emu import BernoulliLossConfig, OnOffSource, PoissonSource, Sim, Sink, chain, dumbbell
-from emu.queues import QUEUE_REGISTRY
+from emu.queues import queue_names
 from tests.queues.helpers import assert_conserved
 
-QUEUES = sorted(QUEUE_REGISTRY)
+QUEUES = queue_names()
 
 
 def _check(sim):
