@@ -1,4 +1,4 @@
-"""Command line: ``emu run | eval | sweep | train | trace stats | plot``.
+"""Command line: ``emu run | eval | sweep | train | models | trace stats | plot``.
 
     emu run examples/dumbbell_codel.toml --out runs/codel      # progress bar; writes results whole or not at all
     emu trace stats ../shared/traces/mahimahi/ATT-LTE-driving.down --json
@@ -53,13 +53,6 @@ def _cmd_trace_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    import importlib
-
-    module_name, fn_name = args.trainer.split(":")
-    return getattr(importlib.import_module(module_name), fn_name)(args)
-
-
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from emu.sweep import Sweep
 
@@ -91,7 +84,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _cmd_plot(args: argparse.Namespace) -> int:
     from emu.plots import plot_tables, read_tables
-    from emu.sweep_results import is_sweep_dir, write_outputs
+    from emu.sweep.results import is_sweep_dir, write_outputs
 
     if is_sweep_dir(args.dir):  # a sweep folder: summary.csv, bars with 95 % intervals and CDFs across seeds
         for path in write_outputs(args.dir, metrics=args.metric or None):
@@ -129,23 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="bytes per Mahimahi delivery opportunity (default 1504, as Mahimahi's link queue)")
     stats.set_defaults(func=_cmd_trace_stats)
 
-    import importlib
+    from emu.apps.eval_cli import add_eval_parsers, add_train_parsers, run_models_command
 
-    from emu.apps.registry import APP_CLI_MODULES
-
-    app_modules = [importlib.import_module(name) for name in APP_CLI_MODULES.values()]
     evaluate = sub.add_parser("eval", help="evaluate an application's schemes on identical conditions")
     eval_sub = evaluate.add_subparsers(dest="app", required=True)
-    for module in app_modules:
-        module.add_eval_parser(eval_sub)
-    train = sub.add_parser("train", help="reproduce a committed model or data file")
+    add_eval_parsers(eval_sub)
+    train = sub.add_parser("train", help="reproduce a committed model or data file (with its model card)")
     train_sub = train.add_subparsers(dest="model", required=True)
-    for module in app_modules:
-        for name, target in getattr(module, "TRAINERS", {}).items():
-            one = train_sub.add_parser(name, help=f"rebuild models/ files of {name}")
-            one.add_argument("--seed", type=int, default=0)
-            one.add_argument("--out", default=None, help="write here instead of models/")
-            one.set_defaults(func=_cmd_train, trainer=target)
+    add_train_parsers(train_sub)
+    models = sub.add_parser("models", help="list the committed models with their cards")
+    models.add_argument("--models-dir", default=None, help="a folder of <app>/ model folders (default: packaged)")
+    models.add_argument("--json", action="store_true", help="print the cards as JSON")
+    models.set_defaults(func=run_models_command)
 
     sweep = sub.add_parser("sweep", help="run a sweep file (grid x seeds) into a results folder that resumes")
     sweep.add_argument("sweep", help="sweep TOML file")

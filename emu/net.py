@@ -128,11 +128,21 @@ class Network:
     def router(self, name: str) -> Router:
         return self._add(Router(self.sim, name))  # type: ignore[return-value]
 
-    def _node(self, node: Union[str, Node]) -> Node:
-        name = node if isinstance(node, str) else node.name
-        if name not in self.nodes:
-            raise ValueError(f"unknown node {name!r}; nodes: {', '.join(sorted(self.nodes)) or '(none)'}")
+    def node(self, node: Union[str, Node]) -> Node:
+        """The node named ``node`` (or ``node`` itself, checked to belong to this network)."""
+        name = node if isinstance(node, str) else getattr(node, "name", None)
+        if name not in self.nodes or (not isinstance(node, str) and self.nodes[name] is not node):
+            raise ValueError(f"unknown node {node!r}; nodes: {', '.join(sorted(self.nodes)) or '(none)'}")
         return self.nodes[name]
+
+    _node = node
+
+    def host_named(self, node: Union[str, Node]) -> Host:
+        """The host ``node`` (a router here is an error naming it)."""
+        found = self.node(node)
+        if not isinstance(found, Host):
+            raise ValueError(f"{found.name!r} is a router, not a host; hosts: {', '.join(sorted(self.hosts))}")
+        return found
 
     @property
     def hosts(self) -> dict[str, Host]:
@@ -155,14 +165,18 @@ class Network:
              queue: QueueSpec = None, queue_params: Optional[dict] = None, trace: Any = None,
              loss: Optional[LossConfig] = None, jitter: Optional[JitterConfig] = None,
              mtu_bytes: Optional[int] = None, duplex: bool = True, reverse_queue: QueueSpec = None, reverse_queue_params: Optional[dict] = None,
-             reverse_rate: Any = None, reverse_trace: Any = None) -> Link:
+             reverse_rate: Any = None, reverse_trace: Any = None, trace_offset: Any = 0.0) -> Link:
         """Connect ``a`` to ``b``; return the a->b link (b->a is ``net.links[(b, a)]`` when ``duplex``).
 
         ``rate`` ("10Mbps" or bit/s) makes a constant-rate link; ``trace`` (a path to a Mahimahi or throughput
-        log, or a schedule) makes a trace-driven one. Loss and jitter apply to the a->b direction only.
+        log, or a schedule) makes a trace-driven one, started ``trace_offset`` ("12s" or seconds) into the trace
+        (rotated, so it still loops; the reverse trace, if any, gets the same offset). Loss and jitter apply to the
+        a->b direction only.
         """
         node_a, node_b = self._node(a), self._node(b)
-        fwd = self._one_way(node_a, node_b, rate, delay, queue, queue_params, trace, loss, jitter, mtu_bytes)
+        offset_s = parse_time_s(trace_offset, f"link {node_a.name}->{node_b.name}: trace_offset")
+        fwd = self._one_way(node_a, node_b, rate, delay, queue, queue_params, trace, loss, jitter, mtu_bytes,
+                            offset_s)
         if duplex:
             rev_rate = reverse_rate if reverse_rate is not None else (rate if reverse_trace is None else None)
             if rev_rate is None and reverse_trace is None:
@@ -171,12 +185,12 @@ class Network:
                 raise ValueError(f"link {node_b.name}->{node_a.name}: give reverse_rate or reverse_trace "
                                  "for the reverse direction of a trace-driven duplex link")
             self._one_way(node_b, node_a, rev_rate, delay, reverse_queue, reverse_queue_params, reverse_trace,
-                          None, None, mtu_bytes)
+                          None, None, mtu_bytes, offset_s)
         return fwd
 
     def _one_way(self, a: Node, b: Node, rate: Any, delay: Any, queue: QueueSpec, queue_params: Optional[dict],
                  trace: Any, loss: Optional[LossConfig], jitter: Optional[JitterConfig],
-                 mtu_bytes: Optional[int] = None) -> Link:
+                 mtu_bytes: Optional[int] = None, trace_offset_s: float = 0.0) -> Link:
         name = f"{a.name}->{b.name}"
         if (a.name, b.name) in self.links:
             raise ValueError(f"link {name!r} already exists")
@@ -188,7 +202,7 @@ class Network:
             from emu.links.trace_link import TraceLink
 
             link: Link = TraceLink(self.sim, name, trace, delay_s=delay_s, queue=q, out=b, loss=loss,
-                                   jitter=jitter, mtu_bytes=mtu_bytes)
+                                   jitter=jitter, mtu_bytes=mtu_bytes, offset_s=trace_offset_s)
         else:
             if rate is None:
                 raise ValueError(f"link {name!r}: give rate= (e.g. '10Mbps') or trace= (a trace path)")
@@ -255,19 +269,19 @@ class Network:
 def dumbbell(sim: Sim, n_pairs: int = 1, *, bottleneck_rate: Any = "10Mbps", bottleneck_delay: Any = "10ms",
              access_rate: Any = "1Gbps", access_delay: Any = 0.0, queue: QueueSpec = "droptail",
              queue_params: Optional[dict] = None, trace: Any = None, reverse_rate: Any = None,
-             loss: Optional[LossConfig] = None) -> Network:
+             loss: Optional[LossConfig] = None, trace_offset: Any = 0.0) -> Network:
     """``n_pairs`` senders ``s0..`` -> router ``left`` -> bottleneck -> ``right`` -> receivers ``d0..``.
 
     The bottleneck queue (``queue``) sits on ``left->right``; the reverse path gets a large DropTail.
     ``trace`` makes the bottleneck trace-driven (``reverse_rate`` then sets the return path, default the
-    access rate).
+    access rate; ``trace_offset`` starts it that far in).
     """
     if not isinstance(n_pairs, int) or n_pairs < 1:
         raise ValueError(f"n_pairs: must be an integer >= 1, got {n_pairs!r}")
     net = Network(sim)
     left, right = net.router("left"), net.router("right")
     net.link(left, right, rate=None if trace is not None else bottleneck_rate, delay=bottleneck_delay,
-             queue=queue, queue_params=queue_params, trace=trace, loss=loss,
+             queue=queue, queue_params=queue_params, trace=trace, loss=loss, trace_offset=trace_offset,
              reverse_rate=reverse_rate if reverse_rate is not None else (access_rate if trace is not None else None),
              reverse_queue="droptail", reverse_queue_params={"limit_pkts": 100_000})
     for i in range(n_pairs):

@@ -214,6 +214,14 @@ class RunResult:
                 rows.append(row)
         return pd.DataFrame(rows)
 
+    def apps(self) -> pd.DataFrame:
+        """One row per installed app endpoint (``emu.apps.install``): ``name``, ``app``, ``scheme``, ``start_s``,
+        ``done`` and the app's own metrics (columns differ between apps; missing ones are NaN)."""
+        rows = [ep.row() for ep in self.sim.apps]
+        if not rows:
+            return pd.DataFrame(columns=["name", "app", "scheme", "start_s", "done"])
+        return pd.DataFrame(rows)
+
     # -- summary and files ----------------------------------------------------------------------------------------
 
     def summary(self) -> dict:
@@ -232,6 +240,7 @@ class RunResult:
             "totals": totals,
             "flows": clean(flows.to_dict(orient="records")),
             "links": clean(self.links().to_dict(orient="records")),
+            "apps": clean([ep.row() for ep in self.sim.apps]),
         }
 
     def write(self, out_dir: Union[str, Path], *, formats: tuple[str, ...] = ("csv",), plots: bool = True,
@@ -249,6 +258,8 @@ class RunResult:
         try:
             (tmp / "summary.json").write_text(json.dumps(self.summary(), indent=2, default=str))
             tables = {"flows": self.flows(), "links": self.links(), "throughput": self.throughput()}
+            if self.sim.apps:
+                tables["apps"] = self.apps()
             if self.full:
                 tables["packets"] = self.packets()
             else:

@@ -65,6 +65,7 @@ class Sim:
         self.records = Recorder(mode=record)
         self._next_pkt_id = 0
         self._elements: list[Any] = []
+        self._apps: list[Any] = []
         self._queue = self.env._queue
         self._eid = self.env._eid
         self.ran_until_s = 0.0
@@ -110,6 +111,15 @@ class Sim:
     def register(self, element: Any) -> None:
         """Elements register so the run can check wiring and conservation."""
         self._elements.append(element)
+
+    def add_app(self, endpoint: Any) -> None:
+        """Apps' endpoints register here (``emu.apps.install`` does it) so results can list them."""
+        self._apps.append(endpoint)
+
+    @property
+    def apps(self) -> list[Any]:
+        """Installed app endpoints, in installation order."""
+        return list(self._apps)
 
     @property
     def sent_pkts(self) -> int:

@@ -13,8 +13,9 @@ import pytest
 
 from emu.cli import main
 from emu.scenario import Scenario
-from emu.sweep import Sweep, SweepError, parse_key, set_key, task_seed
-from emu.sweep_results import SweepResult, mean_ci, t_quantile
+from emu.sweep import Sweep, SweepError
+from emu.sweep.spec import parse_key, set_key, task_seed
+from emu.sweep.results import SweepResult, mean_ci, t_quantile
 from tests.conftest import REPO
 
 SCENARIO = REPO / "examples" / "dumbbell_codel.toml"
@@ -110,7 +111,7 @@ def test_bad_sweeps_fail_before_anything_runs(kw, expected, tmp_path):
 
 
 def test_scenario_metric_names_match_the_flow_table():
-    from emu.sweep_results import FLOW_METRICS
+    from emu.sweep.results import FLOW_METRICS
 
     scenario = Scenario.load(SCENARIO)
     scenario.duration_s = 0.2
@@ -203,7 +204,7 @@ def test_one_worker_and_two_workers_give_identical_results(tmp_path):
 
 
 def test_eval_by_import_path_and_dict_of_dicts_rows(tmp_path):
-    sweep = Sweep(eval="emu.sweep_tasks:dummy_eval", params={"x": 1.0}, grid={"work": [0, 1]}, replicates=2)
+    sweep = Sweep(eval="emu.sweep.tasks:dummy_eval", params={"x": 1.0}, grid={"work": [0, 1]}, replicates=2)
     result = sweep.run(tmp_path / "out", workers=1, plots=False)
     assert result.n_done == 4 and result.metrics() == ["value", "noise", "checksum"]
     summary = result.summary()

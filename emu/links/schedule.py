@@ -375,3 +375,33 @@ class RateSchedule(CapacitySchedule):
         ms = np.minimum(np.maximum.accumulate(ms), period_ms)
         ms[-1] = period_ms  # Mahimahi loops by the last line: it must be the period
         return ms
+
+
+def rotate_schedule(schedule: CapacitySchedule, offset_s: float) -> CapacitySchedule:
+    """The same looping capacity, started ``offset_s`` into it (taken modulo the period)."""
+    period = schedule.period_s
+    off = offset_s % period
+    if off == 0.0:
+        return schedule.clone()
+    if isinstance(schedule, OpportunitySchedule):
+        ts = np.asarray(schedule.timestamps_ms, dtype=np.int64)
+        period_ms = int(ts[-1])
+        off_ms = int(round(off * 1000.0)) % period_ms
+        if off_ms == 0:
+            return schedule.clone()
+        # One period is (0, period]: the lines of the first loop at or after the offset, then the next loop's.
+        body = ts[ts > 0] if ts[0] == 0 else ts
+        rotated = np.sort(np.where(body > off_ms, body - off_ms, body + period_ms - off_ms))
+        if rotated[-1] != period_ms:
+            rotated = np.append(rotated, period_ms)  # keep the loop period (one extra opportunity at most)
+        return OpportunitySchedule(rotated, schedule.opportunity_bytes, source=schedule.source)
+    if isinstance(schedule, RateSchedule):
+        t = np.asarray(schedule.times_s)
+        r = np.asarray(schedule.rates_bps)
+        i = int(np.searchsorted(t, off, side="right")) - 1
+        times = np.concatenate(([0.0], t[i + 1:] - off, t[: i + 1] + period - off))
+        rates = np.concatenate(([r[i]], r[i + 1:], r[: i + 1]))
+        keep = np.append(np.diff(times) > 1e-12, True) & (times < period - 1e-9)
+        keep[0] = True
+        return RateSchedule(times[keep], rates[keep], period_s=period, source=schedule.source)
+    raise ValueError(f"trace: cannot rotate a {type(schedule).__name__}")

@@ -17,7 +17,7 @@ from typing import Any, Optional, Union
 
 from emu.links.impairments import JitterConfig
 from emu.links.link import Link, LinkConfig, LossConfig, check_mtu
-from emu.links.schedule import MAHIMAHI_OPPORTUNITY_BYTES, CapacitySchedule
+from emu.links.schedule import MAHIMAHI_OPPORTUNITY_BYTES, CapacitySchedule, rotate_schedule
 from emu.links.tracefile import FORMATS, load_trace
 from emu.packet import Packet
 from emu.queues.base import Queue
@@ -44,6 +44,7 @@ class TraceLinkConfig:
     mtu_bytes: Optional[int] = None
     loss: Optional[LossConfig] = None
     jitter: Optional[JitterConfig] = None
+    offset_s: float = 0.0  # start this far into the trace (rotated, so it still loops; taken modulo the period)
 
     def __post_init__(self) -> None:
         if not isinstance(self.trace, (str, os.PathLike, CapacitySchedule)) or self.trace == "":
@@ -56,12 +57,17 @@ class TraceLinkConfig:
         if self.format is not None and self.format not in FORMATS:
             raise ValueError(f"format: must be one of {', '.join(FORMATS)} or None, got {self.format!r}")
         check_mtu(self.mtu_bytes)
+        if isinstance(self.offset_s, bool) or not isinstance(self.offset_s, (int, float)) \
+                or not 0 <= self.offset_s <= 1e7:
+            raise ValueError(f"offset_s: must be in [0, 1e7] seconds, got {self.offset_s!r}")
 
     def make_schedule(self) -> CapacitySchedule:
         """A fresh schedule for one link (a given schedule is cloned, so links never share service state)."""
         if isinstance(self.trace, CapacitySchedule):
-            return self.trace.clone()
-        return load_trace(self.trace, opportunity_bytes=self.opportunity_bytes, format=self.format)
+            schedule = self.trace
+        else:
+            schedule = load_trace(self.trace, opportunity_bytes=self.opportunity_bytes, format=self.format)
+        return rotate_schedule(schedule, self.offset_s) if self.offset_s else schedule.clone()
 
 
 class TraceLink(Link):
@@ -77,12 +83,13 @@ class TraceLink(Link):
     def __init__(self, sim: Sim, name: str, trace: Union[TraceSource, TraceLinkConfig], delay_s: float = 0.0,
                  queue: Optional[Queue] = None, out: Any = None, loss: Optional[LossConfig] = None,
                  jitter: Optional[JitterConfig] = None, opportunity_bytes: int = MAHIMAHI_OPPORTUNITY_BYTES,
-                 format: Optional[str] = None, mtu_bytes: Optional[int] = None) -> None:
+                 format: Optional[str] = None, mtu_bytes: Optional[int] = None, offset_s: float = 0.0) -> None:
         if isinstance(trace, TraceLinkConfig):
             config = trace
         else:
             config = TraceLinkConfig(trace=trace, delay_s=delay_s, opportunity_bytes=opportunity_bytes,
-                                     format=format, mtu_bytes=mtu_bytes, loss=loss, jitter=jitter)
+                                     format=format, mtu_bytes=mtu_bytes, loss=loss, jitter=jitter,
+                                     offset_s=offset_s)
         schedule = config.make_schedule()
         link_config = LinkConfig(rate_bps=schedule.mean_rate_bps, delay_s=config.delay_s,
                                  mtu_bytes=config.mtu_bytes, loss=config.loss, jitter=config.jitter)

@@ -61,7 +61,7 @@ def test_app_config_names_bad_field():
 
 
 def test_rotate_schedule_keeps_capacity(traces):
-    from emu.apps.swiftqueue.scenario import rotate_schedule
+    from emu.links.schedule import rotate_schedule
     from emu.links.tracefile import load_trace
 
     for name in (TRACE, "pensieve-hsdpa/norway_bus_1"):

@@ -236,3 +236,19 @@ def test_mtu_drops_larger_packets_on_arrival():
     assert [p.size_bytes for p in sink.pkts] == [1500]
     with pytest.raises(ValueError, match="mtu_bytes"):
         TraceLinkConfig(trace=OpportunitySchedule([1, 2]), mtu_bytes=0)
+
+
+def test_network_link_trace_offset_rotates_the_trace(tmp_path):
+    """``Network.link(..., trace_offset=...)`` starts the trace that far in: 1 opportunity/ms for the first
+    second, then none for a second; with a 1 s offset the link starts in the outage."""
+    from emu import Network, Sim
+
+    lines = [str(ms) for ms in range(1, 1001)] + ["2000"]
+    path = tmp_path / "onoff.trace"
+    path.write_text("\n".join(lines) + "\n")
+    for offset, expect_first in ((0.0, True), ("1s", False)):
+        sim = Sim(seed=0)
+        net = Network(sim)
+        a, b = net.host("a"), net.host("b")
+        link = net.link(a, b, trace=str(path), reverse_rate="1Gbps", trace_offset=offset)
+        assert link.schedule.next_service_s(0.0) < 0.01 if expect_first else link.schedule.next_service_s(0.0) > 0.9

@@ -35,7 +35,7 @@ import torch
 
 from emu.apps.grace.data import HELDOUT_CLIPS, TRAIN_CLIPS, load_training_frames
 from emu.apps.grace.net import CodecConfig, GraceCodec
-from emu.apps.model_files import sha256_file
+from emu.apps.artifacts import sha256_file
 from emu.rng import SeedTree
 
 log = logging.getLogger(__name__)

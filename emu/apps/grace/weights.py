@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from emu.apps.model_files import sha256_file
+from emu.apps.artifacts import sha256_file
 
-REPO = Path(__file__).resolve().parents[3]
-MODELS_DIR = REPO / "models" / "grace"
+from emu.apps.artifacts import PACKAGED_MODELS  # noqa: E402
+MODELS_DIR = PACKAGED_MODELS / "grace"
 MODEL_NAMES = ("grace", "grace_nomask")
 
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from emu.apps.model_files import sha256_file
+from emu.apps.artifacts import sha256_file
 
-REPO = Path(__file__).resolve().parents[3]
-MODEL_DIR = REPO / "models" / "kvfetch"
+from emu.apps.artifacts import PACKAGED_MODELS  # noqa: E402
+MODEL_DIR = PACKAGED_MODELS / "kvfetch"
 WEIGHTS_NAME = "lm.pt"
 CARD_NAME = "lm.card.json"
 TOKENIZER_NAME = "tokenizer.json"

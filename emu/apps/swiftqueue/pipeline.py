@@ -86,7 +86,7 @@ def train_all(seed: int = 0, out_dir: Union[str, Path, None] = None, *, data_dir
     val_traces = list(val_traces or VAL_TRACES)
     out = Path(out_dir) if out_dir is not None else repo_models_dir()
     data = Path(data_dir) if data_dir is not None else (
-        out / "data" if out_dir is not None else repo_models_dir().parents[1] / "build" / "swiftqueue-data")
+        out / "data" if out_dir is not None else Path("build") / "swiftqueue-data")
     t_start = time.perf_counter()
     train_path, val_path = build_split(train_traces, val_traces, data, runs_per_trace=runs_per_trace,
                                        duration_s=run_duration_s, seed=seed, workers=workers)

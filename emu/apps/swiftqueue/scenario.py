@@ -37,7 +37,7 @@ import numpy as np
 
 from emu.apps.traffic import OnOffSource, Sink
 from emu.apps.swiftqueue.app import KIND_MEDIA, AppConfig, SwiftQueueReceiver, SwiftQueueSender
-from emu.links.schedule import CapacitySchedule, OpportunitySchedule, RateSchedule
+from emu.links.schedule import CapacitySchedule, OpportunitySchedule, RateSchedule, rotate_schedule
 from emu.links.tracefile import load_trace, resolve_trace_path
 from emu.net import Network
 from emu.packet import ECT1
@@ -111,36 +111,6 @@ class ScenarioConfig:
 
     def replace(self, **changes: Any) -> "ScenarioConfig":
         return dataclasses.replace(self, **changes)
-
-
-def rotate_schedule(schedule: CapacitySchedule, offset_s: float) -> CapacitySchedule:
-    """The same looping capacity, started ``offset_s`` into it (taken modulo the period)."""
-    period = schedule.period_s
-    off = offset_s % period
-    if off == 0.0:
-        return schedule.clone()
-    if isinstance(schedule, OpportunitySchedule):
-        ts = np.asarray(schedule.timestamps_ms, dtype=np.int64)
-        period_ms = int(ts[-1])
-        off_ms = int(round(off * 1000.0)) % period_ms
-        if off_ms == 0:
-            return schedule.clone()
-        # One period is (0, period]: the lines of the first loop at or after the offset, then the next loop's.
-        body = ts[ts > 0] if ts[0] == 0 else ts
-        rotated = np.sort(np.where(body > off_ms, body - off_ms, body + period_ms - off_ms))
-        if rotated[-1] != period_ms:
-            rotated = np.append(rotated, period_ms)  # keep the loop period (one extra opportunity at most)
-        return OpportunitySchedule(rotated, schedule.opportunity_bytes, source=schedule.source)
-    if isinstance(schedule, RateSchedule):
-        t = np.asarray(schedule.times_s)
-        r = np.asarray(schedule.rates_bps)
-        i = int(np.searchsorted(t, off, side="right")) - 1
-        times = np.concatenate(([0.0], t[i + 1:] - off, t[: i + 1] + period - off))
-        rates = np.concatenate(([r[i]], r[i + 1:], r[: i + 1]))
-        keep = np.append(np.diff(times) > 1e-12, True) & (times < period - 1e-9)
-        keep[0] = True
-        return RateSchedule(times[keep], rates[keep], period_s=period, source=schedule.source)
-    raise ValueError(f"trace: cannot rotate a {type(schedule).__name__}")
 
 
 def app_rate_for(config: ScenarioConfig, mean_rate_bps: float) -> float:

@@ -23,7 +23,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from emu.apps.model_files import sha256_file
+from emu.apps.artifacts import sha256_file
 from emu.apps.swiftqueue.features import LAT_SCALE
 
 CARD_NAME = "swiftqueue.card.json"
@@ -31,7 +31,9 @@ LEARNED = ("linear", "gru", "transformer")
 
 
 def repo_models_dir() -> Path:
-    return Path(__file__).resolve().parents[3] / "models" / "swiftqueue"
+    from emu.apps.artifacts import PACKAGED_MODELS
+
+    return PACKAGED_MODELS / "swiftqueue"
 
 
 def card_path(where: Union[str, Path, None] = None) -> Path:

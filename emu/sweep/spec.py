@@ -23,7 +23,7 @@ A sweep file is TOML, parsed as data (``examples/sweep_codel_vs_droptail.toml``)
     "topology.queue_params.target_s" = 0.015
 
 A key is fixed, or swept in [grid], or set in [[points]]: one place only. An app evaluation is swept the same way:
-``eval = "chatterbox"`` (a name in ``EVAL_REGISTRY``: the function behind ``emu eval chatterbox``) or
+``eval = "chatterbox"`` (a registered app: the evaluation behind ``emu eval chatterbox``) or
 ``eval = "package.module:function"`` (called as ``fn(params, seed=seed)``, returning a dict of metrics), with base
 parameters in ``[params]`` and the grid over their keys (see ``emu.sweep_tasks``).
 
@@ -57,7 +57,8 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from emu.rng import SeedTree
-from emu.sweep_results import SweepResult
+from emu.sweep.common import SweepError, canonical, now_iso  # noqa: F401  (re-exported)
+from emu.sweep.results import SweepResult
 
 SWEEP_KEYS = {"name", "description", "scenario", "eval", "params", "fixed", "grid", "points", "replicates",
               "root_seed", "paired_seeds", "metrics"}
@@ -65,13 +66,10 @@ BACKENDS = ("local", "ray")
 SEED_BITS = 53  # seeds stay exact in JSON readers that use doubles
 
 
-class SweepError(ValueError):
-    """A sweep that cannot run; the message names the file, the key or the grid point."""
 
 
-def canonical(value: Any) -> str:
-    """Stable JSON of a parameter dict (sorted keys, no spaces): the identity of a grid point."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
 
 
 def _digest(text: str, n: int) -> str:
@@ -217,14 +215,14 @@ class Sweep:
         self.metrics = list(metrics) if metrics else None
         self.fixed = flatten(dict(fixed or {}))
         if metrics and scenario is not None:
-            from emu.sweep_results import FLOW_METRICS
+            from emu.sweep.results import FLOW_METRICS
 
             unknown = [m for m in metrics if m not in FLOW_METRICS]
             if unknown:
                 raise fail(f"metrics: unknown column(s) {unknown}; valid: {FLOW_METRICS}")
 
         if eval is not None:
-            from emu.sweep_tasks import EvalNotFound, resolve_eval
+            from emu.sweep.tasks import EvalNotFound, resolve_eval
 
             self.kind = "eval"
             self.eval = eval
@@ -419,7 +417,7 @@ class Sweep:
                 A task that raises is not retried within the run (a rerun retries it).
             progress: show a tqdm bar with the ETA.
         """
-        from emu.sweep_run import run_sweep
+        from emu.sweep.run import run_sweep
 
         if backend not in BACKENDS:
             raise SweepError(f"backend: unknown {backend!r}; valid: {', '.join(BACKENDS)}")
@@ -432,9 +430,6 @@ class Sweep:
         return run_sweep(self, Path(out_dir), backend=backend, workers=workers, address=address, retries=retries,
                          progress=progress, plots=plots)
 
-
-def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 __all__ = ["Sweep", "SweepError", "SweepResult", "Task", "task_seed", "canonical", "parse_key", "set_key"]

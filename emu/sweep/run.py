@@ -20,10 +20,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from emu.sweep_results import PARTS, SweepResult, write_outputs
+from emu.sweep.results import PARTS, SweepResult, write_outputs
 
 if TYPE_CHECKING:  # pragma: no cover
-    from emu.sweep import Sweep, Task
+    from emu.sweep.spec import Sweep, Task
 
 BOOKKEEPING = ("task_id", "point_id", "replicate", "seed")
 
@@ -65,7 +65,7 @@ def write_part(parts_dir: Path, task: "Task", rows: list[dict]) -> int:
     """Write a task's rows with its identity columns, whole or not at all; return the row count."""
     import pandas as pd
 
-    from emu.sweep import canonical
+    from emu.sweep.common import canonical
 
     frame = pd.DataFrame(rows)
     reserved = set(BOOKKEEPING) | set(task.params)
@@ -89,7 +89,7 @@ def write_part(parts_dir: Path, task: "Task", rows: list[dict]) -> int:
 
 def prepare_out(sweep: "Sweep", out: Path) -> None:
     """Create or reopen ``out`` for ``sweep``; refuse a folder that holds something else."""
-    from emu.sweep import SweepError
+    from emu.sweep.common import SweepError
 
     spec_path = out / "sweep.json"
     spec = sweep.spec()
@@ -117,10 +117,10 @@ def run_sweep(sweep: "Sweep", out: Path, *, backend: str, workers: Optional[int]
               retries: int, progress: bool, plots: bool) -> SweepResult:
     from tqdm import tqdm
 
-    from emu.sweep import now_iso
+    from emu.sweep.common import now_iso
 
     if backend == "ray":
-        from emu.sweep_backends import ray_preflight
+        from emu.sweep.backends import ray_preflight
 
         ray_preflight(address)
     prepare_out(sweep, out)
@@ -157,11 +157,11 @@ def run_sweep(sweep: "Sweep", out: Path, *, backend: str, workers: Optional[int]
     jobs = [(t.task_id, sweep.payload(t)) for t in todo]
     try:
         if backend == "ray":
-            from emu.sweep_backends import run_ray
+            from emu.sweep.backends import run_ray
 
             run_ray(jobs, on_outcome, workers=workers, address=address, retries=retries)
         else:
-            from emu.sweep_backends import run_local
+            from emu.sweep.backends import run_local
 
             run_local(jobs, on_outcome, workers=workers or os.cpu_count() or 1, retries=retries)
     finally:

@@ -7,8 +7,9 @@ own failure: it returns an outcome dict, ``{"status": "done", "rows": [...], "wa
 
 Evaluation functions named by import path (``eval = "package.module:function"``) and the registered ``dummy`` have
 the signature ``fn(params: dict, *, seed: int)`` and return a dict of metrics (one row), a list of such dicts, a dict
-of such dicts (one row per key, in a column ``key``) or a pandas DataFrame. The apps' registered evaluations keep
-their own ``evaluate(config=None, seed=0, **overrides) -> {scheme: metrics}`` (see ``EVAL_REGISTRY``). String
+of such dicts (one row per key, in a column ``key``) or a pandas DataFrame. Every registered app
+(``emu.apps.names()``) is an evaluation too: params are fields of its eval config (``schemes`` a list), run
+through ``AppSpec.run_evaluation``, one row per scheme. String
 columns of the rows (``flow``, ``scheme``) name series: summaries and plots keep them apart. Every random number
 comes from ``SeedTree(seed).rng(name)``, as in the emulator's components.
 """
@@ -20,17 +21,10 @@ import time
 import traceback
 from typing import Any, Callable
 
-# Evaluations a sweep file can name (``eval = "NAME"``): name -> ("module:function", calling convention). The module
-# is imported only when a sweep uses it.
-#   "params": ``fn(params: dict, *, seed: int)`` returns rows (see ``rows_from``);
-#   "app":    the apps' ``evaluate(config=None, seed=0, **overrides) -> {scheme: {metric: value}}`` (``emu eval APP``):
-#             params are keyword overrides of the app's eval config (``schemes`` a list); one row per scheme.
-EVAL_REGISTRY: dict[str, tuple[str, str]] = {
-    "dummy": ("emu.sweep_tasks:dummy_eval", "params"),  # tiny, for tests and to show the mechanism
-    "chatterbox": ("emu.apps.chatterbox.eval:evaluate", "app"),
-    "grace": ("emu.apps.grace.eval:evaluate", "app"),
-    "kvfetch": ("emu.apps.kvfetch.eval:evaluate", "app"),
-    "swiftqueue": ("emu.apps.swiftqueue.eval:evaluate", "app"),
+# Evaluations a sweep file can name (``eval = "NAME"``) besides the registered apps (``emu.apps.names()``, called
+# as ``spec.run_evaluation``): name -> "module:function" called as ``fn(params: dict, *, seed: int)``.
+EVAL_REGISTRY: dict[str, str] = {
+    "dummy": "emu.sweep.tasks:dummy_eval",  # tiny, for tests and to show the mechanism
 }
 
 
@@ -43,13 +37,23 @@ def resolve_eval(target: str) -> tuple[Callable[..., Any], str]:
     ``fn(params, seed=seed)``) -> ``(function, convention)``."""
     if not isinstance(target, str) or not target:
         raise EvalNotFound(f"eval: expected a registered name or 'module:function', got {target!r}")
+    from emu.apps.registry import get as get_app, names as app_names
+
     name = target[len("eval:"):] if target.startswith("eval:") else target
     if ":" in name:
         path, style = name, "params"
     elif name in EVAL_REGISTRY:
-        path, style = EVAL_REGISTRY[name]
+        path, style = EVAL_REGISTRY[name], "params"
+    elif name in app_names():
+        try:
+            spec = get_app(name)
+        except (ImportError, ValueError) as exc:
+            raise EvalNotFound(f"eval: app {name!r} cannot be loaded: {exc}") from None
+        if spec.evaluate is None:
+            raise EvalNotFound(f"eval: app {name!r} has no evaluation")
+        return spec.run_evaluation, "app"
     else:
-        raise EvalNotFound(f"eval: unknown {target!r}; registered: {sorted(EVAL_REGISTRY)} "
+        raise EvalNotFound(f"eval: unknown {target!r}; registered: {sorted(EVAL_REGISTRY) + app_names()} "
                            "(or give 'package.module:function')")
     module_name, _, attr = path.partition(":")
     try:
@@ -114,9 +118,9 @@ def run_eval_task(payload: dict) -> list[dict]:
     params, where = payload["eval_params"], f"eval {payload['eval']!r}"
     if style == "app":
         kwargs = dict(params)
-        if kwargs.get("schemes") is not None:
-            kwargs["schemes"] = tuple(kwargs["schemes"])
-        return rows_from(fn(seed=payload["seed"], **kwargs), where, key="scheme")
+        schemes = kwargs.pop("schemes", None)
+        schemes = tuple(schemes) if schemes is not None else None
+        return rows_from(fn(schemes=schemes, seed=payload["seed"], **kwargs), where, key="scheme")
     return rows_from(fn(params, seed=payload["seed"]), where)
 
 

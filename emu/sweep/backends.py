@@ -19,7 +19,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from emu.sweep_tasks import execute_task
+from emu.sweep.tasks import execute_task
 
 Outcome = dict
 OnOutcome = Callable[[str, Outcome], None]
@@ -46,7 +46,7 @@ def _died(code: Optional[int], where: str) -> Outcome:
 # ``python -`` or from a notebook, and no fork of a threaded driver is involved.
 
 _BOOT = ("import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
-         "from emu.sweep_backends import _worker_main; _worker_main({fd})")
+         "from emu.sweep.backends import _worker_main; _worker_main({fd})")
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -84,7 +84,7 @@ def _worker_main(fd: int) -> None:
 
 def _child_env() -> dict:
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[1])  # so `import emu` works even from an uninstalled checkout
+    root = str(Path(__file__).resolve().parents[2])  # so `import emu` works even from an uninstalled checkout
     env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     return env
 
@@ -189,7 +189,7 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        from emu.sweep import SweepError
+        from emu.sweep.common import SweepError
 
         raise SweepError(RAY_MISSING) from None
     return ray
@@ -203,14 +203,14 @@ def ray_preflight(address: Optional[str]) -> None:
         return
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
-        from emu.sweep import SweepError
+        from emu.sweep.common import SweepError
 
         raise SweepError(f"--address {address!r}: expected HOST:PORT (the head's GCS port, 6379 by default), "
                          "'auto' or ray://HOST:PORT")
     try:
         socket.create_connection((host, int(port)), timeout=5.0).close()
     except OSError as exc:
-        from emu.sweep import SweepError
+        from emu.sweep.common import SweepError
 
         raise SweepError(f"--address {address}: no Ray head answers there ({exc}); start one with "
                          "'ray start --head --port 6379' on that machine") from None
@@ -227,7 +227,7 @@ def ray_init(ray, *, address: Optional[str], workers: Optional[int]) -> bool:
         else:
             ray.init(num_cpus=workers or os.cpu_count(), **kwargs)
     except ConnectionError as exc:
-        from emu.sweep import SweepError
+        from emu.sweep.common import SweepError
 
         raise SweepError(f"--address {address}: cannot join the Ray cluster: {exc}") from None
     return True

@@ -1,0 +1,13 @@
+"""Many runs: a sweep file (spec) -> tasks -> backends (local processes, Ray) -> results that resume.
+
+Modules import one way: ``common`` <- ``tasks`` <- ``backends`` <- ``run`` <- ``spec``; ``results`` stands alone.
+
+    from emu.sweep import Sweep
+    sweep = Sweep.load("examples/sweep_codel_vs_droptail.toml")
+    result = sweep.run("runs/aqm-sweep")
+"""
+from emu.sweep.common import SweepError
+from emu.sweep.results import SweepResult
+from emu.sweep.spec import Sweep, Task
+
+__all__ = ["Sweep", "SweepError", "SweepResult", "Task"]
