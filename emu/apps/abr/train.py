@@ -23,11 +23,11 @@ __all__ = ["train_pensieve", "PENSIEVE_RECIPE"]
 PENSIEVE_RECIPE = {
     "hidden": 64,            # Pensieve: 128 filters/units; halved for CPU
     "envs": 16,              # episodes per update (synchronous A2C instead of 16 asynchronous A3C agents)
-    "updates": 1500,
+    "updates": 2000,
     "lr": 1e-3,              # Pensieve: actor 1e-4, critic 1e-3 (A3C); one Adam at 1e-3 here
     "gamma": 0.99,           # Pensieve GAMMA
-    "entropy_start": 1.0,    # entropy weight annealed linearly (Pensieve decays it by hand during training)
-    "entropy_end": 0.05,
+    "entropy_start": 0.3,    # entropy weight annealed linearly (Pensieve decays it by hand during training)
+    "entropy_end": 0.01,
     "value_coef": 0.5,
     "reward_scale": 0.1,     # rewards x 0.1 for the critic's range only
     "clip": 1.0,
@@ -127,8 +127,8 @@ NETLLM_RECIPE = {
     "warmup_frac": 0.1,      # released 2000 warm-up steps; here 10 % of the steps
     "epochs": 2,
     "clip": 0.25,
-    "pool_seeds": [0],       # one pass of each behaviour policy over the training traces
-    "behaviour": ["bba", "mpc", "pensieve"],
+    "pool_seeds": [0, 1],    # two passes of each behaviour policy over the training traces (start points, noise)
+    "behaviour": ["bba", "mpc"],   # released debug default: bba, mpc, genet (the project's Pensieve is weaker)
     "target_return_scale": 1.0,
 }
 
@@ -152,7 +152,7 @@ def behaviour_policies(names, video, models_folder, seed: int):
 
 
 def train_netllm(*, seed: int = 0, out_dir: Optional[str] = None, arm: str = "netllm",
-                 epochs: Optional[int] = None, log=None) -> dict:
+                 epochs: Optional[int] = None, log=None, max_traces: Optional[int] = None) -> dict:
     """DD-LRNA (Decision Transformer on the experience pool) for one arm; the epoch with the best validation
     QoE is kept. Writes ``<arm>.pt`` (the trained weights only) and ``<arm>.card.json``."""
     import json
@@ -171,6 +171,8 @@ def train_netllm(*, seed: int = 0, out_dir: Optional[str] = None, arm: str = "ne
     folder.mkdir(parents=True, exist_ok=True)
     video = load_video()
     train, valid = _traces("train"), _traces("valid")
+    if max_traces:   # smoke runs only
+        train, valid = train[:max_traces], valid[:max_traces]
     tree = SeedTree(seed)
     pool = collect_pool(behaviour_policies(recipe["behaviour"], video, folder, seed), train, video,
                         seeds=recipe["pool_seeds"])
