@@ -36,7 +36,8 @@ class AbrConfig:
 
     video: a chunk-size folder (``video_size_0`` ... ``_5``) or a shared video name (``video1``, ``video2``);
     cc: the server's congestion controller; request_bytes: size of each chunk request (an HTTP GET);
-    models_dir: folder of the learned policies' cards (default: packaged); policy_seed: seeds sampling policies.
+    models_dir: folder of the learned policies' cards (default: packaged); policy_seed: seeds sampling policies;
+    sample: learned policies sample their softmax (as released) instead of taking the most likely level.
     """
 
     video: str = "video1"
@@ -44,6 +45,7 @@ class AbrConfig:
     request_bytes: int = 200
     models_dir: Optional[str] = None
     policy_seed: int = 0
+    sample: bool = False     # learned policies: sample the softmax (released) instead of taking the argmax
 
     def __post_init__(self) -> None:
         if not isinstance(self.video, str) or not self.video:
@@ -52,6 +54,8 @@ class AbrConfig:
             raise ValueError(f"cc: must be one of cubic, reno, prague, got {self.cc!r}")
         check_int("request_bytes", self.request_bytes, lo=1, hi=1_000_000)
         check_int("policy_seed", self.policy_seed, lo=0, hi=2**63 - 1)
+        if not isinstance(self.sample, bool):
+            raise ValueError(f"sample: must be True or False, got {self.sample!r}")
 
 
 class AbrSession(Endpoint):
@@ -69,7 +73,8 @@ class AbrSession(Endpoint):
         if policy is None and decide is None:
             from emu.apps.abr.schemes import make_policy
 
-            policy = make_policy(ctx.scheme, self.video, models_dir=cfg.models_dir, seed=cfg.policy_seed)
+            policy = make_policy(ctx.scheme, self.video, models_dir=cfg.models_dir, seed=cfg.policy_seed,
+                                 sample=cfg.sample)
         self.policy = policy
         if policy is not None:
             policy.reset(1)

@@ -32,6 +32,7 @@ class AbrEvalConfig:
     video: str = "video1"
     models_dir: Optional[str] = None
     noise: bool = False                  # the released U(0.9, 1.1) delay noise (chunk level; test runs off)
+    sample: bool = False                 # learned policies sample their softmax (released) instead of argmax
     rtt_s: float = 0.08                  # packet level: bottleneck round trip (the released LINK_RTT)
     cross_traffic: bool = False          # packet level: one backlogged Cubic flow shares the bottleneck
     queue_pkts: int = 0                  # packet level: DropTail limit at the bottleneck (0: unlimited, Mahimahi's)
@@ -74,7 +75,8 @@ def evaluate_detailed(config: AbrEvalConfig, *, schemes: tuple[str, ...], seed: 
             raise ValueError(f"schemes: unknown {s!r}; valid: {', '.join(SCHEMES)}")
     video = load_video(config.video)
     paths, traces = _load(config)
-    policies = {s: make_policy(s, video, models_dir=config.models_dir, seed=seed) for s in schemes}
+    policies = {s: make_policy(s, video, models_dir=config.models_dir, seed=seed, sample=config.sample)
+                for s in schemes}
     out = {}
     for scheme, policy in policies.items():
         if config.level == "chunk":

@@ -127,7 +127,7 @@ NETLLM_RECIPE = {
     "warmup_frac": 0.1,      # released 2000 warm-up steps; here 10 % of the steps
     "epochs": 2,
     "clip": 0.25,
-    "pool_seeds": [0, 1],    # two passes of each behaviour policy over the training traces (start points, noise)
+    "pool_seeds": [0],       # one pass of each behaviour policy over the training traces
     "behaviour": ["bba", "mpc"],   # released debug default: bba, mpc, genet (the project's Pensieve is weaker)
     "target_return_scale": 1.0,
 }

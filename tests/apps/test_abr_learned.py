@@ -1,0 +1,55 @@
+"""ABR learned policies with the committed weights: loading through hash-checked cards, determinism, and the
+NetLLM arms against the baselines on a test source never trained on (pensieve-hsdpa; training used FCC only)."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+from emu.apps.abr.load import load_netllm, load_pensieve  # noqa: E402
+from emu.apps.artifacts import models_dir  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def test_set(shared_traces):
+    from emu.apps.abr.traces import load_trace, trace_files
+    from emu.apps.abr.video import load_video
+
+    files = trace_files(shared_traces / "pensieve-hsdpa")[::6]     # 24 traces across every transport mode
+    return load_video(), [load_trace(f) for f in files]
+
+
+@pytest.fixture(scope="module")
+def scores(test_set):
+    from emu.apps.abr.schemes import make_policy
+    from emu.apps.abr.sessions import simulate, summarise
+
+    torch.set_num_threads(1)
+    video, traces = test_set
+    return {s: summarise(simulate(make_policy(s, video), traces, video, seed=0))["qoe"]
+            for s in ("bba", "mpc", "pensieve", "netllm", "netllm_random", "dt_scratch")}
+
+
+def test_tampered_weights_fail_naming_the_file(tmp_path):
+    for name in ("pensieve.card.json", "pensieve.pt"):
+        shutil.copy(models_dir("abr") / name, tmp_path / name)
+    load_pensieve(tmp_path)                                   # intact copy loads
+    data = bytearray((tmp_path / "pensieve.pt").read_bytes())
+    data[-10] ^= 0xFF
+    (tmp_path / "pensieve.pt").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="pensieve.pt"):
+        load_pensieve(tmp_path)
+    with pytest.raises(ValueError, match="arm"):
+        load_netllm("gpt")
+
+
+def test_netllm_sampling_is_seeded(test_set):
+    from emu.apps.abr.sessions import simulate
+
+    video, traces = test_set
+    runs = [simulate(load_netllm("netllm", seed=5), traces[:4], video, seed=0) for _ in range(2)]
+    assert [log.levels for log in runs[0]] == [log.levels for log in runs[1]]
