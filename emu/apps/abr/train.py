@@ -26,8 +26,8 @@ PENSIEVE_RECIPE = {
     "updates": 2000,
     "lr": 1e-3,              # Pensieve: actor 1e-4, critic 1e-3 (A3C); one Adam at 1e-3 here
     "gamma": 0.99,           # Pensieve GAMMA
-    "entropy_start": 0.3,    # entropy weight annealed linearly (Pensieve decays it by hand during training)
-    "entropy_end": 0.01,
+    "entropy_start": 1.0,    # entropy weight annealed linearly (Pensieve decays it by hand during training)
+    "entropy_end": 0.05,
     "value_coef": 0.5,
     "reward_scale": 0.1,     # rewards x 0.1 for the critic's range only
     "clip": 1.0,
