@@ -19,7 +19,7 @@ def test_set(shared_traces):
     from emu.apps.abr.traces import load_trace, trace_files
     from emu.apps.abr.video import load_video
 
-    files = trace_files(shared_traces / "pensieve-hsdpa")[::6]     # 24 traces across every transport mode
+    files = trace_files(shared_traces / "pensieve-hsdpa")[::12]    # 12 traces across the transport modes
     return load_video(), [load_trace(f) for f in files]
 
 
@@ -31,7 +31,7 @@ def scores(test_set):
     torch.set_num_threads(1)
     video, traces = test_set
     return {s: summarise(simulate(make_policy(s, video), traces, video, seed=0))["qoe"]
-            for s in ("bba", "mpc", "pensieve", "netllm", "netllm_random", "dt_scratch")}
+            for s in ("bba", "mpc", "pensieve", "netllm", "netllm_random")}
 
 
 def test_tampered_weights_fail_naming_the_file(tmp_path):
@@ -51,5 +51,20 @@ def test_netllm_sampling_is_seeded(test_set):
     from emu.apps.abr.sessions import simulate
 
     video, traces = test_set
-    runs = [simulate(load_netllm("netllm", seed=5), traces[:4], video, seed=0) for _ in range(2)]
+    runs = [simulate(load_netllm("netllm", seed=5), traces[:2], video, seed=0) for _ in range(2)]
     assert [log.levels for log in runs[0]] == [log.levels for log in runs[1]]
+
+
+def test_pretrained_backbone_beats_the_random_one_on_an_unseen_source(scores):
+    """The paper's control: the same recipe on a randomly initialised frozen backbone scores lower (paper: ~0.1
+    vs 1.0 normalised; here see docs/abr.md)."""
+    assert scores["netllm"] > scores["netllm_random"] + 0.1, scores
+
+
+def test_netllm_trails_the_best_baseline_on_an_unseen_source(scores):
+    """What holds at this scale (3.4 M-parameter backbone, 96 CPU steps, FCC-only pool): on Norway HSDPA, a source
+    never trained on, NetLLM stays below RobustMPC/BBA (it wins on held-out FCC files, docs/abr.md). The paper's
+    +14.5 % over the best baseline is not reproduced; if this starts failing, the docs' table must change."""
+    best = max(scores["bba"], scores["mpc"])
+    assert scores["netllm"] < best, scores
+    assert scores["bba"] < scores["mpc"], scores
