@@ -21,7 +21,7 @@ from emu.apps.abr.sessions import summarise
 SCHEMES = ("bba", "mpc", "pensieve", "netllm", "netllm_random", "dt_scratch")
 
 
-def main(seed: int = 0, n_traces: int = 40, out_dir: Optional[str] = "runs/abr", schemes: tuple = SCHEMES,
+def main(seed: int = 0, n_traces: int = 24, out_dir: Optional[str] = "runs/abr", schemes: tuple = SCHEMES,
          timeline_trace: str = "pensieve-hsdpa/norway_tram_10") -> pd.DataFrame:
     logs = evaluate_detailed(AbrEvalConfig(traces="pensieve-hsdpa", limit=n_traces), schemes=schemes, seed=seed)
     table = pd.DataFrame({s: summarise(v) for s, v in logs.items()}).T
