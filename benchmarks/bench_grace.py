@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def bench_neural(frames, q: int, repeats: int, name: str = "grace") -> dict:
     from emu.apps.grace.codec import NeuralCodec, to_tensor
-    from emu.apps.grace.weights import load_model
+    from emu.apps.grace.models import load_model
 
     codec = NeuralCodec(load_model(name))
     refs = [to_tensor(f) for f in frames[:-1]]

@@ -36,7 +36,7 @@ def main(argv=None) -> int:
 
     from emu.apps.kvfetch.codec import (CacheGenCodec, Fp16Codec, UniformCodec, bits_per_element, cachegen_levels,
                                         chunk_bounds, decode_chunk)
-    from emu.apps.kvfetch.data import held_out_stream
+    from emu.apps.textdata import held_out_stream
     from emu.apps.kvfetch.quality import original_kv
     from emu.apps.kvfetch.weights import load_model
 

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_swiftqueue.py                 # table
     python benchmarks/bench_swiftqueue.py --json          # one JSON object
-    python benchmarks/bench_swiftqueue.py --duration 10 --repeat 1   # quicker
+    python benchmarks/bench_swiftqueue.py --duration-s 10 --repeat 1   # quicker
 
 Measured in one process, on the same trace and seed:
 
@@ -14,7 +14,8 @@ Measured in one process, on the same trace and seed:
   per-flow L4S marking (target <= 2); ``slowdown_pure``: the model on every frame. ``inference_*_wall_s``: the
   policy's own time (wall clock, ``time.perf_counter``) inside those runs.
   ``same_p99_gated_vs_pure``: the gate changed no decision that mattered. The best of ``--repeat`` interleaved runs
-  is kept for each, as absolute seconds on shared machines are noise.
+  is kept for each, as absolute seconds on shared machines are noise. Each run is timed from building the scenario
+  (the SwiftQueue endpoint loads its weights through the model card there, ~7 ms) to its end.
 """
 from __future__ import annotations
 
@@ -29,31 +30,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 
-def _run(config, policy, seed):
+def _run(config, scheme, seed, gate=True):
     from emu.apps.swiftqueue.scenario import run, summarize
 
     t0 = time.process_time()
-    r = run(config, policy, seed=seed)
+    r = run(config, scheme, seed=seed, gate=gate)
     wall = time.process_time() - t0
-    return wall, summarize(r)
+    return wall, summarize(r), r.endpoint.policy
 
 
 def bench(trace: str, duration_s: float, seed: int, repeat: int, models=None) -> dict:
     from emu.apps.swiftqueue.dataset import from_runs
     from emu.apps.swiftqueue.collector import collect
-    from emu.apps.swiftqueue.eval import make_policy
     from emu.apps.swiftqueue.scenario import ScenarioConfig
     from emu.apps.swiftqueue.weights import load_predictor
 
-    config = ScenarioConfig(trace=trace, duration_s=duration_s)
+    config = ScenarioConfig(trace=trace, duration_s=duration_s, models_dir=models)
     base_walls: list = []
     runs: dict = {"gated": [], "pure": []}
     for _ in range(repeat):   # interleaved, so load changes on a shared machine hit all three alike
-        w, _ = _run(config, make_policy("perflow_l4s"), seed)
+        w, _, _ = _run(config, "perflow_l4s", seed)
         base_walls.append(w)
         for kind in runs:
-            policy = make_policy("swiftqueue", models, gate=(kind == "gated"))
-            w, m = _run(config, policy, seed)
+            w, m, policy = _run(config, "swiftqueue", seed, gate=(kind == "gated"))
             runs[kind].append((w, policy.infer_s, policy.infer_pkts, policy.infer_calls, policy.gated_frames,
                                m["p99_s"]))
     base = min(base_walls)
@@ -90,17 +89,18 @@ def bench(trace: str, duration_s: float, seed: int, repeat: int, models=None) ->
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--trace", default="mahimahi/Verizon-LTE-short.down")
-    ap.add_argument("--duration", type=float, default=30.0)
+    ap.add_argument("--duration-s", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--weights", default=None, help="model card or folder (default models/swiftqueue)")
+    ap.add_argument("--models-dir", default=None,
+                    help="folder of the model card (default: $EMU_MODELS_DIR/swiftqueue, else the packaged models)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for the torch batched number")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
-    res = bench(args.trace, args.duration, args.seed, max(1, args.repeat), args.weights)
+    res = bench(args.trace, args.duration_s, args.seed, max(1, args.repeat), args.models_dir)
     if args.json:
         print(json.dumps(res))
     else:

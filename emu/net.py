@@ -214,6 +214,28 @@ class Network:
         self._routes_built = False
         return link
 
+    # -- capture ------------------------------------------------------------------------------------------------
+
+    def capture(self, link: Union[Link, str, tuple], path: Any, *, point: str = "egress", snaplen: Optional[int] = None):
+        """Write every packet seen at ``point`` ("egress": leaving the link's queue; "ingress": arriving at the link)
+        of ``link`` (a ``Link``, its name "a->b", or a pair ``(a, b)``) to a pcap file at ``path``, each cut to
+        ``snaplen`` bytes (default ``emu.pcap.DEFAULT_SNAPLEN_BYTES``). Returns the ``emu.pcap.LinkCapture``:
+        ``close()`` it after the run, or use it as a context manager. See ``emu.pcap`` for what a record holds."""
+        from emu.pcap import DEFAULT_SNAPLEN_BYTES, LinkCapture
+
+        if isinstance(link, tuple) and len(link) == 2:
+            link = f"{self._node(link[0]).name}->{self._node(link[1]).name}"
+        if isinstance(link, str):
+            found = next((lk for lk in self.links.values() if lk.name == link), None)
+            if found is None:
+                names = ", ".join(sorted(lk.name for lk in self.links.values())) or "(none)"
+                raise ValueError(f"capture: unknown link {link!r}; links: {names}")
+            link = found
+        if not isinstance(link, Link) or link not in self.links.values():
+            raise ValueError(f"capture: expected a link of this network, its name 'a->b' or a pair (a, b); got {link!r}")
+        return LinkCapture(self, link, path, point=point,
+                           snaplen=DEFAULT_SNAPLEN_BYTES if snaplen is None else snaplen)
+
     # -- routing ------------------------------------------------------------------------------------------------
 
     def build_routes(self) -> None:

@@ -1,6 +1,7 @@
 """Covers: Chatterbox token streaming against TCP-style streaming and packet duplication.
 
-Scenario: responses of 200-800 real tokens paced at 35 ms, 100 ms RTT, a 10 Mbit/s downlink with loss.
+Scenario: responses of 200-800 real tokens paced at 35 ms, 100 ms RTT, a 10 Mbit/s downlink with loss (the
+access-bottleneck network of ``emu.topologies``; each response is its own run, as in ``emu eval chatterbox``).
 Prints the stall-ratio table across loss rates (independent and bursty), and writes two figures:
 a token timeline of one lossy response and stall ratio against loss.
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from emu.apps.chatterbox.eval import ChatterboxEvalConfig, evaluate, run_scheme, timelines
+from emu.apps.chatterbox.eval import ChatterboxEvalConfig, evaluate, run_scheme
 from emu.apps.chatterbox.plots import plot_stall_vs_loss, plot_timeline
 from emu.apps.chatterbox.schemes import SCHEMES
 
@@ -25,7 +26,8 @@ def main(seed: int = 1, n_responses: int = 10, out_dir: str | None = "runs/chatt
     rows = []
     for burst in BURSTS:
         for loss in losses:
-            result = evaluate(loss=loss, burst=burst, rtt_s=0.1, n_responses=n_responses, seed=seed)
+            config = ChatterboxEvalConfig(loss=loss, burst=burst, rtt_s=0.1, n_responses=n_responses)
+            result = evaluate(config, seed=seed)
             for scheme, metrics in result.items():
                 rows.append({"loss": loss, "burst": burst, "scheme": scheme, **metrics})
     table = pd.DataFrame(rows)
@@ -38,8 +40,7 @@ def main(seed: int = 1, n_responses: int = 10, out_dir: str | None = "runs/chatt
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         config = ChatterboxEvalConfig(loss=0.05, burst=3, rtt_s=0.1, n_responses=1)
-        timeline = timelines(config, seed)[0]
-        runs = [run_scheme(s, timeline, config, seed=seed) for s in SCHEMES]
+        runs = [run_scheme(s, config, seed=seed * 1000) for s in SCHEMES]  # response 0 of the table's runs
         plot_timeline(out / "timeline.png", runs)
         plot_stall_vs_loss(out / "stall_vs_loss.png", table)
         table.to_csv(out / "stall_vs_loss.csv", index=False)

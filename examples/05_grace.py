@@ -1,7 +1,8 @@
 """Covers: Grace++ (masked-latent neural video) against H.265 with retransmission, FEC and freeze, and the same
 codec trained without masking, across random packet loss.
 
-Scenario: the held-out carphone clip at 128x128, 200 kbit/s target, 100 ms RTT, a 2 Mbit/s link with loss.
+Scenario: the held-out carphone clip at 128x128, 200 kbit/s target, 100 ms RTT, a 2 Mbit/s bottleneck with loss
+(the access-bottleneck network of ``emu.topologies``, as ``emu eval grace``).
 Prints quality and delay tables and draws SSIM dB and p95 frame delay against loss.
 
     python examples/05_grace.py                  # figure and CSV in runs/grace/
@@ -16,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from emu.apps.grace.eval import SCHEMES, evaluate  # noqa: E402
+from emu.apps.grace.eval import SCHEMES, GraceEvalConfig, evaluate  # noqa: E402
 
 LOSSES = (0.0, 0.1, 0.2, 0.3, 0.5)
 STYLE = {"grace": ("C0", "o-"), "grace_nomask": ("C0", "o--"), "h265_retx": ("C3", "s-"),
@@ -44,7 +45,7 @@ def plot(table: pd.DataFrame, path: Path) -> None:
 def main(seed: int = 0, out_dir: str | None = "runs/grace", losses: tuple = LOSSES) -> pd.DataFrame:
     rows = []
     for loss in losses:
-        for scheme, metrics in evaluate(loss=loss, seed=seed).items():
+        for scheme, metrics in evaluate(GraceEvalConfig(loss=loss), seed=seed).items():
             rows.append({"loss": loss, "scheme": scheme, **metrics})
     table = pd.DataFrame(rows)
     for value in ("ssim_db", "non_rendered_frac", "frame_delay_p95_s", "stall_s", "kbps"):

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from emu.apps.kvfetch.data import TEXT_SOURCES, text_available
-from emu.apps.kvfetch.weights import CARD_NAME, MODEL_DIR
+from emu.apps.artifacts import card_path
+from emu.apps.kvfetch.weights import APP, CARD_NAME
+from emu.apps.textdata import TEXT_SOURCES, text_available
 
 
 def missing_model_or_text() -> str | None:
     """Why the model-dependent kvfetch tests cannot run here, or None when they can."""
-    if not (MODEL_DIR / CARD_NAME).is_file():
+    if not card_path(APP, CARD_NAME).is_file():
         return "committed model missing"
     if not text_available():
         return f"the model's source text is not installed ({TEXT_SOURCES[0]})"

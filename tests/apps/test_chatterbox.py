@@ -1,10 +1,11 @@
-"""Chatterbox: metrics by hand, rendering rule, token source, and the paper's comparisons at 100 ms RTT."""
+"""Chatterbox: metrics by hand, rendering rule, token source, the paper's comparisons at 100 ms RTT, and the
+session as an app installed beside others on one network."""
 import json
 
 import numpy as np
 import pytest
 
-from emu.apps.chatterbox.eval import evaluate
+from emu.apps.chatterbox.eval import ChatterboxEvalConfig, evaluate
 from emu.apps.chatterbox.metrics import stream_metrics
 from emu.apps.chatterbox.schemes import Renderer
 from emu.apps.chatterbox.tokens import TokenSourceConfig, TokenTimeline, generate, load_timeline, save_timeline
@@ -64,7 +65,7 @@ def test_timeline_file_round_trip_and_errors(tmp_path):
 @pytest.fixture(scope="module")
 def results():
     """Each condition evaluated once: (loss, burst) -> {scheme: metrics}, 100 ms RTT, seed 1."""
-    return {(loss, burst): evaluate(loss=loss, burst=burst, rtt_s=0.1, seed=1)
+    return {(loss, burst): evaluate(ChatterboxEvalConfig(loss=loss, burst=burst, rtt_s=0.1), seed=1)
             for loss, burst in ((0.0, 1), (0.05, 1), (0.05, 3))}
 
 
@@ -103,15 +104,16 @@ def test_chatterbox_sends_fewer_bytes_than_duplication(results):
 
 def test_trace_condition_runs(shared_traces):
     trace = shared_traces / "mahimahi" / "Verizon-LTE-short.down"
-    out = evaluate(loss=0.02, trace=str(trace), n_responses=2, seed=2)
+    out = evaluate(ChatterboxEvalConfig(loss=0.02, trace=str(trace), n_responses=2), seed=2)
     assert all(row["text_ok"] for row in out.values())
 
 
 @pytest.mark.parametrize("argv, expected", [
     (["--loss", "0.7"], "loss"),
-    (["--rtt-ms", "0"], "rtt_s"),
+    (["--rtt-s", "0"], "rtt_s"),
     (["--burst", "0.5"], "burst"),
-    (["--responses", "0"], "n_responses"),
+    (["--n-responses", "0"], "n_responses"),
+    (["--schemes", "stream,tcp"], "unknown scheme 'tcp'"),
     (["--trace", "/no/such/trace"], "/no/such/trace"),
 ])
 def test_cli_bad_input_fails_clearly(argv, expected, capsys):
@@ -128,7 +130,55 @@ def test_cli_malformed_trace_names_file_and_line(tmp_path, capsys):
 
 
 def test_cli_json(capsys):
-    assert main(["eval", "chatterbox", "--loss", "0.02", "--responses", "1", "--json"]) == 0
+    assert main(["eval", "chatterbox", "--loss", "0.02", "--n-responses", "1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"stream", "duplicate", "chatterbox"}
     assert {"stall_ratio", "token_delay_p99_s", "ttft_s", "bytes_per_token"} <= set(out["chatterbox"])
+
+
+def test_sessions_coexist_with_a_bulk_flow_on_one_bottleneck():
+    """Two Chatterbox sessions (different schemes, flows named from their instance names) and a Cubic transfer
+    share one lossy bottleneck; each session streams two responses and gets its own row of metrics."""
+    from emu import Sim
+    from emu.apps import install
+    from emu.links.impairments import BernoulliLossConfig
+    from emu.results import RunResult
+    from emu.topologies import access_bottleneck, run_until_done
+
+    sim = Sim(seed=4)
+    topo = access_bottleneck(sim, pairs=3, rate="10Mbps", rtt_s=0.05, loss=BernoulliLossConfig(p=0.02))
+    a = install(topo.net, "chatterbox", src=topo.senders[0], dst=topo.receivers[0], n_responses=2, n_tokens=60,
+                think_s=0.5)
+    b = install(topo.net, "chatterbox", src=topo.senders[1], dst=topo.receivers[1], scheme="stream",
+                n_responses=2, n_tokens=60, start_s=0.2)
+    bulk = install(topo.net, "bulk", src=topo.senders[2], dst=topo.receivers[2], scheme="cubic",
+                   size_bytes=2_000_000)
+    assert (a.name, a.scheme, b.name, b.scheme) == ("chatterbox", "chatterbox", "chatterbox2", "stream")
+    assert run_until_done(sim, [a, b, bulk], horizon_s=120.0)
+    flows = set(sim.records.flow_names)
+    assert {"chatterbox", "chatterbox.ack", "chatterbox2", "chatterbox2.ack"} <= flows
+    apps = RunResult(sim).apps().set_index("name")
+    assert list(apps.index) == ["chatterbox", "chatterbox2", "bulk"]
+    for name in ("chatterbox", "chatterbox2"):
+        row = apps.loc[name]
+        assert row["done"] and row["responses_done"] == 2 and row["tokens"] == 120 and row["text_ok"]
+        assert 0 <= row["stall_ratio"] < 1 and row["ttft_s"] > 0.025 and row["bytes_per_token"] > 28
+    assert apps.loc["bulk", "fct_s"] > 0
+    # The second response is asked for only after the first is on screen (plus think_s).
+    assert a.request_s[1] >= np.nanmax(a.renderers[0].rendered_s) + 0.5 - 1e-9
+    assert b.request_s[0] == pytest.approx(0.2)
+
+
+def test_session_parameters_are_validated():
+    from emu import Sim
+    from emu.apps import install
+    from emu.topologies import access_bottleneck
+
+    topo = access_bottleneck(Sim(seed=0), rate="10Mbps")
+    for params, field in (({"n_responses": 0}, "n_responses"), ({"inter_token_s": -1.0}, "inter_token_s"),
+                          ({"think_s": -1.0}, "think_s"), ({"timeline_file": "/no/such/file"}, "timeline_file"),
+                          ({"bitrate": 1}, "valid: n_responses")):
+        with pytest.raises((ValueError, FileNotFoundError), match=field):
+            install(topo.net, "chatterbox", src="s0", dst="d0", **params)
+    with pytest.raises(ValueError, match="valid: chatterbox, stream, duplicate"):
+        install(topo.net, "chatterbox", src="s0", dst="d0", scheme="tcp")

@@ -27,7 +27,8 @@ from emu.apps.grace.data import (
 from emu.apps.grace.h265 import fec_decode, fec_encode, parity_count
 from emu.apps.grace.metrics import ms_ssim_batch, playback, ssim_batch, ssim_to_db
 from emu.apps.grace.net import integer_frequencies
-from emu.apps.grace.weights import MODELS_DIR, check_weights, load_model, read_card
+from emu.apps.artifacts import CardError
+from emu.apps.grace.models import check_model, codec_card, load_model, weights_file
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,8 @@ def clip():
 
 
 def test_import_is_light():
-    code = ("import sys, emu, emu.apps.grace, emu.apps.grace.cli, emu.cli; emu.cli.build_parser(); "
+    code = ("import sys, emu, emu.apps, emu.apps.grace, emu.cli; emu.cli.build_parser(); "
+            "spec = emu.apps.get('grace'); spec.config_class(); spec.eval_config_class(); "
             "print('torch' in sys.modules, 'av' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"
@@ -88,7 +90,7 @@ def test_entropy_coder_golden_bytes(codec):
     got, mask = codec.depacketise(dict(enumerate(packets)), 4, 1, 5, symbols.shape)
     assert np.array_equal(got, symbols) and mask.all()
     digest = hashlib.sha256(b"".join(packets)).hexdigest()
-    expected = read_card("grace")["metrics"].get("golden_packets_sha256")
+    expected = codec_card("grace").metrics.get("golden_packets_sha256")
     assert expected is not None and digest == expected
 
 
@@ -149,26 +151,47 @@ def test_playback_by_hand():
 
 
 def test_weights_hash_and_errors(tmp_path):
-    card = read_card("grace")
-    assert {"data", "seed", "steps", "metrics", "sha256", "weights"} <= set(card)
-    path = check_weights("grace")
-    assert path.stat().st_size < 20e6
+    card = codec_card("grace")
+    assert card["schema"] == "emu.model-card/1" and card["app"] == "grace" and card["steps"] == 4000
+    assert {"data", "seed", "metrics", "config", "files"} <= set(card.data)
+    weights = weights_file(card)
+    assert card.file(weights).stat().st_size < 20e6
     for name in ("grace", "grace_nomask"):
-        shutil.copy(MODELS_DIR / f"{name}.json", tmp_path / f"{name}.json")
-        shutil.copy(MODELS_DIR / read_card(name)["weights"], tmp_path / read_card(name)["weights"])
+        c = codec_card(name)
+        shutil.copy(c.path, tmp_path / c.path.name)
+        shutil.copy(c.file(weights_file(c)), tmp_path / weights_file(c))
     load_model("grace", tmp_path)
-    weights = tmp_path / card["weights"]
-    blob = bytearray(weights.read_bytes())
+    copy = tmp_path / weights
+    blob = bytearray(copy.read_bytes())
     blob[-10] ^= 0xFF
-    weights.write_bytes(bytes(blob))
-    with pytest.raises(ValueError, match="sha256"):
+    copy.write_bytes(bytes(blob))
+    with pytest.raises(CardError, match="sha256"):
         load_model("grace", tmp_path)
-    weights.unlink()
-    with pytest.raises(FileNotFoundError, match="missing"):
+    with pytest.raises(CardError, match="sha256"):
+        check_model("grace", tmp_path)
+    copy.unlink()
+    with pytest.raises(CardError, match="missing"):
         load_model("grace", tmp_path)
-    (tmp_path / "grace_nomask.json").write_text("{not json")
-    with pytest.raises(ValueError, match="not valid JSON"):
+    (tmp_path / "grace_nomask.card.json").write_text("{not json")
+    with pytest.raises(CardError, match="not valid JSON"):
         load_model("grace_nomask", tmp_path)
-    with pytest.raises(FileNotFoundError, match="model card"):
+    with pytest.raises(CardError, match="model card not found"):
         load_model("grace", tmp_path / "nowhere")
-    assert json.loads((MODELS_DIR / "grace.json").read_text())["sha256"] == card["sha256"]
+    with pytest.raises(ValueError, match="valid: grace, grace_nomask"):
+        codec_card("grace_small")
+    # The packaged card records the hash of the committed file, unchanged by the card conversion.
+    assert card["files"][weights]["sha256"].startswith(weights.split("-")[1][:8])
+
+
+def test_trainer_writes_cards_the_loader_reads(tmp_path):
+    """A two-step training run writes both codecs with cards in the one schema, loadable through them."""
+    from emu.apps.grace.train import TrainConfig, train
+
+    cards = train(seed=0, out_dir=tmp_path, config=TrainConfig(pre_steps=1, fine_steps=1, batch=1),
+                  evaluate_card=False)
+    assert set(cards) == {"grace", "grace_nomask"}
+    for name, card in cards.items():
+        assert card["schema"] == "emu.model-card/1" and card["steps"] == 2 and card["command"] == "emu train grace --seed 0"
+        assert (tmp_path / f"{name}.card.json").is_file() and card["weights"] in card["files"]
+        model = load_model(name, tmp_path)
+        model.check_tables()

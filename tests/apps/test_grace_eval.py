@@ -1,5 +1,6 @@
 """Grace++ in the emulator on the held-out clip (carphone, never trained on), fixed seed: the paper's comparisons,
-quality versus loss, and the command line (including bad input, rejected before any work).
+quality versus loss, the command line (including bad input, rejected before any work), and calls installed beside
+other traffic on one network.
 
 Targets (apps.md §3): p95 frame delay about 2x lower than H.265 with retransmission (asserted: >= 1.5x), fewer
 non-rendered frames than FEC, SSIM falling gradually with loss, the no-masking codec degrading far more.
@@ -16,7 +17,7 @@ pytest.importorskip("zfec")
 pytest.importorskip("skvideo")
 
 from emu.apps.grace.app import FEC_REDUNDANCY, SCHEMES
-from emu.apps.grace.eval import Evaluator, GraceEvalConfig
+from emu.apps.grace.eval import GraceEvalConfig, run_scheme
 from emu.cli import main
 
 FRAMES = 105          # 3.5 s: 1.5 s measured after the 2 s start-up window
@@ -31,8 +32,7 @@ def run(loss: float, schemes=SCHEMES) -> dict:
     for scheme in schemes:
         key = (loss, scheme)
         if key not in _cache:
-            ev = Evaluator(GraceEvalConfig(loss=loss, max_frames=FRAMES), seed=SEED, schemes=(scheme,))
-            _cache[key] = ev.run(scheme).summary
+            _cache[key] = run_scheme(scheme, GraceEvalConfig(loss=loss, max_frames=FRAMES), SEED).result()
         out[scheme] = _cache[key]
     return out
 
@@ -95,18 +95,18 @@ def test_lossless_quality_gap_to_h265_is_bounded():
 
 def test_same_seed_same_result():
     cfg = GraceEvalConfig(loss=0.2, max_frames=20, warmup_s=0.0)
-    a = Evaluator(cfg, seed=9, schemes=("grace",)).run("grace").summary
-    b = Evaluator(cfg, seed=9, schemes=("grace",)).run("grace").summary
+    a = run_scheme("grace", cfg, 9).result()
+    b = run_scheme("grace", cfg, 9).result()
     assert a == b
 
 
 def test_cli_json(capsys):
-    assert main(["eval", "grace", "--loss", "0.1", "--frames", "8", "--seed", "1", "--json"]) == 0
+    assert main(["eval", "grace", "--loss", "0.1", "--max-frames", "8", "--seed", "1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == set(SCHEMES)
     for row in out.values():
         assert {"ssim_db", "frame_delay_p95_s", "non_rendered_frac", "stall_s", "kbps"} <= set(row)
-    assert main(["eval", "grace", "--frames", "8", "--schemes", "grace,h265_fec20"]) == 0
+    assert main(["eval", "grace", "--max-frames", "8", "--schemes", "grace,h265_fec20"]) == 0
     text = capsys.readouterr().out
     assert "grace" in text and "h265_fec20" in text and "ssim_db" in text
 
@@ -114,12 +114,13 @@ def test_cli_json(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--loss", "1.5"], "loss: must be in"),
     (["--loss", "-0.1"], "loss: must be in"),
-    (["--frames", "1"], "max_frames"),
-    (["--bitrate-kbps", "0"], "bitrate_bps"),
+    (["--max-frames", "1"], "max_frames"),
+    (["--bitrate-bps", "0"], "bitrate_bps"),
+    (["--rtt-s", "0"], "rtt_s"),
     (["--payload-bytes", "5"], "payload_bytes"),
-    (["--trace", "/nonexistent/trace.down"], "trace: /nonexistent/trace.down"),
+    (["--trace", "/nonexistent/trace.down"], "/nonexistent/trace.down"),
     (["--video", "/nonexistent/clip.mp4"], "video: /nonexistent/clip.mp4"),
-    (["--schemes", "grace,h264"], "unknown h264"),
+    (["--schemes", "grace,h264"], "unknown scheme 'h264'"),
 ])
 def test_cli_rejects_bad_parameters(argv, message, capsys):
     t0 = time.perf_counter()
@@ -134,7 +135,7 @@ def test_cli_rejects_malformed_files_before_any_work(tmp_path, capsys, monkeypat
     def no_work(*a, **k):
         raise AssertionError("work started before the inputs were checked")
 
-    monkeypatch.setattr(grace_eval.Evaluator, "run", no_work)
+    monkeypatch.setattr(grace_eval, "run_scheme", no_work)
     trace = tmp_path / "bad.down"
     trace.write_text("0\n5\nabc\n")
     assert main(["eval", "grace", "--trace", str(trace)]) == 2
@@ -148,15 +149,56 @@ def test_cli_rejects_malformed_files_before_any_work(tmp_path, capsys, monkeypat
     empty.mkdir()
     assert main(["eval", "grace", "--models-dir", str(empty)]) == 2
     assert "model card" in capsys.readouterr().err
-    (empty / "grace.json").write_text("[1, 2")
+    (empty / "grace.card.json").write_text("[1, 2")
     assert main(["eval", "grace", "--models-dir", str(empty)]) == 2
-    assert "grace.json" in capsys.readouterr().err
+    assert "grace.card.json" in capsys.readouterr().err
 
 
 def test_trace_driven_link_runs(shared_traces):
     trace = shared_traces / "mahimahi" / "Verizon-LTE-short.down"
-    ev = Evaluator(GraceEvalConfig(trace=str(trace), loss=0.1, max_frames=20, warmup_s=0.0), seed=1,
-                   schemes=("grace", "h265_retx"))
+    cfg = GraceEvalConfig(trace=str(trace), loss=0.1, max_frames=20, warmup_s=0.0)
     for scheme in ("grace", "h265_retx"):
-        s = ev.run(scheme).summary
+        s = run_scheme(scheme, cfg, 1).result()
         assert s["frames"] == 20 and 0 <= s["non_rendered_frac"] < 1 and np.isfinite(s["kbps"])
+
+
+def test_calls_coexist_with_other_traffic_on_one_bottleneck():
+    """Two Grace++ calls (flows named from their instance names) and a Cubic transfer share one bottleneck; each
+    call gets its own row of metrics and a call's metrics freeze at its end."""
+    from emu import Sim
+    from emu.apps import install
+    from emu.results import RunResult
+    from emu.topologies import access_bottleneck, run_until_done
+
+    sim = Sim(seed=2)
+    topo = access_bottleneck(sim, pairs=3, rate="10Mbps", rtt_s=0.06)
+    a = install(topo.net, "grace", src="s0", dst="d0", max_frames=15, warmup_s=0.0, expected_rtt_s=0.06)
+    b = install(topo.net, "grace", src="s1", dst="d1", scheme="h265_fec20", max_frames=15, warmup_s=0.0,
+                start_s=0.3)
+    bulk = install(topo.net, "bulk", src="s2", dst="d2", scheme="cubic", size_bytes=300_000)
+    assert (a.name, b.name) == ("grace", "grace2")
+    assert run_until_done(sim, [a, b, bulk], horizon_s=30.0)
+    sim.run(until_s=sim.now_s + 1.0)            # past both calls' ends: their metrics no longer change
+    assert {"grace", "grace.fb", "grace.ctrl", "grace2", "grace2.fb"} <= set(sim.records.flow_names)
+    apps = RunResult(sim).apps().set_index("name")
+    assert list(apps.index) == ["grace", "grace2", "bulk"]
+    for name, scheme in (("grace", "grace"), ("grace2", "h265_fec20")):
+        row = apps.loc[name]
+        assert row["scheme"] == scheme and row["done"] and row["frames"] == 15
+        assert row["non_rendered_frac"] < 0.5 and row["ssim_db"] > 5 and 100 < row["kbps"] < 400
+    assert apps.loc["grace2", "startup_s"] > 0 and apps.loc["bulk", "fct_s"] > 0
+    assert a.result()["kbps"] == apps.loc["grace", "kbps"]
+
+
+def test_install_rejects_bad_parameters():
+    from emu import Sim
+    from emu.apps import install
+    from emu.topologies import access_bottleneck
+
+    topo = access_bottleneck(Sim(seed=0), rate="10Mbps")
+    with pytest.raises(ValueError, match="max_frames"):
+        install(topo.net, "grace", src="s0", dst="d0", max_frames=1)
+    with pytest.raises(ValueError, match="valid: video, max_frames"):
+        install(topo.net, "grace", src="s0", dst="d0", loss=0.1)      # loss belongs to the network
+    with pytest.raises(ValueError, match="unknown scheme 'h264'"):
+        install(topo.net, "grace", src="s0", dst="d0", scheme="h264")

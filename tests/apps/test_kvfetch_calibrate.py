@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from emu.apps.kvfetch.calibrate import LONGCHAT_7B, prefill_flops_per_kv_element, served_model_scale
-from emu.apps.kvfetch.weights import LMConfig
+from emu.apps.kvfetch.lm_config import LMConfig
 
 
 def test_longchat_flops_per_kv_element():

@@ -27,17 +27,22 @@ def result(request):
     return evaluate(KVFetchEvalConfig(trace=TRACE, trials=TRIALS, slo_s=SLO_S), seed=0)
 
 
+SCHEMES = ("cachegen", "code_rule", "quant8", "quant4", "text", "level0", "level1", "level2", "level3")
+
+
 TRIALS = 24
 SLO_S = 1.0
 
 
 def test_schemes_and_metrics(result):
-    for scheme in ("cachegen", "quant8", "quant4", "text", "level0", "level1", "level2", "level3"):
-        row = result[scheme]
-        for key in ("ttft_s", "bytes", "ppl_increase_pct", "slo_met"):
+    assert tuple(result) == SCHEMES
+    for row in result.values():
+        for key in ("ttft_s", "ttft_p95_s", "sent_bytes", "ppl_increase_pct", "slo_met"):
             assert key in row
+        assert row["trials"] == TRIALS and len(row["ttft_per_trial_s"]) == TRIALS
     assert result["text"]["ppl_increase_pct"] == 0.0
-    assert result["level0"]["bytes"] < result["level1"]["bytes"] < result["level3"]["bytes"] < result["quant8"]["bytes"]
+    assert result["level0"]["sent_bytes"] < result["level1"]["sent_bytes"] < result["level3"]["sent_bytes"] \
+        < result["quant8"]["sent_bytes"]
 
 
 def test_adaptive_beats_text_recompute_and_8bit(result):
@@ -60,10 +65,15 @@ def test_adaptive_meets_the_slo_as_often_as_any_fixed_level_at_better_quality(re
 def test_cli_json_keys(capsys):
     from emu.cli import main
 
-    code = main(["eval", "kvfetch", "--trace", "none", "--rate-mbps", "30", "--context-tokens", "512",
-                 "--chunk-tokens", "256", "--trials", "1", "--json"])
+    code = main(["eval", "kvfetch", "--rate-bps", "30e6", "--context-tokens", "512", "--chunk-tokens", "256",
+                 "--trials", "1", "--json"])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
-    assert {"cachegen", "quant8", "quant4", "text", "level1", "level2", "level3"} <= set(out)
+    assert tuple(out) == SCHEMES
     for row in out.values():
-        assert {"ttft_s", "bytes", "ppl_increase_pct", "slo_met"} <= set(row)
+        assert {"ttft_s", "sent_bytes", "ppl_increase_pct", "slo_met"} <= set(row)
+    code = main(["eval", "kvfetch", "--rate-bps", "30e6", "--context-tokens", "512", "--chunk-tokens", "256",
+                 "--trials", "1", "--schemes", "text,level1"])
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "ttft_s" in table and "level1" in table and "cachegen" not in table

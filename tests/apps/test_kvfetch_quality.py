@@ -32,7 +32,7 @@ def study():
     from emu.apps.kvfetch import quality as Q
     from emu.apps.kvfetch.codec import (CacheGenCodec, UniformCodec, cachegen_levels, decode_chunks,
                                         encode_chunks)
-    from emu.apps.kvfetch.data import held_out_stream
+    from emu.apps.textdata import held_out_stream
     from emu.apps.kvfetch.weights import load_model
     from emu.rng import SeedTree
 

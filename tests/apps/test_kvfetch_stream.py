@@ -1,11 +1,11 @@
-"""kvfetch controllers (pure, literal observations) and the KV server/client over the emulator."""
+"""kvfetch controllers (pure, literal observations) and the KV server/client endpoint over the emulator."""
 from __future__ import annotations
 
 import pytest
 
-from emu.apps.kvfetch.app import REQUEST_BYTES, run_fetch
-from emu.apps.kvfetch.controller import (BudgetController, ChunkMenu, FixedController, Observation,
-                                         SloSplitController)
+from emu.apps.kvfetch.app import REQUEST_BYTES
+from emu.apps.kvfetch.controller import BudgetController, ChunkMenu, Observation, SloSplitController
+from emu.apps.kvfetch.eval import KVFetchEvalConfig, run_fetch as eval_fetch
 
 N = 4
 MB = 1_000_000
@@ -52,11 +52,17 @@ def test_menu_validation():
         BudgetController(slo_s=0.0, prior_bps=1e6)
 
 
+def run_fetch(menu_, scheme, *, rate_bps, rtt_s=0.04, seed=0, prior_bps=20e6, slo_s=1.0):
+    """One fetch through the evaluation's path: access-bottleneck network, ``emu.apps.install``, run until done."""
+    config = KVFetchEvalConfig(rate_bps=rate_bps, rtt_s=rtt_s, prior_bps=prior_bps, slo_s=slo_s)
+    return eval_fetch(config, scheme, menu_, trace_offset_s=0.0, seed=seed)
+
+
 def test_fixed_fetch_on_constant_link_matches_hand_computation():
     m = menu()
     rate, rtt = 20e6, 0.04
-    res = run_fetch(m, FixedController("level1"), rate_bps=rate, rtt_s=rtt)
-    assert res.choices == ["level1"] * N and res.total_bytes == 4 * 300_000
+    res = run_fetch(m, "level1", rate_bps=rate, rtt_s=rtt)
+    assert res.choices == ["level1"] * N and res.sent_bytes == 4 * 300_000
     # request (~1/2 RTT) + 1.2 MB at 20 Mbit/s (with 1500/1448 header overhead) + slow-start ramp
     wire_s = 1.2 * MB * 8 / rate * 1500 / 1448
     assert wire_s + rtt / 2 < res.fetch_s < wire_s + rtt / 2 + 8 * rtt
@@ -66,15 +72,15 @@ def test_fixed_fetch_on_constant_link_matches_hand_computation():
 
 
 def test_text_fetch_is_recompute_bound():
-    res = run_fetch(menu(), FixedController("text"), rate_bps=20e6, rtt_s=0.04)
+    res = run_fetch(menu(), "text", rate_bps=20e6, rtt_s=0.04)
     assert res.ttft_s == pytest.approx(res.arrived_s[0] + 4 * 0.2 + 0.01, abs=0.01)
-    assert res.total_bytes == 4 * 2000
+    assert res.sent_bytes == 4 * 2000
 
 
 def test_adaptive_fetch_uses_text_on_a_slow_link_and_kv_on_a_fast_one():
     m = menu()
-    slow = run_fetch(m, BudgetController(1.0, prior_bps=2e6), rate_bps=2e6, rtt_s=0.04)
-    fast = run_fetch(m, BudgetController(1.0, prior_bps=2e6), rate_bps=200e6, rtt_s=0.04)
+    slow = run_fetch(m, "cachegen", prior_bps=2e6, rate_bps=2e6)
+    fast = run_fetch(m, "cachegen", prior_bps=2e6, rate_bps=200e6)
     # the prior says text; chunk 1 probes the path with the smallest level, then the measurement decides
     assert slow.choices[:2] == ["text", "level1"] and slow.choices[2:] == ["text", "text"]
     assert fast.choices[:2] == ["text", "level1"] and fast.choices[3] == "level3"
@@ -82,7 +88,48 @@ def test_adaptive_fetch_uses_text_on_a_slow_link_and_kv_on_a_fast_one():
 
 
 def test_fetch_is_deterministic():
-    a = run_fetch(menu(), BudgetController(1.0, 20e6), rate_bps=30e6, seed=3)
-    b = run_fetch(menu(), BudgetController(1.0, 20e6), rate_bps=30e6, seed=3)
+    a = run_fetch(menu(), "cachegen", rate_bps=30e6, seed=3)
+    b = run_fetch(menu(), "cachegen", rate_bps=30e6, seed=3)
     assert (a.choices, a.arrived_s, a.ttft_s) == (b.choices, b.arrived_s, b.ttft_s)
     assert REQUEST_BYTES > 0
+
+
+def test_two_fetches_coexist_with_a_bulk_flow_on_one_bottleneck():
+    """Two kvfetch instances and a Cubic bulk transfer share one access bottleneck: distinct flow names, one
+    row each in ``RunResult.apps()``, and the shared link slows the fetches down against a fetch alone."""
+    from emu import Sim
+    from emu.apps import install
+    from emu.results import RunResult
+    from emu.topologies import access_bottleneck, run_until_done
+
+    sim = Sim(seed=1)
+    topo = access_bottleneck(sim, pairs=3, rate="20Mbps", rtt_s=0.04)
+    s, d = topo.senders, topo.receivers
+    a = install(topo.net, "kvfetch", src=s[0], dst=d[0], scheme="cachegen", menu=menu())
+    b = install(topo.net, "kvfetch", src=s[1], dst=d[1], scheme="level1", menu=menu(), start_s=0.2)
+    bulk = install(topo.net, "bulk", src=s[2], dst=d[2], scheme="cubic", stop_s=30.0)
+    assert (a.name, b.name) == ("kvfetch", "kvfetch2")
+    assert run_until_done(sim, [a, b, bulk], horizon_s=60.0)
+    flows = set(RunResult(sim).flows()["flow"])
+    assert {"kvfetch.data", "kvfetch.req", "kvfetch2.data", "kvfetch2.req", "bulk"} <= flows
+    apps = RunResult(sim).apps().set_index("name")
+    assert list(apps.index) == ["kvfetch", "kvfetch2", "bulk"]
+    assert apps.loc["kvfetch2", "scheme"] == "level1" and apps.loc["kvfetch2", "choices"] == ",".join(["level1"] * N)
+    assert apps.loc["kvfetch2", "sent_bytes"] == N * 300_000 and bool(apps.loc["kvfetch", "done"])
+    alone = run_fetch(menu(), "level1", rate_bps=20e6)
+    assert apps.loc["kvfetch2", "ttft_s"] > alone.ttft_s
+    assert a.result()["ttft_s"] == a.ttft_s and a.result()["slo_met"] == float(a.ttft_s <= 1.0)
+
+
+def test_install_rejects_bad_parameters_and_a_scheme_the_menu_lacks():
+    from emu import Sim
+    from emu.apps import install
+    from emu.topologies import access_bottleneck
+
+    topo = access_bottleneck(Sim(seed=0), rate="20Mbps")
+    with pytest.raises(ValueError, match="slo_s"):
+        install(topo.net, "kvfetch", src="s0", dst="d0", menu=menu(), slo_s=-1.0)
+    with pytest.raises(ValueError, match="unknown scheme 'fast'"):
+        install(topo.net, "kvfetch", src="s0", dst="d0", menu=menu(), scheme="fast")
+    with pytest.raises(ValueError, match="level0"):
+        install(topo.net, "kvfetch", src="s0", dst="d0", menu=menu(), scheme="level0")

@@ -1,6 +1,8 @@
-"""SwiftQueue building blocks: scenario, app endpoints, features, dataset, predictors, numpy inference, loader."""
+"""SwiftQueue building blocks: the endpoint on any network, scenario, features, dataset, predictors, numpy inference,
+loader, and the package's import order."""
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import pytest
 from emu.packet import ECT0, ECT1
 
 REPO = Path(__file__).resolve().parents[2]
+PACKAGE = REPO / "emu" / "apps" / "swiftqueue"
 TRACE = "nyc-cellular-2019/trace-2925703-home1"
 
 
@@ -21,27 +24,134 @@ def traces(shared_traces):
 
 
 def test_import_does_not_load_torch():
-    code = ("import sys, emu, emu.apps.swiftqueue.cli, emu.apps.swiftqueue.scenario, emu.apps.swiftqueue.policies, "
-            "emu.apps.swiftqueue.eval, emu.apps.swiftqueue.weights, emu.apps.swiftqueue.dataset, emu.cli; "
+    code = ("import sys, emu, emu.apps.swiftqueue.cli, emu.apps.swiftqueue.spec, emu.apps.swiftqueue.scenario, "
+            "emu.apps.swiftqueue.policies, emu.apps.swiftqueue.endpoint, emu.apps.swiftqueue.eval, "
+            "emu.apps.swiftqueue.weights, emu.apps.swiftqueue.inference, emu.apps.swiftqueue.dataset, "
+            "emu.apps.swiftqueue.pipeline, emu.cli; "
             "emu.cli.build_parser(); assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
+def _imports_of(path: Path) -> set[str]:
+    """Sibling modules ``path`` imports, at module level or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        for name in names:
+            if name.startswith("emu.apps.swiftqueue."):
+                mod = name.split(".")[3]
+                if (PACKAGE / f"{mod}.py").is_file() and mod != path.stem:
+                    found.add(mod)
+    return found
+
+
+def test_no_import_cycles_in_the_package():
+    """Every module imports only modules earlier in one order, lazy (in-function) imports included."""
+    graph = {p.stem: _imports_of(p) for p in PACKAGE.glob("*.py")}
+    order: list[str] = []
+    while len(order) < len(graph):
+        ready = sorted(m for m in graph if m not in order and graph[m] <= set(order))
+        assert ready, f"import cycle among {sorted(set(graph) - set(order))}: " \
+                      f"{ {m: sorted(graph[m] - set(order)) for m in graph if m not in order} }"
+        order += ready
+    assert order.index("inference") < order.index("weights") and "weights" not in graph["predictors"]
+
+
 def test_registered_for_eval_and_train():
-    from emu.apps.registry import APP_CLI_MODULES
+    from emu.apps import get, names
+    from emu.apps.swiftqueue.policies import EVAL_SCHEMES, SCHEMES
     from emu.cli import build_parser
 
-    assert APP_CLI_MODULES["swiftqueue"] == "emu.apps.swiftqueue.cli"
+    spec = get("swiftqueue")
+    assert "swiftqueue" in names() and spec.schemes == SCHEMES and spec.default_eval_schemes() == EVAL_SCHEMES
     args = build_parser().parse_args(["train", "swiftqueue", "--seed", "3", "--out", "x"])
-    assert args.trainer == "emu.apps.swiftqueue.cli:train" and args.seed == 3 and args.out == "x"
-    args = build_parser().parse_args(["eval", "swiftqueue", "--seed", "2", "--json"])
-    assert args.seed == 2 and args.json and not args.predictors
+    assert args.trainer == "emu.apps.swiftqueue.pipeline:train_swiftqueue" and args.seed == 3 and args.out == "x"
+    args = build_parser().parse_args(["eval", "swiftqueue", "--seed", "2", "--json", "--duration-s", "9"])
+    assert args.seed == 2 and args.json and not args.predictors and args.cfg_duration_s == 9.0
+
+
+def test_make_policy_names_every_scheme():
+    from emu.apps.swiftqueue.policies import ExplorePolicy, ForkOraclePolicy, PerFlowPolicy, SCHEMES, make_policy
+
+    assert make_policy("perflow_l4s").ecn == ECT1 and make_policy("perflow_classic").ecn == ECT0
+    assert isinstance(make_policy("oracle"), ForkOraclePolicy)
+    assert make_policy("random").p_l == 0.5 and make_policy("explore").p_l is None
+    assert isinstance(make_policy("explore"), ExplorePolicy) and isinstance(make_policy("perflow_l4s"), PerFlowPolicy)
+    with pytest.raises(ValueError, match="valid: " + ", ".join(SCHEMES)):
+        make_policy("fastest")
+
+
+# -- the endpoint on any network ---------------------------------------------------------------------------------------
+
+def test_two_instances_and_a_bulk_flow_share_one_dualpi2_bottleneck():
+    from emu import Sim
+    from emu.apps import install
+    from emu.results import RunResult
+    from emu.topologies import access_bottleneck, run_until_done
+
+    sim = Sim(seed=4)
+    topo = access_bottleneck(sim, pairs=2, rate="8Mbps", rtt_s=0.03, queue="dualpi2",
+                             queue_params={"preset": "linux"})
+    s0, d0 = topo.senders[0], topo.receivers[0]
+    # two SwiftQueue pairs on the same two hosts (ports and flow names must not collide), a Prague flow beside them
+    a = install(topo.net, "swiftqueue", src=s0, dst=d0, name="call_a", scheme="perflow_l4s", rate_bps=1.5e6,
+                duration_s=4.0, warmup_s=1.0)
+    b = install(topo.net, "swiftqueue", src=s0, dst=d0, name="call_b", scheme="perflow_classic", rate_bps=1.5e6,
+                duration_s=4.0, warmup_s=1.0, start_s=0.5)
+    install(topo.net, "bulk", src=topo.senders[1], dst=topo.receivers[1], scheme="prague")
+    assert run_until_done(sim, [a, b], horizon_s=10.0) and sim.now_s == 6.0   # 1 s steps past b's 5.5 s
+    names = set(sim.records.flow_names)
+    assert {"call_a.app", "call_a.ack", "call_b.app", "call_b.ack", "bulk"} <= names
+    assert a.sender.dport != b.sender.dport
+    rows = RunResult(sim).apps().set_index("name")
+    assert list(rows.index) == ["call_a", "call_b", "bulk"]
+    assert rows.loc["call_a", "l_share"] == 1.0 and rows.loc["call_b", "l_share"] == 0.0
+    for name in ("call_a", "call_b"):
+        row = rows.loc[name]
+        assert row["done"] and row["app"] == "swiftqueue" and row["app_rate_bps"] == 1.5e6
+        assert 0.015 <= row["p50_s"] <= row["p99_s"] < 1.0 and 0.5e6 < row["app_bps"] < 2.5e6
+    assert rows.loc["bulk", "goodput_bps"] > 1e6
+    # same seed, same records, whatever else the run asks for
+    assert a.result() == a.result()
+
+
+def test_install_names_bad_parameters():
+    from emu import Sim
+    from emu.apps import install
+    from emu.topologies import access_bottleneck
+
+    topo = access_bottleneck(Sim(seed=0), rate="5Mbps", queue="dualpi2")
+    with pytest.raises(ValueError, match="fps"):
+        install(topo.net, "swiftqueue", src="s0", dst="d0", fps=0.0)
+    with pytest.raises(ValueError, match="unknown scheme 'fastest'"):
+        install(topo.net, "swiftqueue", src="s0", dst="d0", scheme="fastest")
+    with pytest.raises(ValueError, match="model card not found"):
+        install(topo.net, "swiftqueue", src="s0", dst="d0", scheme="swiftqueue", models_dir=str(REPO / "nowhere"))
+
+
+def test_learned_scheme_on_a_constant_rate_network():
+    pytest.importorskip("torch")
+    from emu import Sim
+    from emu.apps import install
+    from emu.topologies import access_bottleneck, run_until_done
+
+    sim = Sim(seed=2)
+    topo = access_bottleneck(sim, rate="6Mbps", rtt_s=0.04, queue="dualpi2", queue_params={"preset": "linux"})
+    ep = install(topo.net, "swiftqueue", src="s0", dst="d0", duration_s=3.0, warmup_s=0.5)
+    assert ep.scheme == "swiftqueue" and run_until_done(sim, [ep], horizon_s=5.0)
+    res = ep.result()
+    assert res["infer_calls"] + res["gated_frames"] > 50 and 0.02 <= res["p50_s"] < 0.5
 
 
 # -- scenario and app ------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("field, value", [
-    ("duration_s", 0.1), ("warmup_s", -1.0), ("one_way_delay_s", -0.01), ("app_rate_bps", 0.0),
+    ("duration_s", 0.1), ("warmup_s", -1.0), ("rtt_s", -0.01), ("app_rate_bps", 0.0), ("margin_s", -0.1),
     ("app_rate_frac", 0.0), ("l4s_bulk", -1), ("classic_onoff", 1.5), ("queue_preset", "fifo"),
     ("onoff_off_s", 0.0), ("udp_rate_frac", float("nan")),
 ])
@@ -52,12 +162,14 @@ def test_scenario_config_names_bad_field(field, value):
         ScenarioConfig(trace="x", **{field: value})
 
 
-def test_app_config_names_bad_field():
-    from emu.apps.swiftqueue.app import AppConfig
+def test_endpoint_config_names_bad_field():
+    from emu.apps.swiftqueue.endpoint import SwiftQueueConfig
 
-    for field, value in (("fps", 0.0), ("max_payload_bytes", 8), ("key_frame_every", 0), ("probe_bytes", 0)):
+    for field, value in (("fps", 0.0), ("max_payload_bytes", 8), ("key_frame_every", 0), ("probe_bytes", 0),
+                         ("duration_s", 0.5), ("warmup_s", 40.0), ("margin_s", 2.0), ("ghosts", 1),
+                         ("models_dir", "")):
         with pytest.raises(ValueError, match=field):
-            AppConfig(**{field: value})
+            SwiftQueueConfig(**{field: value})
 
 
 def test_rotate_schedule_keeps_capacity(traces):
@@ -73,19 +185,18 @@ def test_rotate_schedule_keeps_capacity(traces):
             assert r.bytes_between(0.0, 10.0) == pytest.approx(s.bytes_between(off, off + 10.0), rel=2e-3, abs=3100)
 
 
-def _run(policy, seed=1, duration_s=8.0, **kw):
+def _run(scheme, seed=1, duration_s=8.0, **kw):
     from emu.apps.swiftqueue.scenario import ScenarioConfig, run
 
-    return run(ScenarioConfig(trace=TRACE, duration_s=duration_s, warmup_s=1.0, **kw), policy, seed=seed)
+    return run(ScenarioConfig(trace=TRACE, duration_s=duration_s, warmup_s=1.0, **kw), scheme, seed=seed)
 
 
 def test_per_flow_policies_and_determinism(traces):
-    from emu.apps.swiftqueue.policies import PerFlowPolicy
     from emu.apps.swiftqueue.scenario import summarize
 
-    a = summarize(_run(PerFlowPolicy(ECT1)))
-    b = summarize(_run(PerFlowPolicy(ECT1)))
-    c = summarize(_run(PerFlowPolicy(ECT0)))
+    a = summarize(_run("perflow_l4s"))
+    b = summarize(_run("perflow_l4s"))
+    c = summarize(_run("perflow_classic"))
     assert a == b                                   # same seed, same numbers
     assert a["l_share"] == 1.0 and c["l_share"] == 0.0
     assert a["reordered"] == 0.0                    # one queue: no reordering
@@ -93,7 +204,7 @@ def test_per_flow_policies_and_determinism(traces):
     assert a["p50_s"] >= 0.015                      # never below the propagation delay
     assert a["app_bps"] > 0 and a["cross_bps"] > 0
     # the app offers identical packets whatever the marking
-    r1, r2 = _run(PerFlowPolicy(ECT1)), _run(PerFlowPolicy(ECT0))
+    r1, r2 = _run("perflow_l4s"), _run("perflow_classic")
     n = r1.sender.n_sent
     assert n == r2.sender.n_sent
     assert np.array_equal(r1.sender.size[:n], r2.sender.size[:n])
@@ -102,9 +213,8 @@ def test_per_flow_policies_and_determinism(traces):
 
 def test_receiver_acks_every_packet_and_probes_stay_out_of_metrics(traces):
     from emu.apps.swiftqueue.app import KIND_PROBE
-    from emu.apps.swiftqueue.policies import ExplorePolicy
 
-    r = _run(ExplorePolicy(p_l=0.5))
+    r = _run("random")
     s, rx = r.sender, r.receiver
     n = s.n_sent
     probes = s.kind[:n] == KIND_PROBE
@@ -122,9 +232,7 @@ def test_receiver_acks_every_packet_and_probes_stay_out_of_metrics(traces):
 
 
 def test_ghosts_measure_both_queues(traces):
-    from emu.apps.swiftqueue.policies import PerFlowPolicy
-
-    r = _run(PerFlowPolicy(ECT1), ghosts=True)
+    r = _run("perflow_l4s", ghosts=True)
     n = r.sender.n_sent
     gl, gc = r.receiver.ghost_l_s[:n], r.receiver.ghost_c_s[:n]
     ok = np.isfinite(gl) & np.isfinite(gc)
@@ -228,7 +336,7 @@ def test_numpy_transformer_matches_torch():
     from emu.apps.swiftqueue.model import build, n_params
     from emu.apps.swiftqueue.predictors import Batch
     from emu.apps.swiftqueue.train import init_params
-    from emu.apps.swiftqueue.weights import NumpyTransformer
+    from emu.apps.swiftqueue.inference import NumpyTransformer
 
     model = build("transformer")
     init_params(model, torch.Generator().manual_seed(5))
@@ -272,11 +380,11 @@ def test_init_is_seeded_without_global_rng():
 def _copy_models(tmp_path):
     import shutil
 
-    from emu.apps.swiftqueue.weights import CARD_NAME, repo_models_dir
+    from emu.apps.artifacts import models_dir
 
-    src = repo_models_dir()
-    if not (src / CARD_NAME).is_file():
-        pytest.skip("models/swiftqueue not trained")
+    src = models_dir("swiftqueue")
+    if not (src / "swiftqueue.card.json").is_file():
+        pytest.skip("emu/models/swiftqueue not trained")
     dst = tmp_path / "m"
     shutil.copytree(src, dst)
     return dst
@@ -284,9 +392,11 @@ def _copy_models(tmp_path):
 
 def test_loader_checks_hash_and_names_files(tmp_path):
     pytest.importorskip("torch")
-    from emu.apps.swiftqueue.weights import CARD_NAME, load_predictor, read_card
+    from emu.apps.artifacts import CardError, sha256_file
+    from emu.apps.swiftqueue.weights import decision_gate_s, decision_margin_s, load_predictor, read_card
 
     d = _copy_models(tmp_path)
+    assert read_card(d)["app"] == "swiftqueue" and decision_margin_s(d) == 0.0 and decision_gate_s(d) == 0.01
     load_predictor("transformer", d)
     load_predictor("linear", d)
     # corrupt one byte: the hash check fails, naming the file, before deserialisation
@@ -294,25 +404,37 @@ def test_loader_checks_hash_and_names_files(tmp_path):
     data = bytearray(p.read_bytes())
     data[len(data) // 2] ^= 0xFF
     p.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match=r"transformer\.pt.*sha256"):
+    with pytest.raises(CardError, match=r"transformer\.pt.*sha256"):
         load_predictor("transformer", d)
-    # a well-hashed but malformed file: named as malformed
+    # a well-hashed but malformed file: named as unreadable
     p.write_bytes(b"garbage")
-    card = json.loads((d / CARD_NAME).read_text())
-    import hashlib
-
-    card["models"]["transformer"]["sha256"] = hashlib.sha256(b"garbage").hexdigest()
-    (d / CARD_NAME).write_text(json.dumps(card))
-    with pytest.raises(ValueError, match=r"transformer\.pt: malformed"):
+    card = json.loads((d / "swiftqueue.card.json").read_text())
+    card["files"]["transformer.pt"] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+    (d / "swiftqueue.card.json").write_text(json.dumps(card))
+    with pytest.raises(CardError, match=r"transformer\.pt: cannot be read"):
         load_predictor("transformer", d)
     (d / "gru.pt").unlink()
-    with pytest.raises(FileNotFoundError, match=r"gru\.pt"):
+    with pytest.raises(CardError, match=r"gru\.pt: missing"):
         load_predictor("gru", d)
-    (d / CARD_NAME).write_text("{not json")
-    with pytest.raises(ValueError, match="malformed model card"):
+    (d / "swiftqueue.card.json").write_text("{not json")
+    with pytest.raises(CardError, match="not valid JSON"):
         read_card(d)
-    with pytest.raises(FileNotFoundError, match="model card"):
+    with pytest.raises(CardError, match="model card not found"):
         read_card(tmp_path / "nowhere")
+
+
+def test_committed_card_lists_the_committed_weights():
+    from emu.apps.artifacts import models_dir, read_card
+
+    d = models_dir("swiftqueue")
+    if not (d / "swiftqueue.card.json").is_file():
+        pytest.skip("emu/models/swiftqueue not trained")
+    card = read_card("swiftqueue", "swiftqueue")
+    card.verify()
+    assert list(card["files"]) == ["linear.npy", "gru.pt", "transformer.pt"]
+    assert card["command"] == "emu train swiftqueue --seed 0" and card["seed"] == 0
+    assert {"gru", "transformer", "training", "policy"} <= set(card.config)
+    assert set(card.metrics["val"]) == {"last", "ewma", "linear", "gru", "transformer"}
 
 
 def test_online_features_equal_offline(traces):
@@ -320,10 +442,9 @@ def test_online_features_equal_offline(traces):
     from emu.apps.swiftqueue.collector import run_arrays
     from emu.apps.swiftqueue.dataset import from_runs
     from emu.apps.swiftqueue.features import ACK_S
-    from emu.apps.swiftqueue.policies import ExplorePolicy
     from emu.apps.swiftqueue.predictors import BaselineTracker, online_batch
 
-    r = _run(ExplorePolicy(p_l=0.5), duration_s=6.0)
+    r = _run("random", duration_s=6.0)
     arrays = run_arrays(r)
     ds = from_runs([arrays], warmup_s=1.0)
     hist = arrays["hist"]

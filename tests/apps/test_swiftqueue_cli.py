@@ -4,20 +4,20 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 
 from emu.cli import main
 
-REPO = Path(__file__).resolve().parents[2]
-MODELS = REPO / "models" / "swiftqueue"
 TRACE = "pensieve-hsdpa/norway_ferry_1"   # a low-rate test trace: few events per simulated second
 
 
 def run_cli(args, capsys):
     t0 = time.perf_counter()
-    code = main(["eval", "swiftqueue", *args])
+    try:
+        code = main(["eval", "swiftqueue", *args])
+    except SystemExit as exc:   # argparse refused a flag's value
+        code = exc.code
     out = capsys.readouterr()
     return code, out.out, out.err, time.perf_counter() - t0
 
@@ -36,18 +36,23 @@ def no_work(monkeypatch):
 
 @pytest.fixture
 def models():
-    if not (MODELS / "swiftqueue.card.json").is_file():
-        pytest.skip("models/swiftqueue not trained")
+    from emu.apps.artifacts import models_dir
+
+    path = models_dir("swiftqueue")
+    if not (path / "swiftqueue.card.json").is_file():
+        pytest.skip("emu/models/swiftqueue not trained")
     pytest.importorskip("torch")
-    return MODELS
+    return path
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--duration", "1"], "--duration"),
-    (["--duration", "nan"], "--duration"),
+    (["--duration-s", "0.5"], "duration_s"),
+    (["--duration-s", "nan"], "--duration-s"),
     (["--seed", "-1"], "--seed"),
-    (["--margin-ms", "-3"], "--margin-ms"),
-    (["--policies", "swiftqueue,fastest"], "--policies"),
+    (["--margin-s", "-0.003"], "margin_s"),
+    (["--rtt-s", "-1"], "rtt_s"),
+    (["--schemes", "swiftqueue,fastest"], "--schemes"),
+    (["--predictors", "--schemes", "perflow_l4s"], "--schemes"),
 ])
 def test_out_of_range_parameters_fail_early(args, needle, capsys, no_work, shared_traces):
     code, _, err, dt = run_cli(["--trace", TRACE, *args], capsys)
@@ -67,27 +72,30 @@ def test_malformed_trace_names_file_and_line(tmp_path, capsys, no_work):
 
 
 def test_missing_or_malformed_weights_fail_early(tmp_path, capsys, no_work, models, shared_traces):
-    code, _, err, _ = run_cli(["--trace", TRACE, "--weights", str(tmp_path / "none")], capsys)
+    code, _, err, _ = run_cli(["--trace", TRACE, "--models-dir", str(tmp_path / "none")], capsys)
     assert code == 2 and "model card not found" in err
     d = tmp_path / "m"
     shutil.copytree(models, d)
     (d / "swiftqueue.card.json").write_text("{oops")
-    code, _, err, _ = run_cli(["--trace", TRACE, "--weights", str(d)], capsys)
-    assert code == 2 and "malformed model card" in err and "swiftqueue.card.json" in err
+    code, _, err, _ = run_cli(["--trace", TRACE, "--models-dir", str(d)], capsys)
+    assert code == 2 and "not valid JSON" in err and "swiftqueue.card.json" in err
     shutil.copy(models / "swiftqueue.card.json", d / "swiftqueue.card.json")
     (d / "transformer.pt").write_bytes(b"\x00not torch")
-    code, _, err, dt = run_cli(["--trace", TRACE, "--weights", str(d)], capsys)
+    code, _, err, dt = run_cli(["--trace", TRACE, "--models-dir", str(d)], capsys)
     assert code == 2 and "transformer.pt" in err and "sha256" in err and dt < 5
+    code, _, err, _ = run_cli(["--trace", TRACE, "--models-dir", str(d), "--predictors"], capsys)
+    assert code == 2 and "transformer.pt" in err and "sha256" in err
     (d / "transformer.pt").unlink()
-    code, _, err, _ = run_cli(["--trace", TRACE, "--weights", str(d)], capsys)
-    assert code == 2 and "transformer.pt" in err and "not found" in err
-    # per-flow policies need no weights: the checks pass and the (patched) evaluation is reached
-    with pytest.raises(AssertionError, match="work started"):
-        run_cli(["--trace", TRACE, "--weights", str(d), "--policies", "perflow_l4s", "--json"], capsys)
+    code, _, err, _ = run_cli(["--trace", TRACE, "--models-dir", str(d)], capsys)
+    assert code == 2 and "transformer.pt" in err and "missing" in err
+    # per-flow schemes need no weights: the checks pass and the (patched) evaluation is reached
+    code, _, err, _ = run_cli(["--trace", TRACE, "--models-dir", str(d), "--schemes", "perflow_l4s", "--json"],
+                              capsys)
+    assert code == 3 and "work started" in err
 
 
 def test_json_output_contract(capsys, models, shared_traces):
-    code, out, err, _ = run_cli(["--trace", TRACE, "--duration", "6", "--seed", "1", "--json"], capsys)
+    code, out, err, _ = run_cli(["--trace", TRACE, "--duration-s", "6", "--seed", "1", "--json"], capsys)
     assert code == 0, err
     res = json.loads(out)
     assert list(res) == ["swiftqueue", "perflow_l4s", "perflow_classic", "oracle"]
@@ -96,16 +104,18 @@ def test_json_output_contract(capsys, models, shared_traces):
         assert 0 < row["p50_s"] <= row["p95_s"] <= row["p99_s"] < 2.0
         assert row["app_bps"] > 0 and row["cross_bps"] > 0
     assert res["perflow_l4s"]["l_share"] == 1.0 and res["perflow_classic"]["l_share"] == 0.0
-    code, out, _, _ = run_cli(["--trace", TRACE, "--duration", "5", "--policies", "perflow_l4s"], capsys)
+    assert res["oracle"]["oracle_forks"] in (2 * 180, 2 * 181)   # two copies per frame (30 fps x 6 s, +-1 frame)
+    assert res["swiftqueue"]["infer_calls"] > 0
+    code, out, _, _ = run_cli(["--trace", TRACE, "--duration-s", "5", "--schemes", "perflow_l4s"], capsys)
     assert code == 0 and "perflow_l4s" in out and "p99_s" in out
 
 
 def test_predictors_output(capsys, models, shared_traces):
-    code, out, err, _ = run_cli(["--trace", TRACE, "--duration", "10", "--predictors", "--json"], capsys)
+    code, out, err, _ = run_cli(["--trace", TRACE, "--duration-s", "10", "--predictors", "--json"], capsys)
     assert code == 0, err
     res = json.loads(out)
     assert list(res) == ["last", "ewma", "linear", "gru", "transformer"]
     for row in res.values():
         assert row["mae_s"] > 0 and row["n"] > 100 and "mae_sharp_s" in row
-    code, out, _, _ = run_cli(["--trace", TRACE, "--duration", "5", "--predictors"], capsys)
+    code, out, _, _ = run_cli(["--trace", TRACE, "--duration-s", "5", "--predictors"], capsys)
     assert code == 0 and "transformer" in out and "mae_sharp_s" in out

@@ -30,14 +30,14 @@ SEEDS = (0, 1)
 
 @pytest.fixture(scope="module")
 def models(shared_traces_module):
-    from emu.apps.swiftqueue.weights import CARD_NAME, repo_models_dir
+    from emu.apps.artifacts import models_dir, read_card
 
-    if not (repo_models_dir() / CARD_NAME).is_file():
-        pytest.skip("models/swiftqueue not trained")
+    path = models_dir("swiftqueue")
+    if not (path / "swiftqueue.card.json").is_file():
+        pytest.skip("emu/models/swiftqueue not trained")
     pytest.importorskip("torch")
-    train_traces = __import__("json").loads((repo_models_dir() / CARD_NAME).read_text())["data"]["train_traces"]
-    assert not set(TEST_TRACES) & set(train_traces)
-    return repo_models_dir()
+    assert not set(TEST_TRACES) & set(read_card("swiftqueue", "swiftqueue")["data"]["train_traces"])
+    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +52,13 @@ def shared_traces_module():
 
 def test_transformer_mae_beats_best_nonlearned_on_unseen_traces(models):
     from emu.apps.swiftqueue.eval import predictor_accuracy
+    from emu.apps.swiftqueue.scenario import ScenarioConfig
 
     abs_err = {"transformer": 0.0, "best_nonlearned": 0.0}
     n_total = 0
     for k, trace in enumerate(TEST_TRACES):
-        res = predictor_accuracy(trace, seed=k, duration_s=30.0, predictors=("last", "ewma", "transformer"),
-                                 models=models)
+        res = predictor_accuracy(ScenarioConfig(trace=trace, duration_s=30.0, models_dir=models), seed=k,
+                                 predictors=("last", "ewma", "transformer"))
         best = min(res["last"]["mae_s"], res["ewma"]["mae_s"])
         assert res["transformer"]["mae_s"] < best, (trace, res)
         n = res["transformer"]["n"]
@@ -70,11 +71,13 @@ def test_transformer_mae_beats_best_nonlearned_on_unseen_traces(models):
 
 def test_swiftqueue_p99_and_cross_throughput_vs_perflow_l4s(models):
     from emu.apps.swiftqueue.eval import evaluate
+    from emu.apps.swiftqueue.scenario import ScenarioConfig
 
     ratios = []
     for trace in TEST_TRACES:
         for seed in SEEDS:
-            res = evaluate(trace, seed=seed, duration_s=30.0, policies=("swiftqueue", "perflow_l4s"), models=models)
+            res = evaluate(ScenarioConfig(trace=trace, duration_s=30.0, models_dir=models), seed=seed,
+                           schemes=("swiftqueue", "perflow_l4s"))
             sq, l4s = res["swiftqueue"], res["perflow_l4s"]
             ratios.append(sq["p99_s"] / l4s["p99_s"])
             assert sq["cross_bps"] >= (1.0 - MAX_CROSS_LOSS) * l4s["cross_bps"], (trace, seed, sq, l4s)

@@ -1,50 +1,60 @@
 """Evaluate the three token-streaming schemes on identical conditions (``emu eval chatterbox``).
 
-Network: server -- router -- client. The router->client link is the bottleneck: ``rate_bps`` (10 Mbit/s) or a
-capacity trace, a 1000-packet DropTail queue, Bernoulli or Gilbert-Elliott loss (downlink only; the uplink
-carries ACKs and is loss-free), and half the base RTT of propagation each way. Every scheme sees the same
-responses, pacing and loss parameters (same seed); each response is its own run.
+Network: ``emu.topologies.access_bottleneck`` with one pair: server s0 -> left -> bottleneck -> right -> client
+d0. The bottleneck runs at ``rate_bps`` (10 Mbit/s) or follows a capacity trace, behind a 1000-packet DropTail
+queue, with Bernoulli or Gilbert-Elliott loss on the downlink only (the uplink carries ACKs and is loss-free),
+and all the propagation delay (half the base RTT each way). Each response is its own run: response k under seed
+S runs on ``Sim(seed=S * 1000 + k)`` with one session of one response installed by ``emu.apps.install`` (the
+response is drawn from that run's ``chatterbox.tokens`` stream), so every scheme sees the same responses, pacing
+and loss draws.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
-from emu.apps.chatterbox.corpus import load_responses
-from emu.apps.chatterbox.metrics import stream_metrics
-from emu.apps.chatterbox.schemes import SCHEME_CLASSES, SCHEMES
-from emu.apps.chatterbox.tokens import TokenSourceConfig, TokenTimeline, generate, load_timeline
+from emu.apps.chatterbox.app import ChatterboxSession
+from emu.apps.chatterbox.schemes import SCHEMES
+from emu.apps.chatterbox.tokens import TokenTimeline, TokenSourceConfig
 from emu.links.impairments import BernoulliLossConfig, GilbertElliottLossConfig
-from emu.net import Network
-from emu.rng import SeedTree
-from emu.sim import Sim
+
+HORIZON_AFTER_LAST_TOKEN_S = 600.0  # RTO back-off through a long loss state can take minutes
 
 
 @dataclass(frozen=True, kw_only=True)
 class ChatterboxEvalConfig:
-    loss: float = 0.0            # mean packet loss rate on the downlink, 0..0.5
-    burst: float = 1.0           # mean loss-burst length in packets; 1 = independent (Bernoulli) losses
-    rtt_s: float = 0.100         # base round-trip time
-    rate_bps: float = 10e6       # downlink rate when no trace is given
-    trace: Optional[str] = None  # capacity trace for the downlink (Mahimahi or throughput log)
-    n_responses: int = 10
-    tokens: TokenSourceConfig = TokenSourceConfig()
-    timeline_file: Optional[str] = None  # replay this (time, token) file instead of the corpus
+    trace: Optional[str] = field(default=None, metadata={"help": "downlink capacity trace (Mahimahi or throughput "
+                                                                 "log) instead of rate_bps"})
+    loss: float = field(default=0.0, metadata={"help": "mean packet loss rate on the downlink, 0..0.5"})
+    burst: float = field(default=1.0, metadata={"help": "mean loss-burst length in packets (Gilbert-Elliott); "
+                                                        "1 = independent losses"})
+    rtt_s: float = field(default=0.100, metadata={"help": "base round-trip time in seconds"})
+    rate_bps: float = field(default=10e6, metadata={"help": "downlink rate when no trace is given"})
+    n_responses: int = field(default=10, metadata={"help": "responses streamed per scheme (one run each)"})
+    inter_token_s: float = field(default=0.035, metadata={"help": "mean gap between generated tokens"})
+    jitter_cv: float = field(default=0.3, metadata={"help": "coefficient of variation of the token gaps"})
+    timeline_file: Optional[str] = field(default=None, metadata={"help": 'replay a file of time_s<TAB>"token" '
+                                                                         "lines instead of the corpus"})
+    models_dir: Optional[str] = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.loss, (int, float)) or not 0 <= self.loss <= 0.5:
-            raise ValueError(f"loss: must be in [0, 0.5], got {self.loss!r}")
-        if not isinstance(self.burst, (int, float)) or not self.burst >= 1:
-            raise ValueError(f"burst: mean burst length must be >= 1 packet, got {self.burst!r}")
-        if not isinstance(self.rtt_s, (int, float)) or not 0 < self.rtt_s <= 5:
-            raise ValueError(f"rtt_s: must be in (0, 5] seconds, got {self.rtt_s!r}")
-        if not isinstance(self.rate_bps, (int, float)) or not self.rate_bps > 0:
-            raise ValueError(f"rate_bps: must be > 0, got {self.rate_bps!r}")
-        if not isinstance(self.n_responses, int) or self.n_responses < 1:
+        def number(name: str, ok, allowed: str) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or not ok(value):
+                raise ValueError(f"{name}: must be {allowed}, got {value!r}")
+
+        number("loss", lambda v: 0 <= v <= 0.5, "in [0, 0.5]")
+        number("burst", lambda v: v >= 1, "a mean burst length >= 1 packet")
+        number("rtt_s", lambda v: 0 < v <= 5, "in (0, 5] seconds")
+        number("rate_bps", lambda v: v > 0, "> 0")
+        if isinstance(self.n_responses, bool) or not isinstance(self.n_responses, int) or self.n_responses < 1:
             raise ValueError(f"n_responses: must be an integer >= 1, got {self.n_responses!r}")
+        TokenSourceConfig(inter_token_s=self.inter_token_s, jitter_cv=self.jitter_cv)
         for name in ("trace", "timeline_file"):
             value = getattr(self, name)
             if value is not None and not Path(value).is_file():
@@ -64,6 +74,8 @@ class ChatterboxEvalConfig:
 
 @dataclass
 class SchemeRun:
+    """One response streamed by one scheme (for plots): generation and rendering times, text, wire bytes."""
+
     scheme: str
     timeline: TokenTimeline
     rendered_s: np.ndarray
@@ -71,67 +83,52 @@ class SchemeRun:
     wire_bytes: int
 
 
-def run_scheme(scheme: str, timeline: TokenTimeline, config: ChatterboxEvalConfig, seed: int) -> SchemeRun:
-    """One response streamed by one scheme."""
-    if scheme not in SCHEME_CLASSES:
-        raise ValueError(f"scheme: unknown {scheme!r}; valid: {', '.join(SCHEMES)}")
+def run_session(scheme: str, config: ChatterboxEvalConfig, seed: int) -> ChatterboxSession:
+    """One session of one response on a fresh access-bottleneck network, run until it is rendered whole."""
+    from emu.apps.install import install
+    from emu.sim import Sim
+    from emu.topologies import access_bottleneck, run_until_done
+
     sim = Sim(seed=seed)
-    net = Network(sim)
-    server, router, client = net.host("server"), net.router("router"), net.host("client")
-    one_way_s = config.rtt_s / 2
-    net.link(server, router, rate="1Gbps", delay=one_way_s / 2)
-    if config.trace is not None:
-        net.link(router, client, trace=config.trace, reverse_rate="1Gbps", delay=one_way_s / 2,
-                 loss=config.loss_model())
-    else:
-        net.link(router, client, rate=config.rate_bps, delay=one_way_s / 2, loss=config.loss_model())
-    run = SCHEME_CLASSES[scheme](sim, server, client, timeline)
-    end_s = float(timeline.times_s[-1])
-    horizon_s = end_s + 600.0  # RTO back-off through a long loss state can take minutes
-    step_s = max(1.0, 10 * config.rtt_s)
-    t = min(horizon_s, end_s + step_s)
-    while True:
-        sim.run(until_s=t)
-        if run.renderer.prefix == len(timeline) or t >= horizon_s:
-            break
-        t = min(horizon_s, t + step_s)
-    return SchemeRun(scheme, timeline, run.renderer.rendered_s.copy(), run.renderer.text, run.wire_bytes)
+    topo = access_bottleneck(sim, rate=None if config.trace is not None else config.rate_bps, trace=config.trace,
+                             rtt_s=config.rtt_s, loss=config.loss_model())
+    session = install(topo.net, "chatterbox", src=topo.senders[0], dst=topo.receivers[0], scheme=scheme,
+                      n_responses=1, inter_token_s=config.inter_token_s, jitter_cv=config.jitter_cv,
+                      timeline_file=config.timeline_file, models_dir=config.models_dir)
+    last_token_s = float(session.responses[0].times_s[-1])
+    if not run_until_done(sim, [session], horizon_s=last_token_s + HORIZON_AFTER_LAST_TOKEN_S,
+                          step_s=max(1.0, 10 * config.rtt_s)):
+        raise ValueError(f"chatterbox {scheme}: seed {seed}: the response was not rendered whole within "
+                         f"{HORIZON_AFTER_LAST_TOKEN_S:g} s of its last token")
+    return session
 
 
-def timelines(config: ChatterboxEvalConfig, seed: int) -> list[TokenTimeline]:
-    if config.timeline_file is not None:
-        return [load_timeline(config.timeline_file)]
-    responses = load_responses()
-    rng = SeedTree(seed).rng("chatterbox.tokens")
-    return [generate(config.tokens, rng, responses) for _ in range(config.n_responses)]
+def run_scheme(scheme: str, config: ChatterboxEvalConfig, seed: int) -> SchemeRun:
+    """``run_session`` as a ``SchemeRun`` (what the timeline plot draws)."""
+    session = run_session(scheme, config, seed)
+    renderer = session.renderers[0]
+    return SchemeRun(scheme, session.timelines[0], renderer.rendered_s.copy(), renderer.text,
+                     session.transport.wire_bytes)
 
 
-def evaluate(config: Optional[ChatterboxEvalConfig] = None, seed: int = 0,
-             schemes: tuple[str, ...] = SCHEMES, **overrides: Any) -> dict[str, dict]:
-    """Stream the same responses with each scheme; return ``{scheme: metrics}`` averaged over responses.
+def evaluate(config: ChatterboxEvalConfig, *, schemes: tuple[str, ...] = SCHEMES, seed: int = 0) -> dict[str, dict]:
+    """Stream the same responses with each scheme; return ``{scheme: metrics}`` over all responses.
 
     Metrics per scheme: ``stall_ratio`` (mean over responses), ``token_delay_p99_s`` and the other delay
     quantiles (over all tokens), ``ttft_s`` (mean), ``bytes_per_token``, ``text_ok`` (rendered == generated).
     """
-    if config is None:
-        config = ChatterboxEvalConfig(**overrides)
-    elif overrides:
-        import dataclasses
-
-        config = dataclasses.replace(config, **overrides)
-    lines = timelines(config, seed)
     out: dict[str, dict] = {}
     for scheme in schemes:
         stalls, ttfts, delays, wire, n_tokens, text_ok = [], [], [], 0, 0, True
-        for k, timeline in enumerate(lines):
-            run = run_scheme(scheme, timeline, config, seed=seed * 1000 + k)
-            m = stream_metrics(timeline.times_s, run.rendered_s, 0.0, run.wire_bytes)
+        for k in range(config.n_responses):
+            session = run_session(scheme, config, seed=seed * 1000 + k)
+            (m,) = session.response_metrics()
             stalls.append(m.stall_ratio)
             ttfts.append(m.ttft_s)
-            delays.append(run.rendered_s - timeline.times_s)
-            wire += run.wire_bytes
-            n_tokens += len(timeline)
-            text_ok &= run.rendered_text == timeline.text
+            delays.append(session.token_delays_s())
+            wire += session.transport.wire_bytes
+            n_tokens += m.n_tokens
+            text_ok &= session.text_ok
         delay = np.concatenate(delays)
         out[scheme] = {
             "stall_ratio": float(np.mean(stalls)),
@@ -141,6 +138,6 @@ def evaluate(config: Optional[ChatterboxEvalConfig] = None, seed: int = 0,
             "ttft_s": float(np.mean(ttfts)),
             "bytes_per_token": wire / n_tokens,
             "text_ok": bool(text_ok),
-            "responses": len(lines),
+            "responses": config.n_responses,
         }
     return out

@@ -1,10 +1,14 @@
-"""Three ways to stream one response's tokens from a server host to a client host.
+"""Three ways to stream an LLM's responses from a server host to a client host (one transport per endpoint).
 
 All three share the token framing (1 length byte + the token's UTF-8 bytes) and the client's rendering rule:
-the screen shows the longest contiguous prefix of tokens received so far (``Renderer``).
+the screen shows the longest contiguous prefix of tokens received so far (``Renderer``). A transport streams one
+response at a time: ``begin(index, timeline, renderer)`` schedules the tokens of response ``index`` (absolute
+generation times) and the client side calls ``renderer.got`` as tokens arrive. Flows are named from the endpoint
+(``flow`` for data, ``flow + ".ack"`` for ACKs), so two endpoints coexist on one network.
 
 - ``stream``: tokens are written into the reliable, in-order byte stream (``emu.transport.stream``, Cubic),
-  as chat services stream over TCP/HTTP. A token renders once every byte up to its end has arrived in order.
+  as chat services stream over TCP/HTTP; one connection carries every response of the endpoint. A token renders
+  once every byte up to its end has arrived in order.
 - ``duplicate``: each token goes in its own UDP packet, sent twice, the copy ``dup_spacing_s`` after the
   original (10 ms by default, so one short loss burst does not take both). Fallback: the client ACKs the
   highest contiguous token index; the third ACK without progress resends the first missing token (fast
@@ -15,15 +19,17 @@ the screen shows the longest contiguous prefix of tokens received so far (``Rend
   the newest wait for the next packet. The client renders on every packet and ACKs its highest contiguous index
   (cumulative ACK: our choice, the paper does not give the ACK format). After the last token, a timer (the same
   RTO) resends what is unacknowledged, so a tail loss is recovered.
+
+UDP packets carry the response index; packets and ACKs of an earlier response (a late copy) are ignored.
 """
 from __future__ import annotations
 
-import math
-from typing import Any
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from emu.apps.chatterbox.tokens import TokenTimeline
+from emu.transport.rtt import RtoEstimator
 from emu.transport.timer import LazyTimer
 from emu.transport.udp import UdpSocket
 
@@ -40,85 +46,79 @@ def token_bytes(token: str) -> int:
 
 
 class Renderer:
-    """Client side: records when each token first becomes part of the contiguous rendered prefix."""
+    """Client side: records when each token first becomes part of the contiguous rendered prefix.
 
-    def __init__(self, timeline: TokenTimeline) -> None:
+    ``on_complete(now_s)`` (optional) is called once, when the last token joins the prefix."""
+
+    def __init__(self, timeline: TokenTimeline, on_complete: Optional[Callable[[float], None]] = None) -> None:
         self.tokens = timeline.tokens
         self.have = np.zeros(len(timeline), dtype=bool)
         self.rendered_s = np.full(len(timeline), np.nan)
         self.prefix = 0  # tokens [0, prefix) are on screen
+        self.on_complete = on_complete
 
     def got(self, index: int, now_s: float) -> None:
+        if self.have[index]:
+            return
         self.have[index] = True
         n = len(self.have)
+        if index != self.prefix:
+            return
         while self.prefix < n and self.have[self.prefix]:
             self.rendered_s[self.prefix] = now_s
             self.prefix += 1
+        if self.prefix == n and self.on_complete is not None:
+            self.on_complete(now_s)
+
+    @property
+    def complete(self) -> bool:
+        return self.prefix == len(self.have)
 
     @property
     def text(self) -> str:
         return "".join(self.tokens[: self.prefix])
 
 
-class RtoEstimator:
-    """RFC 6298 SRTT/RTTVAR and RTO with a minimum, initial value and back-off."""
-
-    def __init__(self, min_rto_s: float = 0.2, initial_rto_s: float = 1.0, max_rto_s: float = 60.0) -> None:
-        self.min_rto_s, self.max_rto_s = min_rto_s, max_rto_s
-        self.srtt_s = math.nan
-        self.rttvar_s = math.nan
-        self.rto_s = initial_rto_s
-        self.backoff = 1
-
-    def sample(self, rtt_s: float) -> None:
-        if math.isnan(self.srtt_s):
-            self.srtt_s, self.rttvar_s = rtt_s, rtt_s / 2
-        else:
-            self.rttvar_s = 0.75 * self.rttvar_s + 0.25 * abs(self.srtt_s - rtt_s)
-            self.srtt_s = 0.875 * self.srtt_s + 0.125 * rtt_s
-        self.rto_s = min(self.max_rto_s, max(self.min_rto_s, self.srtt_s + 4 * self.rttvar_s))
-        self.backoff = 1
-
-    @property
-    def timeout_s(self) -> float:
-        return min(self.max_rto_s, self.rto_s * self.backoff)
-
-
 class _UdpTokenScheme:
     """Shared parts of the two UDP schemes: sockets, generation schedule, ACK handling, retransmission timer."""
 
-    name = ""
-
-    def __init__(self, sim: Any, server: Any, client: Any, timeline: TokenTimeline, *, min_rto_s: float = 0.2,
-                 port: int = 7000) -> None:
+    def __init__(self, sim: Any, server: Any, client: Any, *, flow: str, min_rto_s: float = 0.2) -> None:
         self.sim = sim
-        self.timeline = timeline
-        self.renderer = Renderer(timeline)
         self.rto = RtoEstimator(min_rto_s=min_rto_s)
-        self.generated = 0        # tokens [0, generated) exist at the server
+        self.response = -1        # the response the server streams now
+        self.timeline: Optional[TokenTimeline] = None
+        self.renderers: dict[int, Renderer] = {}   # client side, by response index
+        self.generated = 0        # tokens [0, generated) of the current response exist at the server
         self.acked = 0            # tokens [0, acked) are acknowledged
-        self.send_time_s: dict[int, float] = {}
-        self.client_sock = UdpSocket(sim, client, port, flow=f"{self.name}.ack", on_receive=self._client_rx)
-        self.server_sock = UdpSocket(sim, server, port, flow=f"{self.name}.data", on_receive=self._server_rx)
+        self.dup_acks = 0
+        self.client_sock = UdpSocket(sim, client, None, flow=f"{flow}.ack", on_receive=self._client_rx)
+        self.server_sock = UdpSocket(sim, server, None, flow=flow, on_receive=self._server_rx)
         self.client_name = client.name
         self.server_name = server.name
         self.timer = LazyTimer(sim, self._on_timeout)
-        self.dup_acks = 0
+
+    def begin(self, index: int, timeline: TokenTimeline, renderer: Renderer) -> None:
+        """Stream response ``index``: its tokens are generated at ``timeline.times_s`` (absolute)."""
+        self.response, self.timeline = index, timeline
+        self.renderers[index] = renderer
+        self.generated = self.acked = self.dup_acks = 0
+        self.timer.cancel()
         for i, t in enumerate(timeline.times_s):
-            sim.call_at(float(t), self._on_generated, i)
+            self.sim.call_at(float(t), self._on_generated, i)
 
     # server -------------------------------------------------------------------------------------------------
     def _send(self, tokens: list[int]) -> None:
         size = UDP_IP_HEADER_BYTES + APP_HEADER_BYTES + sum(token_bytes(self.timeline.tokens[i]) for i in tokens)
         now = self.sim.now_s
-        for i in tokens:
-            self.send_time_s.setdefault(i, now)
-        self.server_sock.sendto(size, self.client_name, self.client_sock.port, payload=(now, tuple(tokens)))
+        self.server_sock.sendto(size, self.client_name, self.client_sock.port,
+                                payload=(self.response, now, tuple(tokens)))
         if not self.timer.armed:
             self.timer.set(now + self.rto.timeout_s)
 
     def _server_rx(self, pkt: Any, owd_s: float) -> None:
-        cum, echo_s = pkt.payload
+        response, cum, echo_s = pkt.payload
+        if response != self.response:
+            return
         now = self.sim.now_s
         self.rto.sample(now - echo_s)
         if cum > self.acked:
@@ -143,13 +143,15 @@ class _UdpTokenScheme:
 
     # client -------------------------------------------------------------------------------------------------
     def _client_rx(self, pkt: Any, owd_s: float) -> None:
-        sent_s, tokens = pkt.payload
+        response, sent_s, tokens = pkt.payload
+        renderer = self.renderers.get(response)
+        if renderer is None:
+            return
         now = self.sim.now_s
         for i in tokens:
-            if not self.renderer.have[i]:
-                self.renderer.got(i, now)
+            renderer.got(i, now)
         self.client_sock.sendto(ACK_BYTES, self.server_name, self.server_sock.port,
-                                payload=(self.renderer.prefix, sent_s))
+                                payload=(response, renderer.prefix, sent_s))
 
     def _on_generated(self, index: int) -> None:
         raise NotImplementedError
@@ -176,10 +178,11 @@ class DuplicateScheme(_UdpTokenScheme):
 
     def _send_twice(self, index: int) -> None:
         self._send([index])
-        self.sim.call_in(self.dup_spacing_s, self._copy, index)
+        self.sim.call_in(self.dup_spacing_s, self._copy, (self.response, index))
 
-    def _copy(self, index: int) -> None:
-        if index >= self.acked:
+    def _copy(self, which: tuple[int, int]) -> None:
+        response, index = which
+        if response == self.response and index >= self.acked:
             self._send([index])
 
     def _on_generated(self, index: int) -> None:
@@ -224,35 +227,54 @@ class ChatterboxScheme(_UdpTokenScheme):
 
 
 class StreamScheme:
-    """Tokens over the reliable in-order byte stream (Cubic, SACK, RACK, RTO min 200 ms)."""
+    """Tokens over the reliable in-order byte stream (Cubic, SACK, RACK, RTO min 200 ms); one connection for every
+    response, each written after the previous one."""
 
     name = "stream"
 
-    def __init__(self, sim: Any, server: Any, client: Any, timeline: TokenTimeline, *, min_rto_s: float = 0.2,
-                 port: int = 7000, cc: str = "cubic") -> None:
+    def __init__(self, sim: Any, server: Any, client: Any, *, flow: str, min_rto_s: float = 0.2,
+                 cc: str = "cubic") -> None:
         from emu.transport.stream import open_stream
 
         self.sim = sim
-        self.timeline = timeline
-        self.renderer = Renderer(timeline)
-        self.frame_end = np.cumsum([token_bytes(t) for t in timeline.tokens])
-        self.sender, self.receiver = open_stream(sim, server, client, port=port, cc=cc, on_data=self._on_data,
-                                                 flow="stream.data", min_rto_s=min_rto_s)
+        self.renderer: Optional[Renderer] = None
+        self.timeline: Optional[TokenTimeline] = None
+        self.frame_end = np.zeros(0, dtype=np.int64)   # stream offset where each token of the response ends
+        self.sender, self.receiver = open_stream(sim, server, client, cc=cc, on_data=self._on_data, flow=flow,
+                                                 min_rto_s=min_rto_s)
+
+    def begin(self, index: int, timeline: TokenTimeline, renderer: Renderer) -> None:
+        self.timeline, self.renderer = timeline, renderer
+        base = self.sender.written_bytes
+        self.frame_end = base + np.cumsum([token_bytes(t) for t in timeline.tokens])
         for i, t in enumerate(timeline.times_s):
-            sim.call_at(float(t), self._on_generated, i)
+            self.sim.call_at(float(t), self._on_generated, i)
 
     def _on_generated(self, index: int) -> None:
         self.sender.write(token_bytes(self.timeline.tokens[index]))
 
     def _on_data(self, in_order_bytes: int, now_s: float) -> None:
+        renderer = self.renderer
+        if renderer is None:
+            return
         ready = int(np.searchsorted(self.frame_end, in_order_bytes, side="right"))
-        for i in range(self.renderer.prefix, ready):
-            self.renderer.got(i, now_s)
+        for i in range(renderer.prefix, ready):
+            renderer.got(i, now_s)
 
     @property
     def wire_bytes(self) -> int:
-        rec = self.sim.records
-        return sum(rec.flows[rec.flow_id(name)].sent_bytes for name in ("stream.data", "stream.data.ack"))
+        flows = self.sim.records.flows
+        return flows[self.sender.flow_id].sent_bytes + flows[self.sender.ack_flow_id].sent_bytes
 
 
 SCHEME_CLASSES = {"stream": StreamScheme, "duplicate": DuplicateScheme, "chatterbox": ChatterboxScheme}
+
+
+def make_transport(scheme: str, sim: Any, server: Any, client: Any, *, flow: str, min_rto_s: float,
+                   dup_spacing_s: float) -> Any:
+    """The transport of ``scheme`` between ``server`` and ``client`` (flows ``flow`` and ``flow + ".ack"``)."""
+    if scheme not in SCHEME_CLASSES:
+        raise ValueError(f"scheme: unknown {scheme!r}; valid: {', '.join(SCHEMES)}")
+    if scheme == "duplicate":
+        return DuplicateScheme(sim, server, client, flow=flow, min_rto_s=min_rto_s, dup_spacing_s=dup_spacing_s)
+    return SCHEME_CLASSES[scheme](sim, server, client, flow=flow, min_rto_s=min_rto_s)

@@ -5,6 +5,8 @@ coding with ``constriction``), trained with random masking of latent elements so
 non-empty subset of its packets; baselines are H.265 (x265 through PyAV) with retransmission, Reed-Solomon FEC
 or freeze, and the same neural codec trained without masking. See ``docs/grace.md``.
 
-Importing this package imports neither torch nor PyAV: the modules that need them (``net``, ``codec``, ``h265``,
-``train``, ``eval``) import them when they are loaded, and ``cli`` loads those lazily.
+Importing this package (or its ``spec``) imports neither torch nor PyAV: the modules that need them (``net``,
+``codec``, ``h265``, ``train``) import them when they are loaded, and ``endpoint``, ``models`` and ``eval`` load
+those lazily. ``install(net, "grace", src=..., dst=..., scheme=...)`` puts one call on any network
+(``endpoint.py``); ``emu eval grace`` compares the six schemes (``eval.py``).
 """

@@ -9,7 +9,8 @@ Common to every scheme (one run = one scheme on identical conditions):
   controller is the project's ``rtc`` controller with its loss response turned off (``RandomLossRtc``): the
   losses injected here are random (wireless-like), not congestion, and every scheme sees the same controller.
 - **Control messages** (NACK, picture-loss indication, Grace's per-frame packet report) go back on a separate
-  UDP socket on the loss-free reverse path.
+  UDP socket on the reverse path. Flows are named from the session (``flow``: media, ``flow.fb``: transport
+  feedback, ``flow.ctrl``: control) and every port is a free one, so two sessions coexist on one network.
 - **The receiver** decodes in frame order (a fixed decode time per frame, one decoder) and renders a frame as
   soon as it is decoded; a frame decoded after a later one would be shown is never rendered.
 
@@ -53,8 +54,6 @@ from emu.transport.udp import UdpSocket
 
 SCHEMES = ("grace", "grace_nomask", "h265_retx", "h265_fec20", "h265_fec50", "h265_freeze")
 FEC_REDUNDANCY = {"h265_fec20": 0.2, "h265_fec50": 0.5}
-MEDIA_PORT = 5004
-CTRL_PORT = 5005
 
 
 class RandomLossRtc(RtcRateController):
@@ -86,7 +85,8 @@ class ComputeTimes:
 
 @dataclass(frozen=True, kw_only=True)
 class SessionConfig:
-    """What sender and receiver agree on (and the receiver's timers)."""
+    """What sender and receiver agree on (and the receiver's timers). ``rtt_s`` is the round trip the NACK and
+    PLI timers assume; frame f is captured at ``start_s + f / fps``."""
 
     fps: float
     n_frames: int
@@ -99,13 +99,14 @@ class SessionConfig:
     ctrl_bytes: int = 64
     times: ComputeTimes = ComputeTimes()
     session_seed: int = 0
+    start_s: float = 0.0
 
     @property
     def nack_interval_s(self) -> float:
         return max(0.02, 1.25 * self.rtt_s)
 
     def capture_s(self, frame: int) -> float:
-        return frame / self.fps
+        return self.start_s + frame / self.fps
 
 
 class MediaPacket:
@@ -158,15 +159,15 @@ class VideoSender:
 
     reliable_all = False  # retransmit every NACKed packet (H.265 retx) or only key-frame packets
 
-    def __init__(self, sim: Any, host: Any, dst: str, cfg: SessionConfig, frames: np.ndarray,
-                 controller: RtcRateController) -> None:
+    def __init__(self, sim: Any, host: Any, dst: str, dport: int, cfg: SessionConfig, frames: np.ndarray,
+                 controller: RtcRateController, *, flow: str) -> None:
         self.sim = sim
         self.cfg = cfg
         self.frames = frames
         self.controller = controller
-        self.rtc = RtcSender(sim, host, dst, MEDIA_PORT, cc=controller, max_payload_bytes=cfg.payload_bytes,
-                             header_bytes=cfg.header_bytes, flow="video")
-        self.ctrl = UdpSocket(sim, host, CTRL_PORT, on_receive=self._on_ctrl, flow="video.ctrl.tx")
+        self.rtc = RtcSender(sim, host, dst, dport, cc=controller, max_payload_bytes=cfg.payload_bytes,
+                             header_bytes=cfg.header_bytes, flow=flow)
+        self.ctrl = UdpSocket(sim, host, None, on_receive=self._on_ctrl, flow=f"{flow}.ctrl")
         self._seq = 0
         self._store: dict[int, MediaPacket] = {}
         self._resent_s: dict[int, float] = {}
@@ -243,7 +244,7 @@ class H265Sender(VideoSender):
         h, w = self.frames.shape[1:3]
         self.encoder = X265Encoder(w, h, self.cfg.fps, self._encoder_rate())
         self._force_idr = False
-        self._last_restart_s = 0.0
+        self._last_restart_s = self.cfg.start_s
         self._last_idr_s = -math.inf
         self.pli_received = 0
 
@@ -401,19 +402,20 @@ class VideoReceiver:
 
     nack = False
 
-    def __init__(self, sim: Any, host: Any, src: str, cfg: SessionConfig) -> None:
+    def __init__(self, sim: Any, host: Any, src: str, cfg: SessionConfig, *, flow: str) -> None:
         self.sim = sim
         self.cfg = cfg
         self.src = src
-        self.rtc = RtcReceiver(sim, host, MEDIA_PORT, on_message=self._on_message)
-        self.ctrl = UdpSocket(sim, host, None, flow="video.ctrl.rx")
+        self.ctrl_dport: int | None = None   # the sender's control port (``connect``)
+        self.rtc = RtcReceiver(sim, host, None, on_message=self._on_message)
+        self.ctrl = UdpSocket(sim, host, None, flow=f"{flow}.ctrl")
         n = cfg.n_frames
         self.rendered_s = np.full(n, np.nan)
         self.images: dict[int, np.ndarray] = {}
         self.frames: dict[int, FrameBuffer] = {}
         self.next_frame = 0
         self.max_frame_seen = -1
-        self.decoder_free_s = 0.0
+        self.decoder_free_s = cfg.start_s
         self._highest_seq = -1
         self._missing: dict[int, float] = {}   # seq -> time first detected
         self._nack_timer = False
@@ -428,8 +430,12 @@ class VideoReceiver:
 
     # -- control messages -------------------------------------------------------------------------------------
 
+    def connect(self, sender: VideoSender) -> None:
+        """Send control messages to ``sender``'s control socket."""
+        self.ctrl_dport = sender.ctrl.port
+
     def send_ctrl(self, msg: tuple, size: int | None = None) -> None:
-        self.ctrl.sendto(size or self.cfg.ctrl_bytes, self.src, CTRL_PORT, msg)
+        self.ctrl.sendto(size or self.cfg.ctrl_bytes, self.src, self.ctrl_dport, msg)
 
     # -- arrivals ---------------------------------------------------------------------------------------------
 

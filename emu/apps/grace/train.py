@@ -24,7 +24,6 @@ reproducible on the same machine and thread count (``torch.set_num_threads(2)``)
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -33,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from emu.apps.artifacts import read_card_file, sha256_file, write_card
 from emu.apps.grace.data import HELDOUT_CLIPS, TRAIN_CLIPS, load_training_frames
 from emu.apps.grace.net import CodecConfig, GraceCodec
-from emu.apps.artifacts import sha256_file
 from emu.rng import SeedTree
 
 log = logging.getLogger(__name__)
@@ -155,8 +154,9 @@ def _train_phase(model: GraceCodec, opt: torch.optim.Optimizer, sampler: Sequenc
 
 
 def save_model(model: GraceCodec, out_dir: Path, name: str, card: dict) -> dict:
-    """Write ``<name>-<sha8>.pt`` (state dict) and the model card ``<name>.json`` into ``out_dir``; return the
-    card as written."""
+    """Write ``<name>-<sha8>.pt`` (state dict) and the model card ``<name>.card.json`` (``emu.model-card/1``)
+    into ``out_dir``; return the card as written. ``card`` holds ``data``, ``seed``, ``steps`` (a dict of the
+    schedule: its pre-training plus fine-tuning steps are the card's ``steps``), ``metrics`` and further keys."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f".{name}.pt.tmp"
     torch.save(model.state_dict(), tmp)
@@ -166,17 +166,21 @@ def save_model(model: GraceCodec, out_dir: Path, name: str, card: dict) -> dict:
         if old != weights:
             old.unlink()
     tmp.replace(weights)
-    card = dict(card, name=name, weights=weights.name, sha256=sha, config=model.config.to_dict())
-    (out_dir / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
-    return card
+    extra = {k: v for k, v in card.items() if k not in ("data", "seed", "steps", "metrics")}
+    schedule = card["steps"]
+    path = write_card(out_dir, name, app="grace", files=[weights.name], config=model.config.to_dict(),
+                      data=card["data"], seed=card["seed"], steps=schedule["pretrain"] + schedule["finetune"],
+                      metrics=card.get("metrics", {}), command=f"emu train grace --seed {card['seed']}",
+                      weights=weights.name, schedule=schedule, **extra)
+    return read_card_file(path).data
 
 
 def train(seed: int = 0, out_dir: Path | None = None, config: TrainConfig = TrainConfig(),
           evaluate_card: bool = True) -> dict:
     """Train ``grace`` and ``grace_nomask``; write both (weights + cards) into ``out_dir``; return the cards."""
-    from emu.apps.grace.weights import MODELS_DIR
+    from emu.apps.artifacts import models_dir
 
-    out_dir = Path(out_dir) if out_dir is not None else MODELS_DIR
+    out_dir = Path(out_dir) if out_dir is not None else models_dir("grace")
     threads_before = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
@@ -236,3 +240,14 @@ def train(seed: int = 0, out_dir: Path | None = None, config: TrainConfig = Trai
         return cards
     finally:
         torch.set_num_threads(threads_before)
+
+
+def train_command(*, seed: int, out_dir: str | None) -> dict:
+    """``emu train grace``: rebuild both codecs (weights and cards) in ``out_dir`` (default: the packaged models
+    folder, or ``$EMU_MODELS_DIR/grace``); returns each card's weights file, sha256 and training time."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    log.setLevel(logging.INFO)
+    cards = train(seed=seed, out_dir=Path(out_dir) if out_dir else None)
+    return {name: {"weights": c["weights"], "sha256": c["files"][c["weights"]]["sha256"],
+                   "train_seconds": c["train_seconds"]} for name, c in cards.items()}

@@ -3,7 +3,7 @@
 Prints prefill throughput of the committed model (tokens/s, a held-out context of ``--context-tokens``), arithmetic
 decoding throughput of the CacheGen levels and dequantisation throughput of the uniform baselines (elements/s),
 each the median of ``--repeats`` runs with torch limited to ``--threads`` threads, and the prefill throughput
-scaled to the served model (below). The defaults in ``emu.apps.kvfetch.eval`` (``PREFILL_TOKENS_PER_S`` …) were
+scaled to the served model (below). The defaults in ``emu.apps.kvfetch.menu`` (``PREFILL_TOKENS_PER_S`` …) were
 set from this script; pass ``--prefill-tok-s`` / ``--decode-el-s`` to ``emu eval kvfetch`` for other numbers.
 
 **Served-model scaling.** Our model is 3.4 M parameters; recomputing its KV is ~10x cheaper *per KV element* than
@@ -47,7 +47,7 @@ def measure(context_tokens: int = 2048, repeats: int = 5, threads: int = 2) -> d
     import torch
 
     from emu.apps.kvfetch.codec import CacheGenCodec, UniformCodec, cachegen_levels, chunk_bounds, decode_chunk
-    from emu.apps.kvfetch.data import held_out_stream
+    from emu.apps.textdata import held_out_stream
     from emu.apps.kvfetch.model import cache_to_numpy, prefill
     from emu.apps.kvfetch.weights import load_model
 

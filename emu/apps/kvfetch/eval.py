@@ -4,165 +4,93 @@ What runs (everything from one seed):
 
 1. ``contexts`` held-out contexts of ``context_tokens`` tokens (plus ``cont_tokens`` of continuation for
    perplexity) are cut from the held-out token stream at seeded offsets; the model's real KV cache of each is
-   extracted.
-2. Each context is cut into chunks of ``chunk_tokens`` and every chunk is encoded with every option: the CacheGen
-   levels (``level1`` … ``level3``, bins per layer from the released table), 8- and 4-bit uniform quantisation,
-   and text (the chunk's UTF-8 bytes). Sizes are the real encoded sizes.
-3. For each of ``trials`` request times spread over the trace, each scheme fetches the context across
-   server -- router -- client (router->client = the trace, ``rtt_s`` base RTT, Cubic): ``cachegen`` (adaptive,
+   extracted and every chunk encoded with every option (``menu.py``).
+2. For each of ``trials`` request times spread over the trace, each scheme fetches the context across the
+   access-bottleneck network (``emu.topologies.access_bottleneck``: the trace started at the request time, ``rtt_s``
+   base RTT, Cubic), installed with ``emu.apps.install`` like any app: ``cachegen`` (adaptive,
    ``BudgetController``), ``code_rule`` (the released controller's rule), ``quant8``, ``quant4``, ``text`` and
    each fixed level. All schemes see the same request times (paired comparison).
-4. Quality of what each fetch delivered: the chosen chunks are decoded (text chunks recomputed from their tokens
+3. Quality of what each fetch delivered: the chosen chunks are decoded (text chunks recomputed from their tokens
    after the decoded chunks before them) and the model continues the held-out text from that cache:
    ``ppl_increase_pct`` against the original cache, next-token accuracy.
 
-Receiver compute model (``ComputeModel``; [DESIGN], calibrated on this project's CPU, see docs/kvfetch.md):
-recompute (prefill) at ``prefill_tokens_per_s``, arithmetic decoding at ``ac_decode_elements_per_s``,
-dequantisation at ``dequant_elements_per_s``; TTFT = request → last chunk processed (the receiver processes
-chunks in order as they arrive, overlapping the transfer of later chunks) + prefill of ``query_tokens``.
+TTFT = request → last chunk processed (the receiver processes chunks in order as they arrive, overlapping the
+transfer of later chunks) + prefill of ``query_tokens`` (``app.py``).
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
 
+from emu.apps.kvfetch.app import SCHEMES, KVFetchConfig
+from emu.apps.kvfetch.menu import (AC_DECODE_ELEMENTS_PER_S, DEQUANT_ELEMENTS_PER_S, MAX_CONTEXT, MIN_CONTEXT,
+                                   PREFILL_TOKENS_PER_S, Prepared)
 from emu.rng import SeedTree
+from emu.validate import check_int, check_number
 
-# Calibration (docs/kvfetch.md "Receiver compute model"): ``python -m emu.apps.kvfetch.calibrate`` on this
-# project's 2-core CPU with the committed model, torch 2.13 with 2 threads, median of 5 runs. Measured prefill:
-# 10,152 tokens/s; the default is that times ``served_model_scale`` (0.094): LongChat-7B's recompute cost per KV
-# element on this hardware. Decoding: the slowest CacheGen level (level3, 39.6 M elements/s; level1 45.7 M);
-# dequantisation: the slower uniform baseline (4-bit, 1.14 G elements/s).
-PREFILL_TOKENS_PER_S = 956.0           # recompute of text (served-model scale)
-AC_DECODE_ELEMENTS_PER_S = 40e6        # constriction range decoding + dequantisation
-DEQUANT_ELEMENTS_PER_S = 1.1e9         # uint8/nibble unpack + scale (numpy)
 DEFAULT_TRACE = "lumos5g/4G/4g_trace_driving_50015_dr"   # Verizon 4G LTE, driving: mean 40, p5 9, p95 80 Mbit/s
 
-MIN_CONTEXT, MAX_CONTEXT = 256, 8192
 
-
-def _num(name: str, value: Any, lo: float, hi: float, integer: bool = False) -> None:
-    ok = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.floating))
-    if isinstance(value, bool) or not ok or not (lo <= value <= hi) or (not integer and not math.isfinite(value)):
-        kind = "an integer" if integer else "a number"
-        raise ValueError(f"{name}: must be {kind} in [{lo:g}, {hi:g}], got {value!r}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ComputeModel:
-    """Seconds the receiver spends per chunk (decode or recompute) and on the query."""
-
-    prefill_tokens_per_s: float = PREFILL_TOKENS_PER_S
-    ac_decode_elements_per_s: float = AC_DECODE_ELEMENTS_PER_S
-    dequant_elements_per_s: float = DEQUANT_ELEMENTS_PER_S
-
-    def __post_init__(self) -> None:
-        _num("prefill_tokens_per_s", self.prefill_tokens_per_s, 1.0, 1e9)
-        _num("ac_decode_elements_per_s", self.ac_decode_elements_per_s, 1.0, 1e12)
-        _num("dequant_elements_per_s", self.dequant_elements_per_s, 1.0, 1e12)
-
-    def seconds(self, option: str, n_tokens: int, n_elements: int) -> float:
-        if option == "text":
-            return n_tokens / self.prefill_tokens_per_s
-        if option.startswith("level"):
-            return n_elements / self.ac_decode_elements_per_s
-        if option.startswith("quant"):
-            return n_elements / self.dequant_elements_per_s
-        return 0.0
+def _help(text: str) -> dict:
+    return {"help": text}
 
 
 @dataclass(frozen=True, kw_only=True)
 class KVFetchEvalConfig:
-    trace: Optional[str] = DEFAULT_TRACE   # None: a constant ``rate_bps`` link
-    rate_bps: float = 40e6
-    context_tokens: int = 2048
-    chunk_tokens: int = 512                # apps.md §4.4: the released 1500-token chunks scaled to the small model
-    slo_s: float = 1.0
-    rtt_s: float = 0.04
-    trials: int = 12
-    contexts: int = 1
-    cont_tokens: int = 256
-    query_tokens: int = 32
-    prior_bps: float = 20e6                # throughput assumed before the first measurement [DESIGN]
-    delta: bool = False                    # CacheGen levels with the paper's delta-to-anchor encoding
-    compute: ComputeModel = field(default_factory=ComputeModel)
-    model_dir: Optional[str] = None
+    trace: Optional[str] = field(default=DEFAULT_TRACE, metadata=_help(
+        "downlink capacity trace (Mahimahi or throughput log); replaced by --rate-bps"))
+    rate_bps: Optional[float] = field(default=None, metadata=_help(
+        "a constant bottleneck rate in bit/s instead of the trace"))
+    rtt_s: float = field(default=0.04, metadata=_help("base round-trip time in s"))
+    context_tokens: int = field(default=2048, metadata=_help(f"context length, {MIN_CONTEXT}..{MAX_CONTEXT}"))
+    chunk_tokens: int = field(default=512, metadata=_help("tokens per streamed chunk"))
+    slo_s: float = field(default=1.0, metadata=_help("TTFT target in s"))
+    trials: int = field(default=12, metadata=_help("fetches per scheme, spread over the trace"))
+    contexts: int = field(default=1, metadata=_help("held-out contexts (fetches cycle through them)"))
+    cont_tokens: int = field(default=256, metadata=_help("continuation tokens scored for perplexity"))
+    query_tokens: int = field(default=32, metadata=_help("query tokens prefilled after the last chunk"))
+    prior_bps: float = field(default=20e6, metadata=_help("throughput assumed before the first measurement"))
+    delta: bool = field(default=False, metadata=_help("CacheGen levels with delta-to-anchor encoding"))
+    prefill_tok_s: float = field(default=PREFILL_TOKENS_PER_S, metadata=_help(
+        "receiver prefill (text recompute) throughput in tokens/s: calibrated, scaled to LongChat-7B's recompute "
+        "cost per KV element (docs/kvfetch.md)"))
+    decode_el_s: float = field(default=AC_DECODE_ELEMENTS_PER_S, metadata=_help(
+        "receiver arithmetic-decoding throughput in KV elements/s (calibrated on CPU)"))
+    dequant_el_s: float = field(default=DEQUANT_ELEMENTS_PER_S, metadata=_help(
+        "receiver dequantisation throughput of the 8-/4-bit baselines in KV elements/s"))
+    horizon_s: float = field(default=120.0, metadata=_help("simulated time one fetch may take"))
+    models_dir: Optional[str] = None
 
     def __post_init__(self) -> None:
-        _num("context_tokens", self.context_tokens, MIN_CONTEXT, MAX_CONTEXT, integer=True)
-        _num("chunk_tokens", self.chunk_tokens, 16, MAX_CONTEXT, integer=True)
-        _num("slo_s", self.slo_s, 1e-3, 600.0)
-        _num("rtt_s", self.rtt_s, 1e-4, 5.0)
-        _num("rate_bps", self.rate_bps, 1e3, 1e12)
-        _num("trials", self.trials, 1, 10_000, integer=True)
-        _num("contexts", self.contexts, 1, 64, integer=True)
-        _num("cont_tokens", self.cont_tokens, 2, 4096, integer=True)
-        _num("query_tokens", self.query_tokens, 1, 4096, integer=True)
-        _num("prior_bps", self.prior_bps, 1e3, 1e12)
+        if self.rate_bps is not None:
+            check_number("rate_bps", self.rate_bps, lo=1e3, hi=1e12)
+            object.__setattr__(self, "trace", None)   # a constant link replaces the (default) trace
+        elif self.trace is None:
+            raise ValueError("trace: give a trace, or a constant link with rate_bps")
+        check_number("rtt_s", self.rtt_s, lo=1e-4, hi=5.0)
+        check_int("trials", self.trials, lo=1, hi=10_000)
+        check_int("contexts", self.contexts, lo=1, hi=64)
+        check_int("cont_tokens", self.cont_tokens, lo=2, hi=4096)
+        check_number("horizon_s", self.horizon_s, lo=1.0, hi=1e5)
+        self.endpoint_config()  # validates the endpoint's fields (context, SLO, compute model)
 
-    def validate_files(self) -> dict:
-        """Check the trace and model files (fail before any work, naming the file); return the model card."""
-        from emu.apps.kvfetch.weights import MODEL_DIR, check_model_files
+    def endpoint_config(self, **extra: Any) -> KVFetchConfig:
+        """The per-fetch config (every field the endpoint shares with this one)."""
+        names = {f.name for f in dataclasses.fields(KVFetchConfig)} - {"menu"}
+        return KVFetchConfig(**{n: getattr(self, n) for n in names if hasattr(self, n)}, **extra)
+
+    def check_inputs(self) -> None:
+        """Check the trace and model files (fail before any work, naming the file)."""
+        from emu.apps.kvfetch.weights import check_model_files
 
         if self.trace is not None:
             from emu.links.tracefile import load_trace, resolve_trace_path
 
             load_trace(resolve_trace_path(self.trace))
-        return check_model_files(Path(self.model_dir) if self.model_dir else MODEL_DIR)
-
-
-SCHEMES_FIXED = ("quant8", "quant4", "text")
-
-
-@dataclass
-class Prepared:
-    """One context: its tokens, original KV and every option's encoded chunks."""
-
-    ids: np.ndarray
-    cont: np.ndarray
-    kv: np.ndarray
-    bounds: list[tuple[int, int]]
-    encoded: dict[str, list]          # option -> [EncodedChunk | bytes (text)]
-    decoded: dict[str, list]          # option -> [np.ndarray] per chunk (KV options)
-    nbytes: dict[str, list[int]]
-
-
-def prepare_context(model, tokenizer, ids: np.ndarray, cont: np.ndarray, config: KVFetchEvalConfig) -> Prepared:
-    from emu.apps.kvfetch.codec import CacheGenCodec, UniformCodec, cachegen_levels, chunk_bounds, decode_chunk
-    from emu.apps.kvfetch.quality import original_kv
-
-    kv = original_kv(model, ids)
-    bounds = chunk_bounds(len(ids), config.chunk_tokens)
-    codecs: dict[str, Any] = {name: CacheGenCodec(level, delta=config.delta)
-                              for name, level in cachegen_levels(model.cfg.n_layers).items()}
-    codecs["quant8"] = UniformCodec(8)
-    codecs["quant4"] = UniformCodec(4)
-    encoded, decoded, nbytes = {}, {}, {}
-    for name, codec in codecs.items():
-        chunks = [codec.encode(kv[:, :, s:e]) for s, e in bounds]
-        encoded[name] = chunks
-        decoded[name] = [decode_chunk(c.data) for c in chunks]
-        nbytes[name] = [c.nbytes for c in chunks]
-    texts = [tokenizer.decode(ids[s:e].tolist()).encode("utf-8") for s, e in bounds]
-    encoded["text"] = texts
-    nbytes["text"] = [len(t) for t in texts]
-    return Prepared(ids, cont, kv, bounds, encoded, decoded, nbytes)
-
-
-def make_menu(prep: Prepared, config: KVFetchEvalConfig, n_layers: int, channels: int):
-    from emu.apps.kvfetch.controller import ChunkMenu
-
-    gpu = {}
-    for option in prep.nbytes:
-        gpu[option] = [config.compute.seconds(option, e - s, n_layers * 2 * (e - s) * channels)
-                       for s, e in prep.bounds]
-    levels = tuple(sorted((o for o in prep.nbytes if o.startswith("level")), reverse=True))
-    q = config.query_tokens / config.compute.prefill_tokens_per_s
-    return ChunkMenu(nbytes=prep.nbytes, gpu_s=gpu, levels=levels, query_prefill_s=q)
+        check_model_files(self.models_dir)
 
 
 class QualityCache:
@@ -214,58 +142,67 @@ def trial_offsets(config: KVFetchEvalConfig, seed: int) -> list[float]:
     return [float(k * step + rng.uniform(0, step)) for k in range(config.trials)]
 
 
-def evaluate(config: Optional[KVFetchEvalConfig] = None, seed: int = 0, **overrides: Any) -> dict[str, dict]:
-    """Run every scheme; return ``{scheme: metrics}`` (see module doc)."""
+def run_fetch(config: KVFetchEvalConfig, scheme: str, menu, *, trace_offset_s: float, seed: int):
+    """One fetch on its own access-bottleneck network (the trace started ``trace_offset_s`` into it); returns
+    the finished endpoint."""
+    from emu.apps import install
+    from emu.sim import Sim
+    from emu.topologies import access_bottleneck, run_until_done
+
+    sim = Sim(seed=seed)
+    if config.trace is not None:
+        topo = access_bottleneck(sim, trace=config.trace, trace_offset=trace_offset_s, rtt_s=config.rtt_s)
+    else:
+        topo = access_bottleneck(sim, rate=config.rate_bps, rtt_s=config.rtt_s)
+    fetch = install(topo.net, "kvfetch", src=topo.senders[0], dst=topo.receivers[0], scheme=scheme,
+                    **dataclasses.asdict(config.endpoint_config()) | {"menu": menu})
+    if not run_until_done(sim, [fetch], horizon_s=config.horizon_s):
+        raise ValueError(f"horizon_s: the {scheme} fetch at trace time {trace_offset_s:.1f} s did not finish within "
+                         f"{config.horizon_s} s of simulated time")
+    return fetch
+
+
+def evaluate(config: KVFetchEvalConfig, *, schemes: tuple[str, ...] = SCHEMES, seed: int = 0) -> dict[str, dict]:
+    """Run ``schemes`` on the same contexts and request times; return ``{scheme: metrics}`` (see module doc)."""
+    for scheme in schemes:
+        if scheme not in SCHEMES:
+            raise ValueError(f"schemes: unknown {scheme!r}; valid: {', '.join(SCHEMES)}")
+    config.check_inputs()   # bad files fail here, before torch is imported
     import torch
 
-    from emu.apps.kvfetch.app import run_fetch
-    from emu.apps.kvfetch.controller import BudgetController, FixedController, SloSplitController
-    from emu.apps.kvfetch.data import held_out_stream
+    from emu.apps.kvfetch.menu import make_menu, pick_context, prepare_context
     from emu.apps.kvfetch.weights import load_model
+    from emu.apps.textdata import held_out_stream
 
-    if config is None:
-        config = KVFetchEvalConfig(**overrides)
-    elif overrides:
-        config = replace(config, **overrides)
-    config.validate_files()
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    model, tokenizer, _ = load_model(Path(config.model_dir) if config.model_dir else None)
+    model, tokenizer, _ = load_model(config.models_dir)
     stream = held_out_stream(tokenizer)
-    need = config.context_tokens + config.cont_tokens
-    if need > len(stream):
-        raise ValueError(f"context_tokens: {config.context_tokens} + {config.cont_tokens} continuation tokens exceed "
-                         f"the held-out text ({len(stream)} tokens)")
     rng = SeedTree(seed).rng("kvfetch.contexts")
+    compute = config.endpoint_config().compute()
     preps, menus, qualities = [], [], []
     for _ in range(config.contexts):
-        start = int(rng.integers(0, len(stream) - need + 1))
-        ids, cont = stream[start:start + config.context_tokens], stream[start + config.context_tokens:start + need]
-        prep = prepare_context(model, tokenizer, ids, cont, config)
+        ids, cont = pick_context(stream, rng, config.context_tokens, config.cont_tokens)
+        prep = prepare_context(model, tokenizer, ids, cont, chunk_tokens=config.chunk_tokens, delta=config.delta)
         preps.append(prep)
-        menus.append(make_menu(prep, config, model.cfg.n_layers, model.cfg.kv_channels))
+        menus.append(make_menu(prep, compute, n_layers=model.cfg.n_layers, channels=model.cfg.kv_channels,
+                               query_tokens=config.query_tokens))
         qualities.append(QualityCache(model, prep))
     offsets = trial_offsets(config, seed)
-    levels = menus[0].levels
-    schemes: dict[str, Any] = {
-        "cachegen": lambda: BudgetController(config.slo_s, config.prior_bps),
-        "code_rule": lambda: SloSplitController(config.slo_s, config.prior_bps),
-        **{name: (lambda n=name: FixedController(n)) for name in SCHEMES_FIXED},
-        **{name: (lambda n=name: FixedController(n)) for name in sorted(levels)},
-    }
+    reference_ppl = float(np.mean([q.reference.ppl for q in qualities]))
+    fp16_bytes = float(np.mean([p.kv.size * 2 for p in preps]))
     out: dict[str, dict] = {}
-    for scheme, make in schemes.items():
+    for scheme in schemes:
         rows = []
         for k, t0 in enumerate(offsets):
             c = k % config.contexts
-            res = run_fetch(menus[c], make(), trace=config.trace, rate_bps=config.rate_bps, rtt_s=config.rtt_s,
-                            start_s=t0, seed=seed)
-            q = qualities[c].score(tuple(res.choices))
+            fetch = run_fetch(config, scheme, menus[c], trace_offset_s=t0, seed=seed)
+            q = qualities[c].score(tuple(fetch.choices))
             ref = qualities[c].reference
             rows.append({
-                "ttft_s": res.ttft_s, "fetch_s": res.fetch_s, "bytes": res.total_bytes,
+                "ttft_s": fetch.ttft_s, "fetch_s": fetch.fetch_s, "sent_bytes": fetch.sent_bytes,
                 "ppl": q.ppl, "ppl_increase_pct": 100.0 * (q.ppl / ref.ppl - 1.0),
-                "acc": q.accuracy, "acc_drop_pts": 100.0 * (ref.accuracy - q.accuracy),
-                "agree": q.agree / q.n, "slo_met": res.ttft_s <= config.slo_s, "choices": res.choices,
+                "acc_drop_pts": 100.0 * (ref.accuracy - q.accuracy),
+                "agree": q.agree / q.n, "slo_met": fetch.ttft_s <= config.slo_s, "choices": fetch.choices,
             })
         ttft = np.array([r["ttft_s"] for r in rows])
         counts: dict[str, int] = {}
@@ -277,21 +214,16 @@ def evaluate(config: Optional[KVFetchEvalConfig] = None, seed: int = 0, **overri
             "ttft_p50_s": float(np.quantile(ttft, 0.5)),
             "ttft_p95_s": float(np.quantile(ttft, 0.95)),
             "fetch_s": float(np.mean([r["fetch_s"] for r in rows])),
-            "bytes": float(np.mean([r["bytes"] for r in rows])),
+            "sent_bytes": float(np.mean([r["sent_bytes"] for r in rows])),
             "ppl": float(np.mean([r["ppl"] for r in rows])),
             "ppl_increase_pct": float(np.mean([r["ppl_increase_pct"] for r in rows])),
             "acc_drop_pts": float(np.mean([r["acc_drop_pts"] for r in rows])),
             "agree": float(np.mean([r["agree"] for r in rows])),
             "slo_met": float(np.mean([r["slo_met"] for r in rows])),
-            "choices": counts,
             "trials": len(rows),
+            "reference_ppl": reference_ppl,
+            "fp16_bytes": fp16_bytes,
+            "choices": counts,
             "ttft_per_trial_s": [float(x) for x in ttft],
         }
-    out["_setup"] = {
-        "trace": config.trace, "context_tokens": config.context_tokens, "chunk_tokens": config.chunk_tokens,
-        "slo_s": config.slo_s, "rtt_s": config.rtt_s, "trials": config.trials, "contexts": config.contexts,
-        "seed": seed, "reference_ppl": float(np.mean([q.reference.ppl for q in qualities])),
-        "fp16_bytes": float(np.mean([p.kv.size * 2 for p in preps])),
-        "compute": config.compute.__dict__,
-    }
     return out

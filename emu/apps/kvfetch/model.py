@@ -24,7 +24,6 @@ released CacheGen code does).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
 from typing import Optional, Sequence
 
 import numpy as np
@@ -32,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from emu.apps.kvfetch.weights import LMConfig
+from emu.apps.kvfetch.lm_config import LMConfig
 
 
 class RMSNorm(nn.Module):
@@ -193,6 +192,3 @@ def extract_kv(model: TinyLM, ids: np.ndarray) -> np.ndarray:
     cache, _ = prefill(model, ids)
     return cache_to_numpy(cache)
 
-
-def config_dict(cfg: LMConfig) -> dict:
-    return asdict(cfg)

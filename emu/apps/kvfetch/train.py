@@ -1,18 +1,20 @@
-"""``emu train lm``: train the kvfetch language model on CPU and write ``models/kvfetch/`` (weights, tokenizer, card).
+"""``emu train lm``: train the kvfetch language model on CPU and write ``emu/models/kvfetch/`` (weights, tokenizer,
+card).
 
 Recipe (all of it seeded from one run seed through ``emu.rng.SeedTree``; no global RNG is touched):
 
-1. Text: the Debian prose of ``emu.apps.kvfetch.data`` (git release notes + licence texts), split by file-name
-   hash into training files (~90 %) and held-out files (~10 %).
-2. Tokenizer: byte-level BPE, 4096 tokens, trained on the training files only.
+1. Text: the Debian prose of ``emu.apps.textdata`` (git release notes + licence texts, one normalised text per
+   file), split by file-name hash into training files (~90 %) and held-out files (~10 %).
+2. Tokenizer: byte-level BPE (``textdata.train_bpe``), 4096 tokens, trained on the training files only.
 3. Batches: random windows of ``seq_len`` + 1 tokens from the training stream. In a fraction ``copy_prob`` of the
    windows one span of 4-24 tokens is copied from an earlier place of the window to a later one (a synthetic
    repetition): natural text repeats itself too, but this small corpus is too short for induction (copy) heads to
    form reliably without it, and the long-context retrieval task needs them.
 4. AdamW (betas 0.9/0.95, weight decay 0.1), linear warm-up then cosine decay to 10 %, gradient clip 1.0.
-5. Card: config, data (files, tokens), seed, steps, tokens seen, parameter count, size on disk, held-out
-   perplexity (512-token windows, and by position in 4096-token windows), sha256 of weights and tokenizer,
-   and the measured CPU prefill throughput used to calibrate the text-recompute baseline.
+5. Card (``emu.apps.artifacts.write_card``, ``lm.card.json``): config, data (files, split, tokens), seed, steps,
+   sha256 and size of weights and tokenizer; metrics: held-out perplexity (and by position in 4096-token
+   windows), tokens seen, parameter count, training time and the measured CPU prefill throughput used to
+   calibrate the text-recompute baseline.
 
 Weights are stored in float16 (half the size); the loader converts them back to float32.
 """
@@ -22,12 +24,13 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from emu.apps.artifacts import PACKAGED_MODELS, write_card
 from emu.rng import SeedTree
 
 log = logging.getLogger(__name__)
@@ -134,7 +137,7 @@ def measure_prefill_tokens_per_s(model, stream: np.ndarray, context_tokens: int 
     return context_tokens / float(np.median(times))
 
 
-def train_lm(seed: int = 0, out_dir: Optional[Path] = None, config: Optional[TrainConfig] = None,
+def train_lm(*, seed: int = 0, out_dir: Optional[str] = None, config: Optional[TrainConfig] = None,
              lm_config=None, progress: bool = True, eval_tokens: Optional[int] = None) -> dict:
     """Train the tokenizer and the LM; write weights, tokenizer and card to ``out_dir``; return the card.
 
@@ -142,14 +145,14 @@ def train_lm(seed: int = 0, out_dir: Optional[Path] = None, config: Optional[Tra
     import torch
     import torch.nn.functional as F
 
-    from emu.apps.kvfetch import data
-    from emu.apps.kvfetch.model import TinyLM, config_dict
-    from emu.apps.kvfetch.weights import (CARD_NAME, MODEL_DIR, TOKENIZER_NAME, WEIGHTS_NAME, LMConfig,
-                                          sha256_file)
+    from emu.apps import textdata as data
+    from emu.apps.kvfetch.lm_config import LMConfig
+    from emu.apps.kvfetch.model import TinyLM
+    from emu.apps.kvfetch.weights import APP, CARD_NAME, TOKENIZER_FILE, TRAIN_COMMAND, WEIGHTS_FILE
 
     cfg = config or TrainConfig()
     lm_cfg = lm_config or LMConfig(train_len=cfg.seq_len)
-    out = Path(out_dir) if out_dir is not None else MODEL_DIR
+    out = Path(out_dir) if out_dir is not None else PACKAGED_MODELS / APP
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     seeds = SeedTree(seed)
@@ -157,8 +160,8 @@ def train_lm(seed: int = 0, out_dir: Optional[Path] = None, config: Optional[Tra
 
     train_files, held_files = data.split_files()
     train_texts, held_texts = data.file_texts(train_files), data.file_texts(held_files)
-    tokenizer = data.train_tokenizer(train_texts)
-    tok_path = out / TOKENIZER_NAME
+    tokenizer = data.train_bpe(train_texts, lm_cfg.vocab_size, special_tokens=[data.EOT])
+    tok_path = out / TOKENIZER_FILE
     tokenizer.save(str(tok_path))
     train_stream = data.encode_stream(tokenizer, train_texts)
     held_stream = data.encode_stream(tokenizer, held_texts)
@@ -198,7 +201,7 @@ def train_lm(seed: int = 0, out_dir: Optional[Path] = None, config: Optional[Tra
     model.eval()
 
     state = {k: v.detach().to(torch.float16) for k, v in model.state_dict().items()}
-    w_path = out / WEIGHTS_NAME
+    w_path = out / WEIGHTS_FILE
     torch.save(state, w_path)
     # Evaluate the weights as stored (float16 -> float32), exactly what load_model gives.
     model.load_state_dict({k: v.float() for k, v in state.items()})
@@ -207,32 +210,29 @@ def train_lm(seed: int = 0, out_dir: Optional[Path] = None, config: Optional[Tra
     by_pos = ppl_by_position(model, eval_stream) if len(eval_stream) > 4096 else {}
     prefill_tps = measure_prefill_tokens_per_s(model, eval_stream)
 
-    card = {
-        "name": "lm",
-        "what": "decoder-only Transformer (partial RoPE) whose KV cache emu.apps.kvfetch streams",
-        "config": config_dict(lm_cfg),
-        "train": {**cfg.__dict__},
-        "seed": seed,
-        "data": {
+    card_path = write_card(
+        out, CARD_NAME, app=APP, files=[WEIGHTS_FILE, TOKENIZER_FILE], config=asdict(lm_cfg),
+        data={
             "sources": list(data.TEXT_SOURCES),
-            "normalisation": "emu.apps.kvfetch.data.normalise",
+            "normalisation": "emu.apps.textdata.normalise",
             "split": f"held out when sha256(file name)[0] < {data.HOLDOUT_BYTE}",
             "train_files": len(train_files), "held_out_files": len(held_files),
             "train_tokens": int(len(train_stream)), "held_out_tokens": int(len(held_stream)),
             "held_out_names": [p.name for p in held_files],
         },
-        "tokenizer": f"byte-level BPE (tokenizers library), vocab {lm_cfg.vocab_size}, trained on the training files",
-        "params": model.n_params(),
-        "size_bytes": {"weights": w_path.stat().st_size, "tokenizer": tok_path.stat().st_size},
-        "steps": cfg.steps,
-        "tokens_seen": cfg.steps * cfg.batch * cfg.seq_len,
-        "final_train_loss": round(float(np.mean(losses[-50:])), 4),
-        "held_out_ppl": round(held_ppl, 3),
-        "held_out_ppl_by_position_4096": by_pos,
-        "train_seconds": round(train_s, 1),
-        "prefill_tokens_per_s_cpu": round(prefill_tps, 1),
-        "sha256": {"weights": sha256_file(w_path), "tokenizer": sha256_file(tok_path)},
-        "files": {"weights": WEIGHTS_NAME, "tokenizer": TOKENIZER_NAME},
-    }
-    (out / CARD_NAME).write_text(json.dumps(card, indent=2) + "\n")
-    return card
+        seed=seed, steps=cfg.steps,
+        metrics={
+            "held_out_ppl": round(held_ppl, 3),
+            "held_out_ppl_by_position_4096": by_pos,
+            "final_train_loss": round(float(np.mean(losses[-50:])), 4),
+            "params": model.n_params(),
+            "tokens_seen": cfg.steps * cfg.batch * cfg.seq_len,
+            "train_seconds": round(train_s, 1),
+            "prefill_tokens_per_s_cpu": round(prefill_tps, 1),
+        },
+        command=TRAIN_COMMAND,
+        what="decoder-only Transformer (partial RoPE) whose KV cache emu.apps.kvfetch streams",
+        train={**cfg.__dict__},
+        tokenizer=f"byte-level BPE (tokenizers library), vocab {lm_cfg.vocab_size}, trained on the training files",
+    )
+    return json.loads(card_path.read_text())

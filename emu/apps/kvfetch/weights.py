@@ -1,113 +1,64 @@
-"""The committed model's files and their checks (no torch at import): ``models/kvfetch/``.
+"""The committed language model, loaded through its model card (``emu/models/kvfetch/``; no torch at import).
 
-- ``lm.pt``: the weights, a ``state_dict`` of float16 tensors, loaded with ``torch.load(weights_only=True)``;
-- ``tokenizer.json``: the byte-level BPE (``tokenizers`` library);
-- ``lm.card.json``: the model card (architecture config, data, seed, steps, metrics) with the sha256 of both
-  files. ``check_model_files`` validates card, presence and hashes and raises an error naming the file at fault;
-  ``load_model`` does that, then builds the model from the card's config.
+- ``lm.pt``: the weights, a ``state_dict`` of float16 tensors (``torch.load(weights_only=True)``);
+- ``tokenizer.json``: the byte-level BPE (``emu.apps.textdata``);
+- ``lm.card.json``: the model card (``emu.model-card/1``: architecture config, data, seed, steps, metrics, the
+  sha256 of both files). Every read goes through ``emu.apps.artifacts``, which checks the hashes and fails closed,
+  naming the file, when the card or a file is missing, malformed or modified.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
-from emu.apps.artifacts import sha256_file
+from emu.apps.artifacts import CardError, ModelCard, read_card
+from emu.apps.kvfetch.lm_config import LMConfig
 
-from emu.apps.artifacts import PACKAGED_MODELS  # noqa: E402
-MODEL_DIR = PACKAGED_MODELS / "kvfetch"
-WEIGHTS_NAME = "lm.pt"
-CARD_NAME = "lm.card.json"
-TOKENIZER_NAME = "tokenizer.json"
+APP = "kvfetch"
+CARD_NAME = "lm"                   # lm.card.json
+WEIGHTS_FILE = "lm.pt"
+TOKENIZER_FILE = "tokenizer.json"
+TRAIN_COMMAND = "emu train lm"
 
-
-@dataclass(frozen=True, kw_only=True)
-class LMConfig:
-    """Architecture of the decoder-only Transformer (``emu.apps.kvfetch.model.TinyLM``)."""
-
-    vocab_size: int = 4096
-    n_layers: int = 6
-    d_model: int = 192
-    n_heads: int = 4
-    d_ff: int = 768
-    rope_dims: int = 24          # rotated dims per head (of d_model / n_heads); partial rotary as GPT-NeoX
-    rope_base: float = 10000.0   # RoFormer (Su et al. 2021)
-    train_len: int = 1024        # training sequence length (recorded; contexts may be longer)
-    max_len: int = 16384         # positions the RoPE tables cover
-    token_shift: bool = False    # add a linear map of the previous token's embedding to each input (RWKV-style)
-
-    def __post_init__(self) -> None:
-        for name in ("vocab_size", "n_layers", "d_model", "n_heads", "d_ff", "train_len", "max_len"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model: must be a multiple of n_heads={self.n_heads}, got {self.d_model}")
-        if not isinstance(self.token_shift, bool):
-            raise ValueError(f"token_shift: must be True or False, got {self.token_shift!r}")
-        head = self.d_model // self.n_heads
-        if not (isinstance(self.rope_dims, int) and 0 <= self.rope_dims <= head and self.rope_dims % 2 == 0):
-            raise ValueError(f"rope_dims: must be an even integer in [0, {head}], got {self.rope_dims!r}")
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_heads
-
-    @property
-    def kv_channels(self) -> int:
-        return self.d_model
+PathLike = Union[str, Path]
 
 
-def read_card(model_dir: Path = MODEL_DIR) -> dict:
-    """The model card of ``model_dir``; FileNotFoundError / ValueError naming it when missing or malformed."""
-    card_path = Path(model_dir) / CARD_NAME
-    if not card_path.is_file():
-        raise FileNotFoundError(f"{card_path}: model card not found; rebuild the model with `emu train lm`")
+def model_card(models_dir: Optional[PathLike] = None) -> ModelCard:
+    """The model card (schema and architecture config validated); ``models_dir`` is the folder holding it."""
+    card = read_card(APP, CARD_NAME, models_dir)
+    lm_config(card)
+    for rel in (WEIGHTS_FILE, TOKENIZER_FILE):
+        if rel not in card.data["files"]:
+            raise CardError(f"{card.path}: lists no {rel!r} (rebuild the model with `{TRAIN_COMMAND}`)")
+    return card
+
+
+def lm_config(card: ModelCard) -> LMConfig:
     try:
-        card = json.loads(card_path.read_text())
-        LMConfig(**card["config"])
-        card["sha256"]["weights"], card["sha256"]["tokenizer"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{card_path}: malformed model card ({type(exc).__name__}: {exc})") from None
+        return LMConfig(**card.config)
+    except (TypeError, ValueError) as exc:
+        raise CardError(f"{card.path}: field 'config' is not a model architecture ({exc})") from None
+
+
+def check_model_files(models_dir: Optional[PathLike] = None) -> ModelCard:
+    """Validate the card and the sha256 of weights and tokenizer without loading them; returns the card."""
+    card = model_card(models_dir)
+    card.verify()
     return card
 
 
-def check_model_files(model_dir: Optional[Path] = None) -> dict:
-    """Validate the card, weights and tokenizer of ``model_dir`` (hashes included) without loading them.
-
-    Raises FileNotFoundError / ValueError naming the file at fault; returns the card."""
-    model_dir = Path(model_dir) if model_dir is not None else MODEL_DIR
-    if not model_dir.is_dir():
-        raise FileNotFoundError(f"{model_dir}: model folder not found; rebuild the model with `emu train lm`")
-    card = read_card(model_dir)
-    for key, name in (("weights", WEIGHTS_NAME), ("tokenizer", TOKENIZER_NAME)):
-        path = model_dir / name
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: {key} file not found; rebuild the model with `emu train lm`")
-        if sha256_file(path) != card["sha256"][key]:
-            raise ValueError(f"{path}: sha256 does not match {CARD_NAME}; the {key} file was modified or corrupted")
-    return card
-
-
-def load_model(model_dir: Optional[Path] = None):
-    """(model in eval mode, tokenizer, card) from ``model_dir``; hashes checked, ``weights_only=True``."""
-    import torch
-
-    from emu.apps.kvfetch.data import load_tokenizer
+def load_model(models_dir: Optional[PathLike] = None):
+    """(model in eval mode, tokenizer, card) from ``models_dir`` (default: ``$EMU_MODELS_DIR/kvfetch`` or the
+    packaged model)."""
     from emu.apps.kvfetch.model import TinyLM
+    from emu.apps.textdata import load_tokenizer
 
-    model_dir = Path(model_dir) if model_dir is not None else MODEL_DIR
-    card = check_model_files(model_dir)
-    cfg = LMConfig(**card["config"])
-    try:
-        state = torch.load(model_dir / WEIGHTS_NAME, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors have many types
-        raise ValueError(f"{model_dir / WEIGHTS_NAME}: not a weights file ({type(exc).__name__}: {exc})") from None
-    model = TinyLM(cfg)
+    card = check_model_files(models_dir)
+    state = card.load_state_dict(WEIGHTS_FILE)
+    model = TinyLM(lm_config(card))
     try:
         model.load_state_dict({k: v.float() for k, v in state.items()})
     except (RuntimeError, AttributeError) as exc:
-        raise ValueError(f"{model_dir / WEIGHTS_NAME}: weights do not fit the card's config ({exc})") from None
+        raise CardError(f"{card.file(WEIGHTS_FILE)}: weights do not fit the card's config ({exc})") from None
     model.eval()
-    return model, load_tokenizer(model_dir / TOKENIZER_NAME), card
+    return model, load_tokenizer(card.file(TOKENIZER_FILE)), card

@@ -1,5 +1,10 @@
 """The SwiftQueue application flow: a 30 fps real-time video-like UDP flow whose sender marks every packet.
 
+The sender and receiver below are the two halves of one SwiftQueue endpoint pair; ``emu.apps.swiftqueue.endpoint``
+wires them between two hosts of any network (``emu.apps.install(net, "swiftqueue", ...)``). Flow names derive from
+the instance name (``<name>.app``, ``<name>.ack``, ``<name>.ghost``; frame sizes draw from ``sim.rng(<name>.frames)``)
+and the first instance on a host binds the ports 7000-7002, later ones free ports, so instances coexist.
+
 Dataflow::
 
     frame timer (fps) ──► frame of N packets ──► policy.mark(sender, sizes) ──► ECT(1) → L queue
@@ -31,8 +36,7 @@ Dataflow::
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -49,35 +53,10 @@ KIND_MEDIA = 0
 KIND_PROBE = 1
 
 
-def _check(name: str, value: Any, lo: float, hi: float = float("inf"), integer: bool = False) -> None:
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type or not (lo <= value <= hi) or value != value:
-        kind = "an integer" if integer else "a number"
-        raise ValueError(f"{name}: must be {kind} in [{lo}, {hi}], got {value!r}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class AppConfig:
-    """The real-time flow. Defaults: a 30 fps video call (our choice, WebRTC-like)."""
-
-    rate_bps: float = 1.0e6           # mean media rate; the scenario derives it from the trace when None there
-    fps: float = 30.0                 # frames per second (a 30 fps video call)
-    max_payload_bytes: int = 1200     # WebRTC's usual RTP payload limit
-    header_bytes: int = 40            # IP 20 + UDP 8 + RTP 12
-    frame_sigma: float = 0.25         # lognormal spread of frame sizes (our choice)
-    key_frame_every: int = 60         # a key frame every 2 s at 30 fps (our choice)
-    key_frame_scale: float = 3.0      # key frames are this much larger (our choice)
-    probe_bytes: int = 64             # size of a probe datagram (headers + timestamps), when a policy probes
-
-    def __post_init__(self) -> None:
-        _check("rate_bps", self.rate_bps, 1e3, 1e9)
-        _check("fps", self.fps, 1.0, 240.0)
-        _check("max_payload_bytes", self.max_payload_bytes, 16, 9000, integer=True)
-        _check("header_bytes", self.header_bytes, 0, 200, integer=True)
-        _check("frame_sigma", self.frame_sigma, 0.0, 2.0)
-        _check("key_frame_every", self.key_frame_every, 1, 1 << 30, integer=True)
-        _check("key_frame_scale", self.key_frame_scale, 1.0, 100.0)
-        _check("probe_bytes", self.probe_bytes, 1, 9000, integer=True)
+def free_port(host: Any, preferred: int) -> Optional[int]:
+    """``preferred`` if nothing is bound to it on ``host``, else None (the host picks a free port): the first
+    instance on a host keeps the well-known ports, further instances get their own."""
+    return preferred if preferred not in host.ports else None
 
 
 class AckHistory:
@@ -120,20 +99,24 @@ class SwiftQueueSender:
     it may also set ``sender.pred_l[seq]``/``pred_c[seq]`` (its predictions, for analysis).
     """
 
-    def __init__(self, sim: Any, host: Any, dst: Any, config: AppConfig, policy: Any, *, start_s: float = 0.0,
-                 stop_s: float = float("inf"), ghosts: bool = False, expected_pkts: int = 1024) -> None:
+    def __init__(self, sim: Any, host: Any, receiver: "SwiftQueueReceiver", config: Any, policy: Any, *,
+                 name: str = "swiftqueue", stop_s: float = float("inf"), ghosts: bool = False,
+                 expected_pkts: int = 1024) -> None:
         self.sim = sim
         self.config = config
         self.policy = policy
-        self.dst = dst if isinstance(dst, str) else dst.name
+        self.dst = receiver.host.name
+        self.dport = receiver.sock.port
+        self.ghost_port = receiver.ghost_sock.port if receiver.ghost_sock is not None else None
         self.stop_s = stop_s
         self.ghosts = ghosts
-        self.sock = UdpSocket(sim, host, ACK_PORT, flow="swiftqueue.app", on_receive=self._on_ack, record=True,
-                              flow_prefix="swiftqueue")
-        self.ghost_flow = "swiftqueue.ghost"
+        if ghosts and self.ghost_port is None:
+            raise ValueError("ghosts: the receiver was built without ghosts=True")
+        self.sock = UdpSocket(sim, host, free_port(host, ACK_PORT), flow=f"{name}.app", on_receive=self._on_ack,
+                              record=True)
+        self.ghost_flow = f"{name}.ghost"
         self.history = AckHistory()
-        self._rng = sim.rng("swiftqueue.frames")
-        self._env = sim.env
+        self._rng = sim.rng(f"{name}.frames")
         n = max(16, expected_pkts)
         self.send_s = np.full(n, np.nan)
         self.size = np.zeros(n, dtype=np.int32)
@@ -148,7 +131,10 @@ class SwiftQueueSender:
         self.frames_sent = 0
         self.frame_pkts: list[int] = []
         self.frame_send_s: list[float] = []
-        sim.call_at(start_s, self._on_frame)
+
+    def start(self, start_s: float) -> None:
+        """Send the first frame at ``start_s``, then one every ``1 / fps`` until ``stop_s``."""
+        self.sim.call_at(start_s, self._on_frame)
 
     # -- per-packet arrays ----------------------------------------------------------------------------------------
 
@@ -183,7 +169,7 @@ class SwiftQueueSender:
         return sizes
 
     def _on_frame(self, _: Any = None) -> None:
-        now = self._env._now
+        now = self.sim.now_s
         if now >= self.stop_s:
             return
         sizes = self.frame_sizes()
@@ -227,9 +213,9 @@ class SwiftQueueSender:
         self.count[seq] = count
         sock = self.sock
         if self.ghosts:  # just ahead of the packet: what a packet sent now waits for in each queue
-            sock.sendto(GHOST_BYTES, self.dst, GHOST_PORT, None, ECT1, seq=2 * seq, flow=self.ghost_flow)
-            sock.sendto(GHOST_BYTES, self.dst, GHOST_PORT, None, ECT0, seq=2 * seq + 1, flow=self.ghost_flow)
-        sock.sendto(size, self.dst, APP_PORT, (fid if kind == KIND_MEDIA else -1, pos, count), ecn, seq=seq)
+            sock.sendto(GHOST_BYTES, self.dst, self.ghost_port, None, ECT1, seq=2 * seq, flow=self.ghost_flow)
+            sock.sendto(GHOST_BYTES, self.dst, self.ghost_port, None, ECT0, seq=2 * seq + 1, flow=self.ghost_flow)
+        sock.sendto(size, self.dst, self.dport, (fid if kind == KIND_MEDIA else -1, pos, count), ecn, seq=seq)
 
     # -- feedback -------------------------------------------------------------------------------------------------
 
@@ -237,18 +223,20 @@ class SwiftQueueSender:
         if pkt.kind != KIND_FEEDBACK:
             return
         seq, lat_s, ce = pkt.payload
-        self.history.add(self._env._now, float(self.send_s[seq]), lat_s, int(self.size[seq]), int(self.queue[seq]),
+        self.history.add(self.sim.now_s, float(self.send_s[seq]), lat_s, int(self.size[seq]), int(self.queue[seq]),
                          ce, seq)
 
 
 class SwiftQueueReceiver:
     """Acknowledges every datagram with its latency; keeps a per-frame jitter buffer and the per-packet latency."""
 
-    def __init__(self, sim: Any, host: Any, *, ghosts: bool = False, expected_pkts: int = 1024) -> None:
+    def __init__(self, sim: Any, host: Any, *, name: str = "swiftqueue", ghosts: bool = False,
+                 expected_pkts: int = 1024) -> None:
         self.sim = sim
-        self.sock = UdpSocket(sim, host, APP_PORT, on_receive=self._on_data, record=True)
-        self.ghost_sock = UdpSocket(sim, host, GHOST_PORT, on_receive=self._on_ghost, record=False) if ghosts else None
-        self._env = sim.env
+        self.host = host
+        self.sock = UdpSocket(sim, host, free_port(host, APP_PORT), on_receive=self._on_data, record=True)
+        self.ghost_sock = UdpSocket(sim, host, free_port(host, GHOST_PORT), on_receive=self._on_ghost,
+                                    record=False) if ghosts else None
         n = max(16, expected_pkts)
         self.lat_s = np.full(n, np.nan)      # one-way latency per sequence number (NaN: lost / not yet)
         self.arr_s = np.full(n, np.nan)
@@ -261,9 +249,10 @@ class SwiftQueueReceiver:
         self.rx_bytes = 0
         self._frames: dict[int, list] = {}   # frame -> [received, count, first send]
         self.frame_done_s: dict[int, float] = {}
-        self._ack_flow = "swiftqueue.ack"
+        self._ack_flow = f"{name}.ack"
 
-    def _grow(self, need: int) -> None:
+    def grow(self, need: int) -> None:
+        """Make the per-sequence-number arrays hold at least ``need`` entries (NaN / 0 where nothing arrived)."""
         cap = len(self.lat_s)
         if need <= cap:
             return
@@ -278,9 +267,9 @@ class SwiftQueueReceiver:
     def _on_data(self, pkt: Packet, owd_s: float) -> None:
         if pkt.kind != KIND_DGRAM:
             return
-        now = self._env._now
+        now = self.sim.now_s
         seq = pkt.seq
-        self._grow(seq + 1)
+        self.grow(seq + 1)
         ce = 1 if pkt.ecn == CE else 0
         self.lat_s[seq] = owd_s
         self.arr_s[seq] = now
@@ -305,7 +294,7 @@ class SwiftQueueReceiver:
 
     def _on_ghost(self, pkt: Packet, owd_s: float) -> None:
         seq = pkt.seq // 2
-        self._grow(seq + 1)
+        self.grow(seq + 1)
         if pkt.seq % 2 == 0:
             self.ghost_l_s[seq] = owd_s
         else:

@@ -10,7 +10,8 @@ One collected run is a dict of numpy arrays:
 - optionally ``ghost_l_s``/``ghost_c_s`` (ghost-probe latencies in both queues, when ``ghosts=True``);
 - ``meta``: trace, offset, seed, exploration probability, app rate, trace mean rate.
 
-Exploration (``ExplorePolicy``): each packet ECT(1) with probability ``p_l``, drawn per run from U(0.3, 0.7), plus
+Exploration (scheme ``explore``, ``ExplorePolicy``): each packet ECT(1) with probability ``p_l``, drawn per run from
+U(0.3, 0.7), plus
 one probe per frame into the other queue, so both queues are sampled in every history window, in proportions that
 vary between runs (as they do under a deployed policy).
 """
@@ -18,8 +19,6 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-
-from emu.apps.swiftqueue.policies import ExplorePolicy
 from emu.apps.swiftqueue.scenario import ScenarioConfig, run
 
 
@@ -27,7 +26,7 @@ def run_arrays(r: Any, meta: Optional[dict] = None, ghosts: bool = False) -> dic
     """The per-run arrays of a finished ``ScenarioRun`` (see the module docstring)."""
     s, rx = r.sender, r.receiver
     n = s.n_sent
-    rx._grow(n)
+    rx.grow(n)
     out = {
         "hist": s.history.view().copy(),
         "send_s": s.send_s[:n].copy(),
@@ -46,12 +45,12 @@ def run_arrays(r: Any, meta: Optional[dict] = None, ghosts: bool = False) -> dic
     return out
 
 
-def collect(config: ScenarioConfig, seed: int = 0, policy: Any = None) -> dict:
-    """Run ``config`` once with ``policy`` (default: ``ExplorePolicy()``) and return its arrays."""
-    policy = policy if policy is not None else ExplorePolicy()
-    r = run(config, policy, seed=seed)
+def collect(config: ScenarioConfig, seed: int = 0, scheme: str = "explore") -> dict:
+    """Run ``config`` once with marking scheme ``scheme`` (default: exploration) and return its arrays."""
+    r = run(config, scheme, seed=seed)
     meta = {"trace": str(config.trace), "trace_offset_s": config.trace_offset_s, "seed": seed,
-            "duration_s": config.duration_s, "p_l": getattr(policy, "p_l", None), "app_rate_bps": r.app_rate_bps,
+            "duration_s": config.duration_s, "p_l": getattr(r.endpoint.policy, "p_l", None),
+            "app_rate_bps": r.app_rate_bps,
             "trace_mean_bps": r.mean_rate_bps}
     return run_arrays(r, meta, ghosts=config.ghosts)
 

@@ -1,4 +1,4 @@
-"""``emu train swiftqueue``: data -> split -> linear AR, GRU, Transformer -> ``models/swiftqueue/`` + model card.
+"""``emu train swiftqueue``: data -> split -> linear AR, GRU, Transformer -> ``emu/models/swiftqueue/`` + model card.
 
 Steps (all seeded from ``--seed``; CPU, one torch thread, data collection on two processes):
 
@@ -9,9 +9,10 @@ Steps (all seeded from ``--seed``; CPU, one torch thread, data collection on two
    validation MAE;
 3. choose the marking margin on the validation traces (``select_margin``: the lowest mean p99 relative to per-flow
    L4S among 0, 2, 5, 10 ms);
-4. write ``linear.npy``, ``gru.pt``, ``transformer.pt`` and ``swiftqueue.card.json`` (data, seed, steps, metrics on
-   the validation traces for every predictor, the margin table, sha256 of each file) into the output folder (files
-   are written to a temporary sibling folder first and moved in at the end).
+4. write ``linear.npy``, ``gru.pt``, ``transformer.pt`` and the model card ``swiftqueue.card.json``
+   (``emu.apps.artifacts.write_card``: sha256 of each file; config = architectures, training settings and the
+   marking policy with its margin table; data, seed, steps; metrics on the validation traces for every predictor)
+   into the output folder (files are written to a temporary sibling folder first and moved in at the end).
 """
 from __future__ import annotations
 
@@ -27,10 +28,11 @@ from typing import Optional, Union
 
 import numpy as np
 
+from emu.apps.artifacts import models_dir as app_models_dir, write_card
 from emu.apps.swiftqueue.train import (
     TEST_TRACES, TRAIN_TRACES, VAL_TRACES, TrainConfig, eval_mae, fit_linear, fit_torch, predict_torch,
 )
-from emu.apps.swiftqueue.weights import CARD_NAME, repo_models_dir, sha256_file
+from emu.apps.swiftqueue.weights import APP, CARD, FILES
 
 log = logging.getLogger(__name__)
 
@@ -49,19 +51,15 @@ MARGIN_EVAL_DURATION_S = 30.0
 def select_margin(models_dir: Path, traces: list, seed: int, duration_s: float = MARGIN_EVAL_DURATION_S) -> dict:
     """Pick the marking margin on the validation traces: the candidate with the lowest mean p99 relative to
     per-flow L4S (ties: the smaller margin). Returns the table too."""
-    from emu.packet import ECT1
-
-    from emu.apps.swiftqueue.policies import PerFlowPolicy, PredictivePolicy
     from emu.apps.swiftqueue.scenario import ScenarioConfig, run, summarize
-    from emu.apps.swiftqueue.weights import load_predictor
 
     table = {f"{m * 1e3:g}ms": [] for m in MARGIN_CANDIDATES_S}
     for k, trace in enumerate(traces):
-        cfg = ScenarioConfig(trace=trace, duration_s=duration_s)
-        base = summarize(run(cfg, PerFlowPolicy(ECT1), seed=seed + k))["p99_s"]
+        cfg = ScenarioConfig(trace=trace, duration_s=duration_s, models_dir=str(models_dir))
+        base = summarize(run(cfg, "perflow_l4s", seed=seed + k))["p99_s"]
         for m in MARGIN_CANDIDATES_S:
-            pol = PredictivePolicy(load_predictor("transformer", models_dir), margin_s=m, gate_s=GATE_S)
-            p99 = summarize(run(cfg, pol, seed=seed + k))["p99_s"]
+            # the card being written has gate_s = GATE_S: the swiftqueue scheme runs with that cascade gate
+            p99 = summarize(run(cfg.replace(margin_s=m), "swiftqueue", seed=seed + k))["p99_s"]
             table[f"{m * 1e3:g}ms"].append(round(p99 / base, 4))
     means = {key: float(np.mean(v)) for key, v in table.items()}
     best_key = min(means, key=lambda key: (round(means[key], 4), float(key[:-2])))
@@ -84,7 +82,7 @@ def train_all(seed: int = 0, out_dir: Union[str, Path, None] = None, *, data_dir
         raise ValueError(f"seed: must be a non-negative integer, got {seed!r}")
     train_traces = list(train_traces or TRAIN_TRACES)
     val_traces = list(val_traces or VAL_TRACES)
-    out = Path(out_dir) if out_dir is not None else repo_models_dir()
+    out = Path(out_dir) if out_dir is not None else app_models_dir(APP)
     data = Path(data_dir) if data_dir is not None else (
         out / "data" if out_dir is not None else Path("build") / "swiftqueue-data")
     t_start = time.perf_counter()
@@ -118,49 +116,73 @@ def train_all(seed: int = 0, out_dir: Union[str, Path, None] = None, *, data_dir
                             "params": n_params(model), "steps": steps, "best_step": hist["best_step"],
                             "metrics": metrics_of(predict_torch(model, val)),
                             "train_s": round(time.perf_counter() - t0, 1), "history": hist["history"]}
-        for entry in models.values():
-            entry["sha256"] = sha256_file(tmp / entry["file"])
-            entry["bytes"] = (tmp / entry["file"]).stat().st_size
-        best_base = min(baselines.values(), key=lambda m: m["mae_s"])
-        card = {
-            "name": "swiftqueue",
-            "description": "SwiftQueue per-packet L4S queue selection: latency predictors (next packet's one-way "
-                           "latency in the L and C queues of a DualPI2 bottleneck) trained on emulated runs over "
-                           "real capacity traces.",
-            "seed": seed,
-            "data": {"train_traces": train_traces, "val_traces": val_traces, "test_traces_never_used": TEST_TRACES,
+        data_info = {"train_traces": train_traces, "val_traces": val_traces, "test_traces_never_used": TEST_TRACES,
                      "runs_per_trace": runs_per_trace, "run_duration_s": run_duration_s,
                      "train_samples": len(train), "val_samples": len(val),
                      "scenario": "emu.apps.swiftqueue.scenario.ScenarioConfig defaults, exploratory marking "
                                  "(ExplorePolicy: p_l ~ U(0.3, 0.7) per run, one probe per frame)",
-                     "traces_dir": "../shared/traces (see its README for origins and licences)"},
-            "training": {k: v for k, v in base_cfg.__dict__.items() if k != "steps"} | {
-                "optimizer": "AdamW, linear warm-up then cosine decay, grad-norm clip 1.0",
-                "loss": "smooth L1 (beta 1 ms) on the head of the queue taken, weight 1 + alpha * sharp",
-                "sharp_change": "|dy| >= 20 ms and >= 20 % of the previous latency in that queue [3P]"},
-            "policy": {"rule": "ECT(1) iff pred_L <= pred_C + margin_s", "margin_s": 0.0, "probes": True,
-                       "gate_s": GATE_S,
-                       "gate_rule": "skip the model (mark ECT(1)) when last_C - last_L > gate_s and "
-                                    "ewma_C - ewma_L > gate_s"},
-            "models": models,
-            "baselines_val": baselines,
-            "transformer_vs_best_nonlearned": round(1.0 - models["transformer"]["metrics"]["mae_s"]
-                                                    / best_base["mae_s"], 4),
-            "timing_s": {"data": round(t_data, 1), "total": round(time.perf_counter() - t_start, 1)},
-            "environment": {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
-                            "threads": base_cfg.threads},
-            "reproduce": f"emu train swiftqueue --seed {seed}",
-        }
-        (tmp / CARD_NAME).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+                     "traces_dir": "../shared/traces (see its README for origins and licences)"}
+        training = {k: v for k, v in base_cfg.__dict__.items() if k != "steps"} | {
+            "optimizer": "AdamW, linear warm-up then cosine decay, grad-norm clip 1.0",
+            "loss": "smooth L1 (beta 1 ms) on the head of the queue taken, weight 1 + alpha * sharp",
+            "sharp_change": "|dy| >= 20 ms and >= 20 % of the previous latency in that queue [3P]"}
+        policy = {"rule": "ECT(1) iff pred_L <= pred_C + margin_s", "margin_s": 0.0, "probes": True, "gate_s": GATE_S,
+                  "gate_rule": "skip the model (mark ECT(1)) when last_C - last_L > gate_s and "
+                               "ewma_C - ewma_L > gate_s"}
+        timing = {"data": round(t_data, 1), "total": round(time.perf_counter() - t_start, 1)}
+        environment = {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
+                       "threads": base_cfg.threads}
+        card_args = dict(seed=seed, steps=transformer_steps, models=models, baselines=baselines, data=data_info,
+                         training=training, policy=policy, timing_s=timing, environment=environment)
+        write_model_card(tmp, **card_args)
         if select_margins:
             t0 = time.perf_counter()
             chosen = select_margin(tmp, val_traces, seed)
-            card["policy"].update(chosen, selected_on="val_traces", select_s=round(time.perf_counter() - t0, 1))
-            card["timing_s"]["total"] = round(time.perf_counter() - t_start, 1)
-            (tmp / CARD_NAME).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-        for name in [e["file"] for e in models.values()] + [CARD_NAME]:
+            policy.update(chosen, selected_on="val_traces", select_s=round(time.perf_counter() - t0, 1))
+            timing["total"] = round(time.perf_counter() - t_start, 1)
+            write_model_card(tmp, **card_args)
+        card_file = f"{CARD}.card.json"
+        for name in list(FILES.values()) + [card_file]:
             os.replace(tmp / name, out / name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    card = json.loads((out / card_file).read_text(encoding="utf-8"))
     card["_out"] = str(out)
     return card
+
+
+def write_model_card(out: Path, *, seed: int, steps: int, models: dict, baselines: dict, data: dict, training: dict,
+                     policy: dict, timing_s: dict, environment: dict) -> Path:
+    """The model card of the three predictors in ``out`` (``emu.model-card/1``; the weight files must be there).
+
+    ``models``: per predictor (linear, gru, transformer) its ``file``, ``arch``, ``params``, ``metrics`` on the
+    validation traces, ``train_s`` and, for the torch ones, ``config``, ``steps``, ``best_step``, ``history``;
+    ``baselines``: the validation metrics of ``last`` and ``ewma``. The card's ``config`` holds the architectures,
+    ``training`` and the marking ``policy`` (what the loader reads); ``metrics.val`` every predictor's MAE table.
+    """
+    best_base = min(baselines.values(), key=lambda m: m["mae_s"])
+    val = dict(baselines)
+    config: dict = {}
+    summary: dict = {}
+    for name, entry in models.items():
+        val[name] = entry["metrics"]
+        if "config" in entry:
+            config[name] = entry["config"]
+        summary[name] = {k: v for k, v in entry.items() if k not in ("metrics", "config", "sha256", "bytes")}
+    config["training"] = training
+    config["policy"] = policy
+    return write_card(
+        out, CARD, app=APP, files=[models[name]["file"] for name in FILES], config=config, data=data, seed=seed,
+        steps=steps,
+        metrics={"transformer_vs_best_nonlearned": round(1.0 - models["transformer"]["metrics"]["mae_s"]
+                                                         / best_base["mae_s"], 4), "val": val},
+        command=f"emu train swiftqueue --seed {seed}",
+        description="SwiftQueue per-packet L4S queue selection: latency predictors (next packet's one-way latency in "
+                    "the L and C queues of a DualPI2 bottleneck) trained on emulated runs over real capacity traces.",
+        models=summary, timing_s=timing_s, environment=environment)
+
+
+def train_swiftqueue(*, seed: int = 0, out_dir: Optional[str] = None) -> dict:
+    """``emu train swiftqueue [--seed S] [--out DIR]``: the whole pipeline; returns the folder and the metrics."""
+    card = train_all(seed=seed, out_dir=out_dir)
+    return {"out": card["_out"], "metrics": card["metrics"]}

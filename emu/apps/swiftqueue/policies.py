@@ -1,8 +1,9 @@
-"""Marking policies: which queue (ECN codepoint) each packet of the app flow takes.
+"""Marking policies: which queue (ECN codepoint) each packet of the app flow takes. They are the app's schemes.
 
 A policy answers ``mark_frame(sender, now_s, sizes) -> [ECT1 | ECT0, ...]`` once per frame (one batched decision
 for all of the frame's packets) and may set ``probes = True`` to have the sender add one probe per frame to the
-other queue (``emu.apps.swiftqueue.app``). ``start(run)`` is called before time starts.
+other queue (``emu.apps.swiftqueue.app``). ``start(endpoint)`` is called when the endpoint starts (before its first
+frame); ``stats()`` adds the policy's own counters to the endpoint's metrics.
 
 - ``PerFlowPolicy(ECT1)`` — per-flow L4S, the status quo SwiftQueue is compared with: every packet ECT(1).
 - ``PerFlowPolicy(ECT0)`` — per-flow Classic: every packet ECT(0).
@@ -14,11 +15,10 @@ other queue (``emu.apps.swiftqueue.app``). ``start(run)`` is called before time 
 - ``ForkOraclePolicy`` — the oracle: at every frame it copies the whole simulation twice, sends the frame into L in
   one copy and into C in the other, runs both copies until the frame's packets have arrived, and marks the frame
   for the queue where they arrived sooner (mean latency of the delivered ones; ``horizon_s`` if none arrived). The
-  choice is made
-  with the *true* next latency of this frame in each queue, everything before it identical; later frames are
-  assumed to go to L inside the copies. A clairvoyant greedy per-frame policy, not a global optimum.
-- ``OraclePolicy`` — marks packet ``seq`` by given per-packet latency tables (e.g. ghost-probe latencies of an
-  earlier run of the same seeded scenario; ``emu.apps.swiftqueue.eval.ghost_bound`` uses them as a bound).
+  choice is made with the *true* next latency of this frame in each queue, everything before it identical; later
+  frames are assumed to go to L inside the copies. A clairvoyant greedy per-frame policy, not a global optimum.
+
+``make_policy(name, ...)`` builds one by scheme name (``SCHEMES``); it is what an installed endpoint calls.
 """
 from __future__ import annotations
 
@@ -34,7 +34,23 @@ from emu.apps.swiftqueue.features import RECENT_S, SIZE_SCALE
 from emu.apps.swiftqueue.predictors import BaselineTracker, Predictor, online_batch
 
 
-class PerFlowPolicy:
+class Policy:
+    """The interface every marking policy implements (see the module docstring)."""
+
+    probes = False
+
+    def start(self, endpoint: Any) -> None:
+        """Called once when the endpoint starts, before its first frame."""
+
+    def stats(self) -> dict:
+        """The policy's own counters, added to the endpoint's metrics."""
+        return {}
+
+    def mark_frame(self, sender: Any, now_s: float, sizes: list) -> list:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class PerFlowPolicy(Policy):
     probes = False
 
     def __init__(self, ecn: int = ECT1) -> None:
@@ -46,7 +62,7 @@ class PerFlowPolicy:
         return [self.ecn] * len(sizes)
 
 
-class ExplorePolicy:
+class ExplorePolicy(Policy):
     """Random per-packet marking for data collection (probes on)."""
 
     probes = True
@@ -60,8 +76,8 @@ class ExplorePolicy:
         self.p_min, self.p_max = p_min, p_max
         self.rng = None
 
-    def start(self, run: Any) -> None:
-        self.rng = run.sim.rng("swiftqueue.explore")
+    def start(self, endpoint: Any) -> None:
+        self.rng = endpoint.sim.rng(f"{endpoint.name}.explore")
         if self.p_l is None:
             self.p_l = float(self.rng.uniform(self.p_min, self.p_max))
 
@@ -70,7 +86,7 @@ class ExplorePolicy:
         return [ECT1 if d else ECT0 for d in draws]
 
 
-class PredictivePolicy:
+class PredictivePolicy(Policy):
     """Mark by the lower predicted latency (SwiftQueue when the predictor is the Transformer).
 
     ``margin_s`` >= 0 biases towards L (ECT(1)) when the two predictions are within it. ``gate_s`` (optional)
@@ -98,8 +114,11 @@ class PredictivePolicy:
         self.infer_calls = 0
         self.infer_pkts = 0
 
-    def start(self, run: Any) -> None:
+    def start(self, endpoint: Any) -> None:
         self.tracker = BaselineTracker()
+
+    def stats(self) -> dict:
+        return {"infer_calls": self.infer_calls, "infer_s": self.infer_s, "gated_frames": self.gated_frames}
 
     def mark_frame(self, sender: Any, now_s: float, sizes: list) -> list:
         hist = sender.history.view()
@@ -160,29 +179,6 @@ class PredictivePolicy:
         return marks
 
 
-class OraclePolicy:
-    """Marks packet ``seq`` to the queue with the lower latency in ``lat_l[seq]``/``lat_c[seq]`` (ECT(1) on ties or
-    where either is unknown)."""
-
-    probes = False
-
-    def __init__(self, lat_l: np.ndarray, lat_c: np.ndarray) -> None:
-        self.lat_l = np.asarray(lat_l, dtype=np.float64)
-        self.lat_c = np.asarray(lat_c, dtype=np.float64)
-
-    def mark_frame(self, sender: Any, now_s: float, sizes: list) -> list:
-        first = sender.n_sent
-        out = []
-        for seq in range(first, first + len(sizes)):
-            if seq < len(self.lat_l) and self.lat_c[seq] < self.lat_l[seq]:
-                out.append(ECT0)
-            else:
-                out.append(ECT1)
-        return out
-
-
-
-
 def _share_immutables(memo: dict, obj: Any) -> None:
     """Let copies share the trace arrays (read-only, often 10^5 entries) instead of duplicating them."""
     for name in ("_ts", "timestamps_ms", "_t", "_r", "_c", "_next_pos", "times_s", "rates_bps"):
@@ -191,8 +187,8 @@ def _share_immutables(memo: dict, obj: Any) -> None:
             memo[id(v)] = v
 
 
-class ForkOraclePolicy:
-    """The clairvoyant per-frame oracle (see the module docstring). ``start(run)`` must be called (``scenario.run``
+class ForkOraclePolicy(Policy):
+    """The clairvoyant per-frame oracle (see the module docstring). ``start(endpoint)`` must be called (the endpoint
     does). ``forks`` counts the simulation copies made."""
 
     probes = False
@@ -206,8 +202,11 @@ class ForkOraclePolicy:
         self.l_frames = 0
         self.c_frames = 0
 
-    def start(self, run: Any) -> None:
-        self.run = run
+    def start(self, endpoint: Any) -> None:
+        self.run = endpoint
+
+    def stats(self) -> dict:
+        return {"oracle_forks": self.forks, "oracle_c_frames": self.c_frames}
 
     def _memo(self) -> dict:
         from emu.metrics import Recorder
@@ -225,9 +224,11 @@ class ForkOraclePolicy:
         memo[id(rec)] = light
         for i, counters in enumerate(rec.flows):
             memo[id(counters)] = light.flows[i]
-        link = r.bottleneck
-        _share_immutables(memo, link.schedule)
-        _share_immutables(memo, getattr(getattr(link, "config", None), "trace", None))
+        for link in r.ctx.net.links.values():   # every trace-driven link of the network
+            schedule = getattr(link, "schedule", None)
+            if schedule is not None:
+                _share_immutables(memo, schedule)
+                _share_immutables(memo, getattr(getattr(link, "config", None), "trace", None))
         return memo
 
     def _try(self, sender: Any, now_s: float, sizes: list, ecn: int) -> float:
@@ -242,7 +243,7 @@ class ForkOraclePolicy:
         while t < end:
             t = min(end, t + 0.02)
             sim_c.run(until_s=t)
-            rx_c._grow(first + len(sizes))
+            rx_c.grow(first + len(sizes))
             if np.all(np.isfinite(rx_c.lat_s[seqs])):
                 break
         lat = rx_c.lat_s[seqs]
@@ -253,7 +254,7 @@ class ForkOraclePolicy:
 
     def mark_frame(self, sender: Any, now_s: float, sizes: list) -> list:
         if self.run is None:
-            raise RuntimeError("ForkOraclePolicy.start(run) was not called")
+            raise RuntimeError("ForkOraclePolicy.start(endpoint) was not called")
         lat_l = self._try(sender, now_s, sizes, ECT1)
         lat_c = self._try(sender, now_s, sizes, ECT0)
         if lat_c < lat_l:
@@ -263,4 +264,52 @@ class ForkOraclePolicy:
         return [ECT1] * len(sizes)
 
 
-__all__ = ["PerFlowPolicy", "ExplorePolicy", "PredictivePolicy", "ForkOraclePolicy", "OraclePolicy"]
+# The schemes of the app, in the order ``emu eval swiftqueue --json`` lists them; the first four are evaluated by
+# default (``EVAL_SCHEMES``), the rest on request (``--schemes``).
+EVAL_SCHEMES = ("swiftqueue", "perflow_l4s", "perflow_classic", "oracle")
+SCHEMES = EVAL_SCHEMES + ("last", "ewma", "gru", "linear", "random", "explore")
+_PREDICTOR_OF = {"swiftqueue": "transformer", "last": "last", "ewma": "ewma", "gru": "gru", "linear": "linear"}
+
+
+def make_policy(name: str, models_dir: Any = None, margin_s: Optional[float] = None, gate: bool = True) -> Policy:
+    """The marking policy of scheme ``name`` (one per endpoint: policies keep per-run state).
+
+    ======================  ============================================================================
+    ``swiftqueue``          ``PredictivePolicy`` on the Transformer (numpy inference), with the card's margin and
+                            cascade gate (``gate=False``: run the model on every frame, for the benchmark)
+    ``perflow_l4s``         every packet ECT(1) (``PerFlowPolicy(ECT1)``)
+    ``perflow_classic``     every packet ECT(0) (``PerFlowPolicy(ECT0)``)
+    ``oracle``              ``ForkOraclePolicy()``: per-frame fork of the whole simulation (slow: ~2 copies a frame)
+    ``last``, ``ewma``      the SwiftQueue rule on the newest / EWMA latency of each queue (no model)
+    ``gru``, ``linear``     the SwiftQueue rule on the GRU / linear AR predictor
+    ``random``              ``ExplorePolicy(p_l=0.5)``: each packet ECT(1) with probability 0.5, probes on
+    ``explore``             ``ExplorePolicy()``: ``p_l`` drawn per run from U(0.3, 0.7), probes on (training data)
+    ======================  ============================================================================
+
+    ``models_dir`` is the folder of the model card (default: ``$EMU_MODELS_DIR/swiftqueue`` or the packaged
+    models); the predictive schemes load their weights from it, hash-checked, and take the marking margin from the
+    card unless ``margin_s`` (seconds, >= 0) is given. Unknown names list the valid ones.
+    """
+    if name == "perflow_l4s":
+        return PerFlowPolicy(ECT1)
+    if name == "perflow_classic":
+        return PerFlowPolicy(ECT0)
+    if name == "oracle":
+        return ForkOraclePolicy()
+    if name == "random":
+        return ExplorePolicy(p_l=0.5)
+    if name == "explore":
+        return ExplorePolicy()
+    if name in _PREDICTOR_OF:
+        from emu.apps.swiftqueue.weights import decision_gate_s, decision_margin_s, make_predictor
+
+        predictor = make_predictor(_PREDICTOR_OF[name], models_dir)
+        if margin_s is None:
+            margin_s = decision_margin_s(models_dir)
+        gate_s = decision_gate_s(models_dir) if (gate and name == "swiftqueue") else None
+        return PredictivePolicy(predictor, margin_s=margin_s, gate_s=gate_s)
+    raise ValueError(f"policy: unknown {name!r}; valid: {', '.join(SCHEMES)}")
+
+
+__all__ = ["Policy", "PerFlowPolicy", "ExplorePolicy", "PredictivePolicy", "ForkOraclePolicy", "SCHEMES",
+           "EVAL_SCHEMES", "make_policy"]

@@ -8,12 +8,14 @@ policy from the live history). Non-learned baselines:
 - ``ewma``: an exponentially weighted moving average per queue over the ACKed latencies, gain 1/8 (the SRTT gain
   of RFC 6298);
 
-learned ones (weights in ``models/swiftqueue/``, fitted by ``emu train swiftqueue``):
+learned ones (weights in ``emu/models/swiftqueue/``, fitted by ``emu train swiftqueue``; built by name with
+``emu.apps.swiftqueue.weights.make_predictor``):
 
 - ``linear``: linear autoregression, ridge least squares over the flattened window and the query, one output per
   queue (numpy only);
 - ``gru``: a small GRU over the same tokens as the Transformer (torch);
-- ``transformer``: the SwiftQueue model (``emu.apps.swiftqueue.model``, torch).
+- ``transformer``: the SwiftQueue model (``emu.apps.swiftqueue.model``, torch; run in numpy by
+  ``emu.apps.swiftqueue.inference``).
 
 torch is imported only when a torch predictor is built.
 """
@@ -251,19 +253,6 @@ class TorchPredictor(Predictor):
         return batch.base[:, None] + LAT_SCALE * out.astype(np.float64)
 
 
-def make_predictor(name: str, models_dir=None) -> Predictor:
-    """A predictor by name (``PREDICTORS``); learned ones load from ``models_dir`` (default models/swiftqueue)."""
-    if name == "last":
-        return LastValuePredictor()
-    if name == "ewma":
-        return EwmaPredictor()
-    if name in ("linear", "gru", "transformer"):
-        from emu.apps.swiftqueue.weights import load_predictor
-
-        return load_predictor(name, models_dir)
-    raise ValueError(f"predictor: unknown {name!r}; valid: {', '.join(PREDICTORS)}")
-
-
 def mae_table(pred: np.ndarray, y: np.ndarray, queue: np.ndarray, sharp: np.ndarray) -> dict:
     """MAE (s) of the prediction for the queue each packet took: overall, on sharp changes, and per queue."""
     p = np.where(queue == 1, pred[:, 0], pred[:, 1])
@@ -274,5 +263,5 @@ def mae_table(pred: np.ndarray, y: np.ndarray, queue: np.ndarray, sharp: np.ndar
 
 
 __all__ = ["Batch", "Predictor", "LastValuePredictor", "EwmaPredictor", "LinearARPredictor", "TorchPredictor",
-           "PREDICTORS", "NON_LEARNED", "baseline_rows", "BaselineTracker", "online_batch", "make_predictor",
-           "mae_table", "linear_design", "running_base"]
+           "PREDICTORS", "NON_LEARNED", "baseline_rows", "BaselineTracker", "online_batch", "mae_table",
+           "linear_design", "running_base"]

@@ -1,25 +1,29 @@
-"""The SwiftQueue scenario: a trace-driven DualPI2 bottleneck shared by L4S and Classic cross traffic and the app.
+"""The SwiftQueue evaluation scenario: a trace-driven DualPI2 bottleneck shared by L4S and Classic cross traffic
+and one SwiftQueue endpoint. Its config (``ScenarioConfig``) is what ``emu eval swiftqueue`` takes (one flag per
+field).
 
-Topology (one ``Sim``)::
+Topology: ``emu.topologies.access_bottleneck`` with one sender/receiver pair per source (pair 0 is the app)::
 
-    app_tx ─┐                                                           ┌─ app_rx
-    l0..    ├─ 1 Gbps ─ left ══ trace-driven, DualPI2 (Linux preset) ══ right ─ 1 Gbps ─┼─ ..
-    c0..    ┘           (reverse: 1 Gbps DropTail)                                      └─
+    s0 (app) ─┐                                                                  ┌─ d0 (app)
+    s1..      ├─ 1 Gbps ─ left ══ trace, DualPI2 (Linux), rtt_s / 2 ══ right ─ 1 Gbps ─┼─ d1..
+              ┘           (reverse: 1 Gbps DropTail, rtt_s / 2)                        └─
 
 - **Bottleneck**: ``left->right`` follows the capacity trace (any format ``emu.links.tracefile`` reads), starting
-  ``trace_offset_s`` into it (the trace is rotated, so it still loops), with ``one_way_delay_s`` of propagation.
+  ``trace_offset_s`` into it (rotated, so it still loops), with all the propagation delay (``rtt_s / 2`` each way).
   The queue is ``DualPI2Queue`` with the Linux ``sch_dualpi2`` preset (WRR scheduler, classic protection 10 %,
   1 ms step marking for L). Why Linux and not the RFC 9332 time-shifted FIFO: under the TS-FIFO a Classic packet
   waits for every L packet that arrives up to ``tshift`` (50 ms) after it, so the C queue can never be the faster
   one for a packet and per-packet selection has nothing to choose; under WRR a packet in a short C queue is served
   after at most ~8 L packets however long the L queue is, which is the situation SwiftQueue exploits.
-- **Cross traffic** (all TCP-like streams, ``emu.transport.stream``): ``l4s_bulk`` long-lived Prague flows,
-  ``classic_bulk`` long-lived Cubic flows, and ``l4s_onoff``/``classic_onoff`` on/off sources: each ON period is
-  a fresh connection (slow start included) transferring an exponential number of bytes of mean
-  ``onoff_on_s`` x trace mean rate, followed by an exponential OFF period of mean ``onoff_off_s``. Classic
-  flows are Not-ECT (dropped by the PI2 AQM), L4S flows ECT(1).
-- **App**: ``SwiftQueueSender``/``SwiftQueueReceiver`` (``emu.apps.swiftqueue.app``) at a fixed rate: by default
-  ``app_rate_frac`` of the trace's mean rate, clamped to [0.2, 4] Mbit/s.
+- **Cross traffic**: ``l4s_bulk`` long-lived Prague and ``classic_bulk`` long-lived Cubic flows (the ``bulk`` app,
+  unlimited, each started at a random time in [0, 0.5) s); ``l4s_onoff``/``classic_onoff`` on/off TCP sources
+  (``_OnOff``: each ON period is a fresh connection, slow start included, transferring an exponential number of
+  bytes of mean ``onoff_on_s`` x trace mean rate, followed by an exponential OFF period of mean ``onoff_off_s``;
+  a ``bulk`` transfer is one connection of a fixed size, so these keep their own loop); ``l4s_udp`` unresponsive
+  on/off ECT(1) UDP sources (``emu.apps.traffic.OnOffSource``). Classic flows are Not-ECT (dropped by the PI2
+  AQM), L4S flows ECT(1). Cross flows are named ``x.<kind><i>`` (``x.lb0``, ``x.lo1.3``, ...).
+- **App**: one SwiftQueue endpoint (``emu.apps.install(net, "swiftqueue", ...)``, scheme = marking policy) at a
+  fixed rate: by default ``app_rate_frac`` of the trace's mean rate, clamped to [0.2, 4] Mbit/s.
 
 Every random draw comes from ``sim.rng(name)`` (per-source names), so two runs with the same seed and different
 marking policies see the same trace, the same frame sizes and the same on/off schedule.
@@ -30,24 +34,28 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
+from emu.apps.install import install
+from emu.apps.swiftqueue.endpoint import DRAIN_S
 from emu.apps.traffic import OnOffSource, Sink
-from emu.apps.swiftqueue.app import KIND_MEDIA, AppConfig, SwiftQueueReceiver, SwiftQueueSender
-from emu.links.schedule import CapacitySchedule, OpportunitySchedule, RateSchedule, rotate_schedule
-from emu.links.tracefile import load_trace, resolve_trace_path
-from emu.net import Network
 from emu.packet import ECT1
 from emu.queues.dualpi2 import DualPI2Config, DualPI2Queue
 from emu.sim import Sim
+from emu.topologies import AccessBottleneck, access_bottleneck, run_until_done
 from emu.transport.stream import open_stream
 
+DEFAULT_TRACE = "mahimahi/Verizon-LTE-short.down"
 APP_RATE_MIN_BPS = 0.2e6
 APP_RATE_MAX_BPS = 4e6
 QUEUE_PRESETS = ("linux", "rfc9332")
+CROSS_PREFIX = "x."
+UDP_PORT = 9000
+# Cross-traffic kinds in build order: (field of the count, name prefix, congestion control or "udp").
+CROSS_KINDS = (("l4s_bulk", "lb", "prague"), ("classic_bulk", "cb", "cubic"), ("l4s_onoff", "lo", "prague"),
+               ("classic_onoff", "co", "cubic"), ("l4s_udp", "lu", "udp"))
 
 
 def _num(name: str, value: Any, lo: float, hi: float = math.inf, lo_open: bool = False) -> None:
@@ -64,40 +72,49 @@ def _int(name: str, value: Any, lo: int, hi: int) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class ScenarioConfig:
-    """One SwiftQueue run. ``trace`` is a path (relative paths are also looked up in ../shared/traces)."""
+    """One SwiftQueue run (the eval config of ``emu eval swiftqueue``). ``trace`` is a path (relative paths are
+    also looked up in the shared traces folder)."""
 
-    trace: str
-    duration_s: float = 30.0              # simulated seconds
-    warmup_s: float = 3.0                 # latencies of app packets sent before this are not counted
-    trace_offset_s: float = 0.0           # start this far into the trace (it is rotated, so it still loops)
-    one_way_delay_s: float = 0.015        # bottleneck propagation; base RTT = 2 x this (30 ms, a metro path)
-    app_rate_bps: Optional[float] = None  # fixed app rate; None: app_rate_frac x trace mean, clamped
-    app_rate_frac: float = 0.15           # our choice: a video call taking a modest share of the link
-    l4s_bulk: int = 1                     # long-lived Prague flows
-    classic_bulk: int = 0                 # long-lived Cubic flows
-    l4s_onoff: int = 2                    # on/off Prague sources
-    classic_onoff: int = 2                # on/off Cubic sources
-    l4s_udp: int = 1                      # unresponsive on/off ECT(1) UDP sources (other real-time L4S apps)
-    udp_rate_frac: float = 0.5            # their rate while ON, x trace mean rate
-    udp_on_s: float = 0.3                 # their mean ON period
-    udp_off_s: float = 1.5                # their mean OFF period
-    onoff_on_s: float = 1.0               # mean ON transfer = this x trace mean rate (bytes = rate * s / 8)
-    onoff_off_s: float = 2.0              # mean OFF period
-    queue_preset: str = "linux"           # DualPI2 preset: "linux" (WRR) or "rfc9332" (TS-FIFO)
-    ghosts: bool = False                  # 1-byte probes into both queues with every app packet (oracle)
-    app: AppConfig = field(default_factory=AppConfig)
+    trace: str = field(default=DEFAULT_TRACE, metadata={"help": "bottleneck capacity trace"})
+    models_dir: Optional[str] = field(default=None, metadata={"help": "folder of the SwiftQueue model card"})
+    duration_s: float = field(default=30.0, metadata={"help": "simulated seconds per scheme (--predictors: of "
+                                                               "the exploratory run)"})
+    warmup_s: float = field(default=3.0, metadata={"help": "app packets sent before this are not counted"})
+    trace_offset_s: float = field(default=0.0, metadata={"help": "start this far into the trace"})
+    rtt_s: float = field(default=0.030, metadata={"help": "base RTT, all on the bottleneck (a metro path)"})
+    app_rate_bps: Optional[float] = field(default=None, metadata={"help": "fixed app rate; None: "
+                                                                           "app_rate_frac x trace mean, clamped"})
+    app_rate_frac: float = field(default=0.15, metadata={"help": "app rate / trace mean rate (our choice)"})
+    l4s_bulk: int = field(default=1, metadata={"help": "long-lived Prague flows"})
+    classic_bulk: int = field(default=0, metadata={"help": "long-lived Cubic flows"})
+    l4s_onoff: int = field(default=2, metadata={"help": "on/off Prague sources"})
+    classic_onoff: int = field(default=2, metadata={"help": "on/off Cubic sources"})
+    l4s_udp: int = field(default=1, metadata={"help": "unresponsive on/off ECT(1) UDP sources"})
+    udp_rate_frac: float = field(default=0.5, metadata={"help": "their rate while ON / trace mean rate"})
+    udp_on_s: float = field(default=0.3, metadata={"help": "their mean ON period"})
+    udp_off_s: float = field(default=1.5, metadata={"help": "their mean OFF period"})
+    onoff_on_s: float = field(default=1.0, metadata={"help": "mean on/off TCP transfer = this x trace mean rate"})
+    onoff_off_s: float = field(default=2.0, metadata={"help": "mean OFF period of the on/off TCP sources"})
+    queue_preset: str = field(default="linux", metadata={"help": "DualPI2 preset: linux (WRR) or rfc9332 "
+                                                                  "(TS-FIFO)"})
+    ghosts: bool = field(default=False, metadata={"help": "1-byte probes into both queues with every app "
+                                                           "packet (analysis)"})
+    margin_s: Optional[float] = field(default=None, metadata={"help": "mark ECT(1) unless C is predicted faster "
+                                                                       "by more than this; None: the card's"})
 
     def __post_init__(self) -> None:
-        if not isinstance(self.trace, (str, Path)) or str(self.trace) == "":
+        if not isinstance(self.trace, str) or self.trace == "":
             raise ValueError(f"trace: must be a trace file path, got {self.trace!r}")
+        if self.models_dir is not None and (not isinstance(self.models_dir, str) or not self.models_dir):
+            raise ValueError(f"models_dir: must be a folder path or None, got {self.models_dir!r}")
         _num("duration_s", self.duration_s, 1.0, 3600.0)
         _num("warmup_s", self.warmup_s, 0.0, self.duration_s - 0.5)
         _num("trace_offset_s", self.trace_offset_s, 0.0, 1e6)
-        _num("one_way_delay_s", self.one_way_delay_s, 0.0, 1.0)
+        _num("rtt_s", self.rtt_s, 0.0, 2.0)
         if self.app_rate_bps is not None:
             _num("app_rate_bps", self.app_rate_bps, 1e4, 1e9)
         _num("app_rate_frac", self.app_rate_frac, 0.0, 1.0, lo_open=True)
-        for name in ("l4s_bulk", "classic_bulk", "l4s_onoff", "classic_onoff", "l4s_udp"):
+        for name, _, _ in CROSS_KINDS:
             _int(name, getattr(self, name), 0, 64)
         _num("udp_rate_frac", self.udp_rate_frac, 0.0, 10.0, lo_open=True)
         _num("udp_on_s", self.udp_on_s, 0.0, 60.0, lo_open=True)
@@ -106,8 +123,10 @@ class ScenarioConfig:
         _num("onoff_off_s", self.onoff_off_s, 0.0, 600.0, lo_open=True)
         if self.queue_preset not in QUEUE_PRESETS:
             raise ValueError(f"queue_preset: must be one of {', '.join(QUEUE_PRESETS)}, got {self.queue_preset!r}")
-        if not isinstance(self.app, AppConfig):
-            raise ValueError(f"app: must be an AppConfig, got {type(self.app).__name__}")
+        if not isinstance(self.ghosts, bool):
+            raise ValueError(f"ghosts: must be true or false, got {self.ghosts!r}")
+        if self.margin_s is not None:
+            _num("margin_s", self.margin_s, 0.0, 1.0)
 
     def replace(self, **changes: Any) -> "ScenarioConfig":
         return dataclasses.replace(self, **changes)
@@ -122,9 +141,9 @@ def app_rate_for(config: ScenarioConfig, mean_rate_bps: float) -> float:
 class _OnOff:
     """On/off cross traffic: each ON period is a fresh stream transferring an exponential number of bytes."""
 
-    def __init__(self, sim: Sim, net: Network, src: Any, dst: Any, cc: str, name: str, mean_bytes: float,
-                 off_mean_s: float, stop_s: float) -> None:
-        self.sim, self.net, self.src, self.dst, self.cc, self.name = sim, net, src, dst, cc, name
+    def __init__(self, sim: Sim, src: Any, dst: Any, cc: str, name: str, mean_bytes: float, off_mean_s: float,
+                 stop_s: float) -> None:
+        self.sim, self.src, self.dst, self.cc, self.name = sim, src, dst, cc, name
         self.mean_bytes = mean_bytes
         self.off_mean_s = off_mean_s
         self.stop_s = stop_s
@@ -139,7 +158,8 @@ class _OnOff:
             return
         size = max(1448, int(self.rng.exponential(self.mean_bytes)))
         # A partial, not a lambda: simulation copies (the oracle's forks) must not share callbacks with the original.
-        sender, _ = open_stream(self.sim, self.src, self.dst, cc=self.cc, flow=f"x.{self.name}.{self.transfers}",
+        sender, _ = open_stream(self.sim, self.src, self.dst, cc=self.cc,
+                                flow=f"{CROSS_PREFIX}{self.name}.{self.transfers}",
                                 on_data=functools.partial(self._progress, size), start_s=now)
         sender.write(size)
         self.senders.append(sender)
@@ -152,125 +172,92 @@ class _OnOff:
 
 @dataclass
 class ScenarioRun:
-    """What one run left behind: the sim, the app endpoints and the cross-traffic flow ids."""
+    """One built (and, after ``run``, simulated) scenario: the sim, the network and the app endpoint."""
 
     config: ScenarioConfig
     sim: Sim
-    sender: SwiftQueueSender
-    receiver: SwiftQueueReceiver
-    queue: DualPI2Queue
-    bottleneck: Any
+    topo: AccessBottleneck
+    endpoint: Any
     app_rate_bps: float
     mean_rate_bps: float
-    cross_flow_prefix: str = "x."
+
+    @property
+    def sender(self) -> Any:
+        return self.endpoint.sender
+
+    @property
+    def receiver(self) -> Any:
+        return self.endpoint.receiver
+
+    @property
+    def queue(self) -> DualPI2Queue:
+        return self.topo.bottleneck.queue
 
 
-def build(config: ScenarioConfig, policy: Any, seed: int = 0) -> ScenarioRun:
-    """Build the run (nothing simulated yet)."""
-    schedule = rotate_schedule(load_trace(resolve_trace_path(config.trace)), config.trace_offset_s)
-    mean_rate = schedule.mean_rate_bps
+def cross_names(config: ScenarioConfig) -> list[tuple[str, str]]:
+    """``(name, cc)`` of every cross-traffic source, in build order (pair i + 1 of the topology)."""
+    return [(f"{prefix}{i}", cc) for count_field, prefix, cc in CROSS_KINDS
+            for i in range(getattr(config, count_field))]
+
+
+def build(config: ScenarioConfig, scheme: str, seed: int = 0, *, gate: bool = True) -> ScenarioRun:
+    """Build the run (nothing simulated yet); the app's marking policy is ``scheme``."""
     sim = Sim(seed=seed)
-    net = Network(sim)
-    left, right = net.router("left"), net.router("right")
     preset = DualPI2Config.linux() if config.queue_preset == "linux" else DualPI2Config.rfc9332()
+    # The AQM draws from "bottleneck.queue", as the committed models' training data did (same seed, same data).
     queue = DualPI2Queue(preset, rng=sim.rng("bottleneck.queue"))
-    bottleneck = net.link(left, right, trace=schedule, delay=config.one_way_delay_s, queue=queue,
-                          reverse_rate="1Gbps", reverse_queue="droptail",
-                          reverse_queue_params={"limit_pkts": 100_000})
-    hosts = []
-
-    def pair(name: str):
-        a, b = net.host(f"{name}_tx"), net.host(f"{name}_rx")
-        net.link(a, left, rate="1Gbps", queue_params={"limit_pkts": 100_000})
-        net.link(right, b, rate="1Gbps", queue_params={"limit_pkts": 100_000})
-        hosts.append((a, b))
-        return a, b
-
-    app_tx, app_rx = pair("app")
-    x_pairs = {}
-    for kind, count in (("lb", config.l4s_bulk), ("cb", config.classic_bulk), ("lo", config.l4s_onoff),
-                        ("co", config.classic_onoff), ("lu", config.l4s_udp)):
-        for i in range(count):
-            x_pairs[f"{kind}{i}"] = pair(f"{kind}{i}")
-    net.build_routes()
+    cross = cross_names(config)
+    topo = access_bottleneck(sim, pairs=1 + len(cross), trace=config.trace, trace_offset=config.trace_offset_s,
+                             rtt_s=config.rtt_s, queue=queue)
+    mean_rate = topo.bottleneck.schedule.mean_rate_bps
     stop_s = config.duration_s
-    for name, (a, b) in x_pairs.items():
-        cc = "prague" if name[0] == "l" else "cubic"
-        if name[1] == "u":
-            OnOffSource(sim, a, b.name, flow=f"x.{name}", rate_bps=config.udp_rate_frac * mean_rate,
+    for i, (name, cc) in enumerate(cross, start=1):
+        src, dst = topo.senders[i], topo.receivers[i]
+        if cc == "udp":
+            OnOffSource(sim, src, dst.name, flow=f"{CROSS_PREFIX}{name}", rate_bps=config.udp_rate_frac * mean_rate,
                         on_mean_s=config.udp_on_s, off_mean_s=config.udp_off_s, ecn=ECT1, size_bytes=1200,
-                        dport=9000, stop_s=stop_s)
-            Sink(sim, b, port=9000)
+                        dport=UDP_PORT, stop_s=stop_s)
+            Sink(sim, dst, port=UDP_PORT)
         elif name[1] == "b":
             start = float(sim.rng(f"swiftqueue.cross.{name}").uniform(0.0, 0.5))
-            open_stream(sim, a, b, cc=cc, bulk=True, flow=f"x.{name}", start_s=start)
+            install(topo.net, "bulk", src=src, dst=dst, name=f"{CROSS_PREFIX}{name}", scheme=cc, start_s=start)
         else:
-            _OnOff(sim, net, a, b, cc, name, config.onoff_on_s * mean_rate / 8.0, config.onoff_off_s, stop_s)
+            _OnOff(sim, src, dst, cc, name, config.onoff_on_s * mean_rate / 8.0, config.onoff_off_s, stop_s)
     app_rate = app_rate_for(config, mean_rate)
-    app_cfg = dataclasses.replace(config.app, rate_bps=app_rate)
-    expected = int(config.duration_s * (app_rate / 8.0 / 600.0 + config.app.fps * 2)) + 64
-    receiver = SwiftQueueReceiver(sim, app_rx, ghosts=config.ghosts, expected_pkts=expected)
-    sender = SwiftQueueSender(sim, app_tx, app_rx, app_cfg, policy, start_s=0.0, stop_s=stop_s,
-                              ghosts=config.ghosts, expected_pkts=expected)
-    return ScenarioRun(config, sim, sender, receiver, queue, bottleneck, app_rate, mean_rate)
+    endpoint = install(topo.net, "swiftqueue", src=topo.senders[0], dst=topo.receivers[0], scheme=scheme,
+                       start_s=0.0, rate_bps=app_rate, duration_s=config.duration_s, warmup_s=config.warmup_s,
+                       ghosts=config.ghosts, models_dir=config.models_dir, margin_s=config.margin_s, gate=gate)
+    return ScenarioRun(config, sim, topo, endpoint, app_rate, mean_rate)
 
 
-def run(config: ScenarioConfig, policy: Any, seed: int = 0) -> ScenarioRun:
-    """Build and simulate ``config.duration_s`` seconds (plus 1 s for the last packets to arrive)."""
-    r = build(config, policy, seed)
-    if hasattr(policy, "start"):
-        policy.start(r)
-    r.sim.run(until_s=config.duration_s + 1.0)
+def run(config: ScenarioConfig, scheme: str, seed: int = 0, *, gate: bool = True) -> ScenarioRun:
+    """Build and simulate until the app is done (``duration_s`` plus the endpoint's drain time)."""
+    r = build(config, scheme, seed, gate=gate)
+    run_until_done(r.sim, [r.endpoint], horizon_s=config.duration_s + DRAIN_S)
     return r
 
 
-def summarize(r: ScenarioRun) -> dict:
-    """Per-run metrics: app one-way latency quantiles, app and cross throughput, loss, reordering, frame delay.
-
-    Measured over app packets sent in ``[warmup_s, duration_s)``; throughputs over the same window.
-    """
+def cross_bps(r: ScenarioRun) -> float:
+    """Delivered bytes of every cross flow (not their ACKs), per second, over ``[warmup_s, duration_s)``."""
     cfg = r.config
-    s, rx = r.sender, r.receiver
-    n = s.n_sent
-    send = s.send_s[:n]
-    lat = rx.lat_s[:n] if len(rx.lat_s) >= n else np.concatenate((rx.lat_s, np.full(n - len(rx.lat_s), np.nan)))
-    window = (send >= cfg.warmup_s) & (send < cfg.duration_s) & (s.kind[:n] == KIND_MEDIA)
-    got = window & np.isfinite(lat)
-    lat_w = lat[got]
-    span = cfg.duration_s - cfg.warmup_s
     rec = r.sim.records
     arrays = rec.delivered_arrays()
-    names = rec.flow_names
-    cross_ids = np.array([i for i, nm in enumerate(names) if nm.startswith(r.cross_flow_prefix)
+    cross_ids = np.array([i for i, nm in enumerate(rec.flow_names) if nm.startswith(CROSS_PREFIX)
                           and not nm.endswith(".ack")], dtype=np.int64)
     arrived = arrays["delivered_s"]
     in_win = (arrived >= cfg.warmup_s) & (arrived < cfg.duration_s)
-    cross_bytes = float(arrays["size_bytes"][in_win & np.isin(arrays["flow_id"], cross_ids)].sum())
-    app_bytes = float(s.size[:n][got & (rx.arr_s[:n] < cfg.duration_s)].sum()) if n else 0.0
-    # Frame delay through the jitter buffer: a frame is playable once complete and all earlier frames are.
-    fdel = []
-    play = -math.inf
-    for fid, t_send in enumerate(s.frame_send_s):
-        if not cfg.warmup_s <= t_send < cfg.duration_s:
-            continue
-        done = rx.frame_done_s.get(fid)
-        if done is None:
-            continue
-        play = max(play, done)
-        fdel.append(play - t_send)
-    fdel = np.asarray(fdel)
-    q = lambda a, p: float(np.quantile(a, p)) if a.size else float("nan")  # noqa: E731
-    return {
-        "p50_s": q(lat_w, 0.50),
-        "p95_s": q(lat_w, 0.95),
-        "p99_s": q(lat_w, 0.99),
-        "mean_s": float(lat_w.mean()) if lat_w.size else float("nan"),
-        "app_bps": app_bytes * 8.0 / span,
-        "cross_bps": cross_bytes * 8.0 / span,
-        "app_loss": float(1.0 - got.sum() / max(1, window.sum())),
-        "l_share": float(s.queue[:n][window].mean()) if window.any() else float("nan"),
-        "reordered": float(rx.reordered_pkts / max(1, rx.rx_pkts)),
-        "frame_p99_s": q(fdel, 0.99),
-        "app_rate_bps": r.app_rate_bps,
-        "trace_mean_bps": r.mean_rate_bps,
-    }
+    return float(arrays["size_bytes"][in_win & np.isin(arrays["flow_id"], cross_ids)].sum()) * 8.0 \
+        / (cfg.duration_s - cfg.warmup_s)
+
+
+def summarize(r: ScenarioRun) -> dict:
+    """Per-run metrics: the endpoint's (``SwiftQueueEndpoint.result``) plus ``cross_bps`` (after ``app_bps``) and
+    ``trace_mean_bps`` (after ``app_rate_bps``)."""
+    out: dict = {}
+    for key, value in r.endpoint.result().items():
+        out[key] = value
+        if key == "app_bps":
+            out["cross_bps"] = cross_bps(r)
+        elif key == "app_rate_bps":
+            out["trace_mean_bps"] = r.mean_rate_bps
+    return out
