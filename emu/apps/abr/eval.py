@@ -10,7 +10,7 @@ Each trace's starting sample comes from the seed (the same for every scheme and 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -25,17 +25,22 @@ DEFAULT_TRACES = "pensieve-hsdpa"   # a test source: never trained on (emu.apps.
 
 @dataclass(frozen=True, kw_only=True)
 class AbrEvalConfig:
-    trace: Optional[str] = None          # one trace file
-    traces: Optional[str] = None         # a folder of traces (default: pensieve-hsdpa when no trace is given)
-    limit: int = 0                       # use the first N traces of the folder (0: all)
-    level: str = "chunk"                 # "chunk" (released simulator) or "packet" (the emulator)
-    video: str = "video1"
-    models_dir: Optional[str] = None
-    noise: bool = False                  # the released U(0.9, 1.1) delay noise (chunk level; test runs off)
-    sample: bool = False                 # learned policies sample their softmax (released) instead of argmax
-    rtt_s: float = 0.08                  # packet level: bottleneck round trip (the released LINK_RTT)
-    cross_traffic: bool = False          # packet level: one backlogged Cubic flow shares the bottleneck
-    queue_pkts: int = 0                  # packet level: DropTail limit at the bottleneck (0: unlimited, Mahimahi's)
+    trace: Optional[str] = field(default=None, metadata={"help": "one trace file"})
+    traces: Optional[str] = field(default=None, metadata={
+        "help": "a folder of traces (pensieve-hsdpa when neither --trace nor --traces is given)"})
+    limit: int = field(default=0, metadata={"help": "use the first N files of the folder (0: all)"})
+    level: str = field(default="chunk", metadata={
+        "help": "chunk (the released simulator) or packet (the emulator, TCP-like transport)"})
+    video: str = field(default="video1", metadata={"help": "video1, video2 or a chunk-size folder"})
+    models_dir: Optional[str] = field(default=None, metadata={"help": "folder of the app's model cards"})
+    noise: bool = field(default=False, metadata={"help": "chunk level: the released U(0.9, 1.1) delay noise"})
+    sample: bool = field(default=False, metadata={
+        "help": "learned policies sample their softmax (as released) instead of taking the argmax"})
+    rtt_s: float = field(default=0.08, metadata={"help": "packet level: bottleneck round trip in s"})
+    cross_traffic: bool = field(default=False, metadata={
+        "help": "packet level: one backlogged Cubic flow shares the bottleneck"})
+    queue_pkts: int = field(default=0, metadata={
+        "help": "packet level: DropTail limit at the bottleneck in packets (0: unlimited, as Mahimahi)"})
 
     def __post_init__(self) -> None:
         if self.trace is not None and self.traces is not None:
