@@ -150,27 +150,17 @@ class DecisionLM(nn.Module):
 
 
 def _tiny_lm(generator: Optional[torch.Generator], pretrained: bool, lm_dir=None):
-    """The kvfetch LM: its committed weights (card and sha256 checked by ``check_model_files``, then
-    ``torch.load(weights_only=True)``), or the same architecture initialised from ``generator``.
-    (The LM's own ``load_model`` also loads its tokenizer, which this app does not need.)"""
-    from pathlib import Path
-
+    """The kvfetch LM through its model card (``emu.apps.kvfetch.weights``: sha256 checked,
+    ``torch.load(weights_only=True)``), or the same architecture initialised from ``generator``."""
     from emu.apps.kvfetch.model import TinyLM
-    from emu.apps.kvfetch.weights import MODEL_DIR, WEIGHTS_NAME, LMConfig, check_model_files, read_card
+    from emu.apps.kvfetch.weights import lm_config, load_model, model_card
 
-    folder = Path(lm_dir) if lm_dir is not None else MODEL_DIR
-    if not pretrained:
-        lm = TinyLM(LMConfig(**read_card(folder)["config"]))
-        lm.init_weights(generator)
+    if pretrained:
+        lm, _, _ = load_model(lm_dir)
         return lm
-    card = check_model_files(folder)
-    lm = TinyLM(LMConfig(**card["config"]))
-    try:
-        state = torch.load(folder / WEIGHTS_NAME, map_location="cpu", weights_only=True)
-        lm.load_state_dict({k: v.float() for k, v in state.items()})
-    except Exception as exc:  # unpickling and shape errors have many types
-        raise ValueError(f"{folder / WEIGHTS_NAME}: cannot be loaded as the LM ({type(exc).__name__}: {exc})") from None
-    return lm.eval()
+    lm = TinyLM(lm_config(model_card(lm_dir)))
+    lm.init_weights(generator)
+    return lm
 
 
 def build_model(cfg: NetLLMConfig, *, generator: torch.Generator, lm_dir=None) -> DecisionLM:
