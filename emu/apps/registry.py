@@ -19,6 +19,7 @@ ENTRY_POINT_GROUP = "emu.apps"
 
 # name -> "module:attribute" of its AppSpec. The only list of built-in apps in the code base.
 BUILTIN_SPECS: dict[str, str] = {
+    "abr": "emu.apps.abr.spec:SPEC",
     "bulk": "emu.apps.bulk:SPEC",
     "chatterbox": "emu.apps.chatterbox.spec:SPEC",
     "droidspeak": "emu.apps.droidspeak.spec:SPEC",
