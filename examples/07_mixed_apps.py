@@ -6,8 +6,8 @@ One access-bottleneck network (``emu.topologies.access_bottleneck``): a pair of 
 following a real LTE capacity trace through a DualPI2 queue (RFC 9332), 40 ms base RTT. The apps are installed
 with ``emu.apps.install`` exactly as a user would: Chatterbox token streaming, a Grace++ video call, a CacheGen
 KV-cache fetch, a SwiftQueue real-time sender choosing L or C per packet, a CacheBlend layer-wise fetch of
-non-prefix chunk caches, a DroidSpeak cache hand-over between two fine-tuned agents, and Prague and Cubic bulk
-transfers. A test (tests/test_app_contract.py) checks that
+non-prefix chunk caches, a DroidSpeak cache hand-over between two fine-tuned agents, an adaptive-bitrate video player
+(RobustMPC), and Prague and Cubic bulk transfers. A test (tests/test_app_contract.py) checks that
 every registered app is here.
 Prints the per-flow table (ACK flows left out) and the per-app table (``RunResult.apps()``).
 """
@@ -33,6 +33,7 @@ def build(trace: str, seed: int, duration_s: float, **overrides: dict):
         ("swiftqueue", "swiftqueue", {"duration_s": duration_s - 1.0}),
         ("kvblend", "cacheblend", {"chunks": 4}),
         ("droidspeak", "droidspeak", {"context_tokens": 1024}),
+        ("abr", "mpc", {}),
         ("bulk", "prague", {}),
         ("bulk", "cubic", {}),
     ]
@@ -69,7 +70,7 @@ def main() -> None:
     print()
     apps = result.apps()
     cols = ["name", "app", "scheme", "done", "stall_ratio", "ttft_s", "ssim_db", "frame_delay_p95_s", "p99_s",
-            "goodput_bps"]
+            "qoe", "goodput_bps"]
     print(apps[[c for c in cols if c in apps.columns]].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
 
 
