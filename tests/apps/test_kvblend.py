@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.apps.kvfetch_marks import NEEDS_MODEL_AND_TEXT
+from tests.apps.kvfetch_marks import NEEDS_TEXT
 
 torch = pytest.importorskip("torch")
-pytestmark = NEEDS_MODEL_AND_TEXT
+pytestmark = NEEDS_TEXT
 
 SCHEMES = ("cacheblend", "cacheblend_adaptive", "full_recompute", "prefix_reuse", "full_reuse")
 KEYS = ("ttft_s", "quality_loss_pct", "top1_agreement", "recompute_frac", "bytes")
