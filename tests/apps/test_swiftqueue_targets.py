@@ -1,4 +1,5 @@
-"""SwiftQueue against its targets, with fixed seeds, on traces never used for training or model selection.
+"""SwiftQueue against its targets in the ``mixed`` scenario (the first round's), with fixed seeds, on traces never
+used for training or model selection (``household``/``alternating``: test_swiftqueue_scenarios.py).
 
 Targets of the issue (paper numbers in brackets) and what the code reliably achieves here (docs/swiftqueue.md,
 "Results", has the tables and the commands):
@@ -8,7 +9,7 @@ Targets of the issue (paper numbers in brackets) and what the code reliably achi
   4-21 %); on sharp changes 28.7 vs 28.0 ms (no gain). The tests assert the measured level with a safety margin: the Transformer beats the best
   non-learned predictor on every test trace and by at least MIN_MAE_GAIN overall. Target not reached (gap
   documented).
-- SwiftQueue p99 >= 30 % lower than per-flow L4S [paper: 36-45 %]. Measured: SwiftQueue keeps ~all packets in L
+- SwiftQueue p99 >= 30 % lower than per-flow L4S [paper: 36-45 %], over delivered packets. Measured: SwiftQueue keeps ~all packets in L
   and its p99 equals per-flow L4S within run-to-run noise; even the clairvoyant per-frame oracle does not beat
   per-flow L4S on p99 in this scenario (mean ratio 0.93 over 4 traces x 2 seeds, run-to-run spread +-15 %, while
   >= 99 % of packets stay in L). The test asserts what holds reliably: SwiftQueue's p99 is not worse than per-flow
@@ -79,7 +80,9 @@ def test_swiftqueue_p99_and_cross_throughput_vs_perflow_l4s(models):
             res = evaluate(ScenarioConfig(trace=trace, duration_s=30.0, models_dir=models), seed=seed,
                            schemes=("swiftqueue", "perflow_l4s"))
             sq, l4s = res["swiftqueue"], res["perflow_l4s"]
-            ratios.append(sq["p99_s"] / l4s["p99_s"])
+            # the first round's metric (delivered packets only); the tail with losses is judged in the named
+            # scenarios (test_swiftqueue_scenarios.py): here 2-19 % losses put most p99s at the deadline
+            ratios.append(sq["p99_delivered_s"] / l4s["p99_delivered_s"])
             assert sq["cross_bps"] >= (1.0 - MAX_CROSS_LOSS) * l4s["cross_bps"], (trace, seed, sq, l4s)
             assert sq["app_bps"] >= 0.9 * l4s["app_bps"], (trace, seed)
     assert float(np.mean(ratios)) <= MAX_P99_RATIO, ratios

@@ -152,7 +152,7 @@ class SwiftQueueEndpoint(Endpoint):
             "p99_delivered_s": _quantile(lat_w, 0.99),
             "mean_s": float(lat_w.mean()) if lat_w.size else float("nan"),
             "app_bps": app_bytes * 8.0 / (t1 - t0),
-            "loss_frac": float(1.0 - got.sum() / max(1, window.sum())),
+            "loss_frac": float((~got[window]).mean()) if window.any() else float("nan"),
             "deadline_miss_frac": float((~got[window] | late[window]).mean()) if window.any() else float("nan"),
             "l_share": float(s.queue[:n][window].mean()) if window.any() else float("nan"),
             "reordered": float(rx.reordered_pkts / max(1, rx.rx_pkts)),
