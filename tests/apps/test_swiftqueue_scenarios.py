@@ -7,15 +7,22 @@ The issue's targets, the tail counting losses (``p99_s``: a lost or late packet 
 - not worse than the better of per-flow Classic and the best simple rule (``last_value``, ``ewma``);
 - cross-traffic throughput within 10 % of per-flow L4S's.
 
-What holds reliably and is asserted here (numbers, headroom and commands: docs/swiftqueue.md, "Second round"):
+What holds reliably and is asserted here (numbers, headroom and commands: docs/swiftqueue.md, "Second round"; the
+measured values of these runs in brackets):
 
-- the scenario has causally reachable headroom in these runs: the best simple rule cuts p99 by >= MIN_RULE_GAIN
-  against per-flow L4S (so a failure of SwiftQueue below is its own, not the scenario's);
-- SwiftQueue's p99 is not worse than per-flow L4S by more than MAX_SQ_RATIO (it keeps ~all packets in L: the
-  committed model, trained on the first round's outage-prone traces, almost never predicts C faster);
-- every scheme keeps the cross traffic within 10 % of per-flow L4S's.
+- every scheme keeps the cross traffic within 10 % of per-flow L4S's [0.99-1.02];
+- SwiftQueue's p99 is not worse than per-flow L4S by more than 15 % [household 0.92, alternating 0.92]: it keeps
+  nearly all packets in L (the committed model, trained on the first round's outage-prone traces, rarely predicts
+  C faster);
+- ``household``: the headroom is causally reachable in this run: the best simple rule cuts p99 by >= 30 % against
+  per-flow L4S [last_value -61 %], so SwiftQueue's miss of the 30 % target [-8 %] and of the simple rules is its own,
+  not the scenario's (gap reported);
+- ``alternating``: C is the congested queue (per-flow Classic >= 1.5 x per-flow L4S [2.32]; headroom check: 0-9 %
+  of packets faster in C), so the target's headroom is not there; SwiftQueue is within 10 % of the better of
+  per-flow Classic and the best simple rule [1.02].
 
-Not reached (gap reported in the docs): SwiftQueue's 30 % cut and beating the simple rules.
+Not reached (gap reported in the docs): SwiftQueue's 30 % cut in either scenario, beating the simple rules in
+``household``.
 """
 from __future__ import annotations
 
@@ -30,11 +37,13 @@ CASES = {
     "household": ("lumos5g/4G/4g_trace_walking_50035_a", 1, 15.0),
     "alternating": ("lumos5g/4G/4g_trace_walking_50035_a", 1, 15.0),
 }
-MIN_RULE_GAIN = {"household": 0.30, "alternating": 0.30}
-MAX_SQ_RATIO = {"household": 1.15, "alternating": 1.15}
+MAX_SQ_OVER_L4S = 1.15        # SwiftQueue p99 / per-flow L4S p99 (measured 0.92 in both)
+MIN_RULE_GAIN_HOUSEHOLD = 0.30  # best simple rule's p99 cut against per-flow L4S (measured 0.61)
+MIN_CLASSIC_OVER_L4S = 1.5    # alternating: per-flow Classic p99 / per-flow L4S p99 (measured 2.32)
+MAX_SQ_OVER_BEST = 1.10       # alternating: SwiftQueue / min(per-flow Classic, best rule) (measured 1.02)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def models(shared_traces):
     from emu.apps.artifacts import models_dir
 
@@ -57,6 +66,11 @@ def test_scenario_tail_with_losses(scenario, models):
     for name, row in res.items():
         assert row["p99_delivered_s"] <= row["p99_s"] <= 0.4 and row["loss_frac"] <= row["deadline_miss_frac"]
         assert row["cross_bps"] >= (1.0 - MAX_CROSS_LOSS) * l4s["cross_bps"], (name, row, l4s)
+    sq = res["swiftqueue"]["p99_s"]
     best_rule = min(res["last_value"]["p99_s"], res["ewma"]["p99_s"])
-    assert best_rule <= (1.0 - MIN_RULE_GAIN[scenario]) * l4s["p99_s"], res
-    assert res["swiftqueue"]["p99_s"] <= MAX_SQ_RATIO[scenario] * l4s["p99_s"], res
+    assert sq <= MAX_SQ_OVER_L4S * l4s["p99_s"], res
+    if scenario == "household":
+        assert best_rule <= (1.0 - MIN_RULE_GAIN_HOUSEHOLD) * l4s["p99_s"], res
+    else:
+        assert res["perflow_classic"]["p99_s"] >= MIN_CLASSIC_OVER_L4S * l4s["p99_s"], res
+        assert sq <= MAX_SQ_OVER_BEST * min(res["perflow_classic"]["p99_s"], best_rule), res

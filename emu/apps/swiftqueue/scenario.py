@@ -22,6 +22,8 @@ Topology: ``emu.topologies.access_bottleneck`` with one sender/receiver pair per
   a ``bulk`` transfer is one connection of a fixed size, so these keep their own loop); ``l4s_udp`` unresponsive
   on/off ECT(1) UDP sources (``emu.apps.traffic.OnOffSource``). Classic flows are Not-ECT (dropped by the PI2
   AQM), L4S flows ECT(1). Cross flows are named ``x.<kind><i>`` (``x.lb0``, ``x.lo1.3``, ...).
+- **Named scenarios** (``scenario``: ``mixed``, ``household``, ``alternating``; ``SCENARIOS``): the cross-traffic mix
+  and the app's rate, as fractions of the trace's mean rate; fields given explicitly override the preset.
 - **App**: one SwiftQueue endpoint (``emu.apps.install(net, "swiftqueue", ...)``, scheme = marking policy) at a
   fixed rate: by default ``app_rate_frac`` of the trace's mean rate, clamped to [0.2, 4] Mbit/s.
 
