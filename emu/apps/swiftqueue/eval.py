@@ -4,8 +4,9 @@ predictor accuracy (``emu eval swiftqueue --predictors``) and the scenario's hea
 Every scheme runs the same scenario (``emu.apps.swiftqueue.scenario``) with the same seed: same trace, same frame
 sizes and times (the app is not congestion controlled), same cross-traffic schedule. Metrics per scheme
 (``scenario.summarize``): ``p50_s``/``p95_s``/``p99_s`` one-way latency of all the app's media packets (a lost or
-late one scores the playout deadline), ``p99_delivered_s``, ``loss_frac``, ``deadline_miss_frac``, ``app_bps``, ``cross_bps`` (all cross flows' delivered bytes), ``l_share``,
-``reordered``, ``frame_p99_s`` (through the receiver's jitter buffer), and the policy's counters.
+late one scores the playout deadline), ``p99_delivered_s``, ``loss_frac``, ``deadline_miss_frac``, ``app_bps``,
+``cross_bps`` (all cross flows' delivered bytes), ``l_share``, ``reordered``, ``frame_p99_s`` (through the
+receiver's jitter buffer), and the policy's counters.
 
 **Oracle** (scheme ``oracle``, ``policies.ForkOraclePolicy``): the true next latency of a frame in each queue is
 measured, not guessed: at every frame the whole simulation is copied twice, the frame goes into L in one copy and
