@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # this checkout's emu
+
 RATE_BPS = 100e6
 LOAD = 0.9
 SIZE_BYTES = 1500
@@ -43,7 +45,13 @@ def run_emu(sim_s: float = SIM_S, seed: int = 1, record: str = "full") -> tuple[
     start = time.perf_counter()
     sim.run(until_s=sim_s)
     sim.records.finish()
-    return sink.received_pkts, time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    # One hop (a -> b): heap events per packet that crossed it (source timer, serialiser wake-up, arrival).
+    EMU_EVENTS["events_per_packet_hop"] = sim.events_scheduled() / max(1, sink.received_pkts)
+    return sink.received_pkts, elapsed
+
+
+EMU_EVENTS: dict[str, float] = {}
 
 
 def run_nspy(sim_s: float = SIM_S, seed: int = 1) -> tuple[int, float]:
@@ -190,6 +198,7 @@ def main() -> None:
         "ratio_vs_nspy": round(best["emu"] / best["nspy"], 2),
         "ratio_vs_simpy_ceiling": round(best["emu"] / best["simpy"], 3),
         "emu_pkts": counts["emu"],
+        "events_per_packet_hop": round(EMU_EVENTS["events_per_packet_hop"], 3),
         "nspy_pkts": counts["nspy"],
     }
     if "ns3" in best:
@@ -211,6 +220,7 @@ def main() -> None:
     for label, value in rows:
         print(f"{label:<22}{value:>14,.0f}{best['emu'] / value:>11.2f}x")
     print(f"{'bare SimPy timeouts':<22}{best['simpy']:>14,.0f}{best['emu'] / best['simpy']:>11.3f}x  (ceiling)")
+    print(f"emu heap events per packet-hop: {result['events_per_packet_hop']:.3f}")
     if args.long:
         print(f"long run: {result['long_run_pkts']:,} packets, peak RSS {result['long_run_peak_rss_mb']} MB, "
               f"{result['long_run_pkts_per_s']:,} packets/s")

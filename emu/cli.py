@@ -1,7 +1,8 @@
 """Command line: ``emu run | eval | sweep | train | models | trace stats | plot | report``.
 
     emu run examples/dumbbell_codel.toml --out runs/codel      # progress bar; writes results whole or not at all
-    emu trace stats ../shared/traces/mahimahi/ATT-LTE-driving.down --json
+    emu trace stats mahimahi/ATT-LTE-driving.down --json    # a path, or one inside the shared traces folder
+    emu trace plot mahimahi/ATT-LTE-driving.down --out att.png
     emu plot runs/codel                                        # redraw the figures from the written tables
     emu sweep examples/sweep_codel_vs_droptail.toml --out runs/aqm-sweep   # grid x seeds; resumes when rerun
     emu plot runs/aqm-sweep                                    # sweep: summary.csv, bars with 95 % CIs, CDFs
@@ -23,6 +24,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import tempfile
 
     from emu.scenario import Scenario
+    from emu.units import parse_time_s
 
     scenario = Scenario.load(args.scenario)
     if args.pcap:  # one more [[capture]] table per --pcap LINK
@@ -34,9 +36,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raw["capture"] = list(raw.get("capture", [])) + [{"link": link} for link in args.pcap]
         scenario = Scenario.from_dict(raw, source=scenario.source)
     if args.duration is not None:
-        from emu.units import parse_time_s
-
         scenario.duration_s = parse_time_s(args.duration, "--duration")
+        if not scenario.duration_s > 0:
+            raise ValueError(f"--duration: must be > 0, got {args.duration!r}")
+    if args.timeseries is not None:
+        from emu.scenario import check_timeseries
+
+        scenario.timeseries = check_timeseries(args.timeseries, "--timeseries")
+    warmup_s = parse_time_s(args.warmup, "--warmup") if args.warmup is not None else 0.0
+    if not 0 <= warmup_s < scenario.duration_s:
+        raise ValueError(f"--warmup: must be in [0, {scenario.duration_s:g}) s (the run's duration), got "
+                         f"{args.warmup!r}")
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.force:
         raise FileExistsError(f"{out}: already exists and is not empty (use --force to replace it)")
@@ -48,20 +58,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         result = scenario.run(seed=args.seed, progress=not args.no_progress and sys.stderr.isatty() or args.progress,
                               capture_dir=captures)
-        result.write(out, formats=formats, plots=not args.no_plots, overwrite=args.force)
+        if warmup_s:
+            result.meta["warmup_s"] = warmup_s
+        result.write(out, formats=formats, plots=not args.no_plots, overwrite=args.force, warmup_s=warmup_s)
         if captures is not None:
             for path in sorted(captures.iterdir()):
                 shutil.move(str(path), str(out / path.name))
     finally:
         if captures is not None:
             shutil.rmtree(captures, ignore_errors=True)
-    flows = result.flows()
-    cols = ["flow", "sent_pkts", "delivered_pkts", "dropped_pkts", "throughput_bps", "delay_p50_s", "delay_p99_s"]
-    with_units = flows[cols].copy()
-    with_units["throughput_Mbps"] = with_units.pop("throughput_bps") / 1e6
-    with_units["delay_p50_ms"] = with_units.pop("delay_p50_s") * 1e3
-    with_units["delay_p99_ms"] = with_units.pop("delay_p99_s") * 1e3
-    print(with_units.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(result.table(start_s=warmup_s))
     print(f"wrote {out}/ (summary.json, tables, plots)")
     for capture in result.meta.get("captures", []):
         hosts = ", ".join(f"{name}={ip}" for name, ip in capture["addresses"].items())
@@ -77,8 +83,18 @@ def _cmd_trace_stats(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(stats))
     else:
+        width = max(map(len, stats))
         for key, value in stats.items():
-            print(f"{key:>16}: {value}")
+            print(f"{key:>{width}}: {value:.6g}" if isinstance(value, float) else f"{key:>{width}}: {value}")
+    return 0
+
+
+def _cmd_trace_plot(args: argparse.Namespace) -> int:
+    from emu.links.tracefile import plot_trace
+    from emu.units import parse_time_s
+
+    out = Path(args.out) if args.out else Path(Path(args.path).name + ".png")
+    print(plot_trace(args.path, out, bin_s=parse_time_s(args.bin, "--bin"), opportunity_bytes=args.opportunity_bytes))
     return 0
 
 
@@ -112,14 +128,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from emu.plots import plot_tables, read_tables
+    from emu.plots import plot_tables, read_tables, read_title
     from emu.sweep.results import is_sweep_dir, write_outputs
 
     if is_sweep_dir(args.dir):  # a sweep folder: summary.csv, bars with 95 % intervals and CDFs across seeds
         for path in write_outputs(args.dir, metrics=args.metric or None):
             print(path)
         return 0
-    made = plot_tables(Path(args.dir), read_tables(Path(args.dir)))
+    made = plot_tables(Path(args.dir), read_tables(Path(args.dir)), title=read_title(Path(args.dir)))
     for path in made:
         print(path)
     return 0
@@ -142,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, help="results directory (written whole or not at all)")
     run.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     run.add_argument("--duration", default=None, help="override the scenario's duration, e.g. 5s")
+    run.add_argument("--warmup", default=None,
+                     help="leave the first part of the run out of the printed and written per-flow summary, "
+                          "e.g. 5s (the packet tables keep everything)")
+    run.add_argument("--timeseries", default=None,
+                     help="record time series through trace hooks: cwnd (per stream), queue (length, DualPI2 "
+                          "p', p_C, p_L), e.g. cwnd,queue (default: the scenario's timeseries key)")
     run.add_argument("--format", default="csv", help="table formats: csv, parquet or csv,parquet")
     run.add_argument("--force", action="store_true", help="replace an existing results directory")
     run.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
@@ -153,12 +175,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     trace = sub.add_parser("trace", help="inspect trace files")
     trace_sub = trace.add_subparsers(dest="trace_command", required=True)
-    stats = trace_sub.add_parser("stats", help="duration, mean, p5 and p95 throughput over 1-second windows")
-    stats.add_argument("path", help="Mahimahi trace or throughput log")
+    stats = trace_sub.add_parser("stats", help="duration, mean, p5 and p95 throughput over 1-second windows, "
+                                               "zero and near-zero seconds, the longest outage")
+    stats.add_argument("path", help="Mahimahi trace or throughput log (a path, or one inside the shared traces "
+                                    "folder)")
     stats.add_argument("--json", action="store_true", help="print one JSON object")
     stats.add_argument("--opportunity-bytes", type=int, default=1504,
                        help="bytes per Mahimahi delivery opportunity (default 1504, as Mahimahi's link queue)")
     stats.set_defaults(func=_cmd_trace_stats)
+    tplot = trace_sub.add_parser("plot", help="draw a trace's capacity over one period (PNG), outages shaded")
+    tplot.add_argument("path", help="Mahimahi trace or throughput log (a path, or one inside the shared traces "
+                                    "folder)")
+    tplot.add_argument("--out", default=None, help="PNG file to write (default: <trace name>.png here)")
+    tplot.add_argument("--bin", default="1s", help="bin width of the capacity curve (default 1s)")
+    tplot.add_argument("--opportunity-bytes", type=int, default=1504,
+                       help="bytes per Mahimahi delivery opportunity (default 1504, as Mahimahi's link queue)")
+    tplot.set_defaults(func=_cmd_trace_plot)
 
     from emu.apps.eval_cli import add_eval_parsers, add_train_parsers, run_models_command
 

@@ -65,6 +65,7 @@ class Recorder:
         if not bin_s > 0:
             raise ValueError(f"bin_s: must be > 0, got {bin_s!r}")
         self.mode = mode
+        self._summary = mode == "summary"
         self.bin_s = bin_s
         self.flow_names: list[str] = []
         self._flow_ids: dict[str, int] = {}
@@ -135,7 +136,7 @@ class Recorder:
         self.d_arrived.append(now_s)
         self.d_qdelay.append(pkt.qdelay_s)
         self.delivered_total_pkts += 1
-        if self.mode == "summary" and len(self.d_flow) >= CHUNK_ROWS:
+        if self._summary and len(self.d_flow) >= CHUNK_ROWS:
             self._fold_delivered()
 
     def dropped(self, pkt, where_id: int, reason: str, now_s: float) -> None:
@@ -146,7 +147,7 @@ class Recorder:
         self.x_where.append(where_id)
         self.x_reason.append(self.reason_id(reason))
         self.dropped_total_pkts += 1
-        if self.mode == "summary" and len(self.x_flow) >= CHUNK_ROWS:
+        if self._summary and len(self.x_flow) >= CHUNK_ROWS:
             self._fold_dropped()
 
     # -- summary mode folding -------------------------------------------------------------------------------------

@@ -2,8 +2,11 @@
 
 - ``delay_cdf.png``: CDF of one-way delay per flow (from per-packet rows, or from the delay histogram of a
   ``record="summary"`` run);
-- ``throughput.png``: delivered throughput per flow over time;
-- ``queue_delay.png``: queueing delay of each delivered packet over time (per-packet rows only).
+- ``throughput.png``: delivered throughput per flow over time, with the capacity of trace-driven links overlaid;
+- ``queue_delay.png``: queueing delay of each delivered packet over time (per-packet rows only);
+- ``timeseries_<kind>.png``: optional time series recorded through trace hooks (cwnd per flow, queue state).
+
+ACK flows (``<flow>.ack``) are left out of the figures. Titles name the scenario and its queue(s).
 """
 from __future__ import annotations
 
@@ -30,16 +33,44 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def plot_title(meta: Optional[dict]) -> str:
+    """``"l4s-trace (seed 1) - left->right: dualpi2"``: the scenario, its seed and its non-default queues."""
+    meta = meta or {}
+    head = str(meta.get("scenario") or "run")
+    if meta.get("seed") is not None:
+        head += f" (seed {meta['seed']})"
+    queues = meta.get("queues") or {}
+    kinds = sorted(set(queues.values()))
+    if len(kinds) == 1 and len(queues) > 1:
+        return f"{head} - queue: {kinds[0]}"
+    if queues:
+        return f"{head} - " + ", ".join(f"{link}: {kind}" for link, kind in list(queues.items())[:3]) \
+            + (" ..." if len(queues) > 3 else "")
+    return head
+
+
+def _hide_acks(frame: pd.DataFrame) -> pd.DataFrame:
+    if "flow" not in frame:
+        return frame
+    return frame[~frame["flow"].astype(str).str.endswith(".ack")]
+
+
+def _titled(ax, title: Optional[str]) -> None:
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
 def plot_delay_cdf(path: Path, packets: Optional[pd.DataFrame] = None,
-                   delay_hist: Optional[pd.DataFrame] = None) -> Path:
+                   delay_hist: Optional[pd.DataFrame] = None, title: Optional[str] = None) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
+    _titled(ax, title)
     if packets is not None:
-        for name, group in packets.groupby("flow", observed=True, sort=False):
+        for name, group in _hide_acks(packets).groupby("flow", observed=True, sort=False):
             values = np.sort(group["delay_s"].to_numpy()) * 1e3
             ax.plot(values, np.arange(1, len(values) + 1) / len(values), label=str(name))
     elif delay_hist is not None:
-        for name, group in delay_hist.groupby("flow", sort=False):
+        for name, group in _hide_acks(delay_hist).groupby("flow", sort=False):
             counts = group["count"].to_numpy()
             if counts.sum():
                 ax.step(group["upper_edge_s"].to_numpy() * 1e3, np.cumsum(counts) / counts.sum(), where="post",
@@ -53,10 +84,16 @@ def plot_delay_cdf(path: Path, packets: Optional[pd.DataFrame] = None,
     return _save(fig, path)
 
 
-def plot_throughput(path: Path, throughput: pd.DataFrame) -> Path:
+def plot_throughput(path: Path, throughput: pd.DataFrame, capacity: Optional[pd.DataFrame] = None,
+                    title: Optional[str] = None) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    for name, group in throughput.groupby("flow", sort=False):
+    _titled(ax, title)
+    if capacity is not None and len(capacity):
+        for link, group in capacity.groupby("link", sort=False):
+            ax.step(group["time_s"], group["capacity_bps"] / 1e6, where="post", color="0.55", lw=1.2,
+                    label=f"capacity {link}")
+    for name, group in _hide_acks(throughput).groupby("flow", sort=False):
         ax.plot(group["time_s"], group["throughput_bps"] / 1e6, label=str(name), lw=1)
     bin_s = float(np.diff(throughput["time_s"].unique()[:2])[0]) if throughput["time_s"].nunique() > 1 else 0
     ax.set_xlabel("time (s)")
@@ -67,10 +104,11 @@ def plot_throughput(path: Path, throughput: pd.DataFrame) -> Path:
     return _save(fig, path)
 
 
-def plot_queue_delay(path: Path, packets: pd.DataFrame) -> Path:
+def plot_queue_delay(path: Path, packets: pd.DataFrame, title: Optional[str] = None) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    for name, group in packets.groupby("flow", observed=True, sort=False):
+    _titled(ax, title)
+    for name, group in _hide_acks(packets).groupby("flow", observed=True, sort=False):
         step = max(1, len(group) // 20000)  # keep the figure light on long runs
         ax.plot(group["delivered_s"].to_numpy()[::step], group["qdelay_s"].to_numpy()[::step] * 1e3,
                 ".", ms=1.5, label=str(name))
@@ -82,17 +120,39 @@ def plot_queue_delay(path: Path, packets: pd.DataFrame) -> Path:
     return _save(fig, path)
 
 
-def plot_tables(out_dir: Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
+def plot_timeseries(path: Path, series: pd.DataFrame, title: Optional[str] = None) -> Path:
+    """One panel per column of a recorded time series (``time_s``, ``key`` and value columns), a line per key."""
+    plt = _pyplot()
+    values = [c for c in series.columns if c not in ("time_s", "key")]
+    fig, axes = plt.subplots(len(values), 1, figsize=(7, 2.2 * len(values) + 0.6), sharex=True, squeeze=False)
+    for ax, col in zip(axes[:, 0], values):
+        for key, group in series.groupby("key", sort=False):
+            ax.step(group["time_s"], group[col], where="post", lw=0.9, label=str(key))
+        ax.set_ylabel(col, fontsize=8)
+        ax.grid(alpha=0.3)
+    _titled(axes[0, 0], title)
+    axes[-1, 0].set_xlabel("time (s)")
+    if axes[0, 0].get_legend_handles_labels()[0]:
+        axes[0, 0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_tables(out_dir: Path, tables: dict[str, pd.DataFrame], title: Optional[str] = None) -> list[Path]:
     """Draw every figure the given tables allow into ``out_dir``."""
     out_dir = Path(out_dir)
     made = []
     packets = tables.get("packets")
     if packets is not None or tables.get("delay_hist") is not None:
-        made.append(plot_delay_cdf(out_dir / "delay_cdf.png", packets=packets, delay_hist=tables.get("delay_hist")))
+        made.append(plot_delay_cdf(out_dir / "delay_cdf.png", packets=packets, delay_hist=tables.get("delay_hist"),
+                                   title=title))
     if tables.get("throughput") is not None:
-        made.append(plot_throughput(out_dir / "throughput.png", tables["throughput"]))
+        made.append(plot_throughput(out_dir / "throughput.png", tables["throughput"], tables.get("capacity"),
+                                    title=title))
     if packets is not None:
-        made.append(plot_queue_delay(out_dir / "queue_delay.png", packets))
+        made.append(plot_queue_delay(out_dir / "queue_delay.png", packets, title=title))
+    for name, frame in tables.items():
+        if name.startswith("timeseries_") and len(frame):
+            made.append(plot_timeseries(out_dir / f"{name}.png", frame, title=title))
     return made
 
 
@@ -101,11 +161,20 @@ def read_tables(results_dir: Path) -> dict[str, pd.DataFrame]:
     results_dir = Path(results_dir)
     if not (results_dir / "summary.json").exists():
         raise FileNotFoundError(f"{results_dir}: not a results directory (no summary.json)")
+    names = ["packets", "throughput", "delay_hist", "flows", "capacity"]
+    names += sorted({p.stem for p in results_dir.glob("timeseries_*.*")})
     tables = {}
-    for name in ("packets", "throughput", "delay_hist", "flows"):
+    for name in names:
         for ext, reader in ((".parquet", pd.read_parquet), (".csv", pd.read_csv)):
             path = results_dir / f"{name}{ext}"
             if path.exists():
                 tables[name] = reader(path)
                 break
     return tables
+
+
+def read_title(results_dir: Path) -> str:
+    """The plot title of a results directory, from the provenance in its summary.json."""
+    import json
+
+    return plot_title(json.loads((Path(results_dir) / "summary.json").read_text()).get("meta"))

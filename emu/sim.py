@@ -7,6 +7,7 @@ and one function call per event, no generator or ``Timeout`` object. Ordinary Si
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
 from heapq import heappop, heappush
 from typing import Any, Callable, Generator
@@ -19,6 +20,9 @@ from emu.rng import SeedTree
 from emu.tracer import NullTracer
 
 log = logging.getLogger(__name__)
+
+# The progress bar says a run is stalled after this many simulated seconds without a delivered packet.
+STALL_NOTICE_S = 5.0
 
 
 class _Call:
@@ -63,11 +67,14 @@ class Sim:
         self.seed = self.seeds.seed
         self.tracer = tracer if tracer is not None else NullTracer()
         self.records = Recorder(mode=record)
-        self._next_pkt_id = 0
+        # The kernel's public hot-path handles: components push ``(t_s, NORMAL, next(sim.event_ids), event)`` onto
+        # ``sim.heap`` (SimPy's own event heap, so SimPy processes share the clock) and number packets with
+        # ``next(sim.pkt_ids)``; ``call_at``/``call_in`` wrap the same for ordinary callbacks.
+        self.pkt_ids = itertools.count()
         self._elements: list[Any] = []
         self._apps: list[Any] = []
-        self._queue = self.env._queue
-        self._eid = self.env._eid
+        self.heap = self.env._queue
+        self.event_ids = self.env._eid
         self.ran_until_s = 0.0
 
     # -- time ---------------------------------------------------------------------------------------------------
@@ -78,13 +85,13 @@ class Sim:
 
     def call_in(self, delay_s: float, fn: Callable[[Any], None], arg: Any = None) -> None:
         """Run ``fn(arg)`` after ``delay_s`` seconds (>= 0) of simulated time."""
-        heappush(self._queue, (self.env._now + delay_s, NORMAL, next(self._eid), _Call(fn, arg)))
+        heappush(self.heap, (self.env._now + delay_s, NORMAL, next(self.event_ids), _Call(fn, arg)))
 
     def call_at(self, t_s: float, fn: Callable[[Any], None], arg: Any = None) -> None:
         """Run ``fn(arg)`` at absolute time ``t_s`` (not before now)."""
         if t_s < self.env._now:
             raise ValueError(f"call_at: time {t_s} s is in the past (now {self.env._now} s)")
-        heappush(self._queue, (t_s, NORMAL, next(self._eid), _Call(fn, arg)))
+        heappush(self.heap, (t_s, NORMAL, next(self.event_ids), _Call(fn, arg)))
 
     def process(self, generator: Generator) -> simpy.Process:
         """Start a SimPy process (a generator yielding SimPy events)."""
@@ -100,9 +107,7 @@ class Sim:
         return self.seeds.rng(name)
 
     def new_pkt_id(self) -> int:
-        pkt_id = self._next_pkt_id
-        self._next_pkt_id = pkt_id + 1
-        return pkt_id
+        return next(self.pkt_ids)
 
     def flow(self, name: str) -> int:
         """The integer id of flow ``name`` (registered on first use)."""
@@ -124,7 +129,7 @@ class Sim:
     def events_scheduled(self) -> int:
         """Heap events scheduled since the run began (SimPy processes' events included). Reading it takes one event
         id, which does not change the order of later events."""
-        return next(self._eid)
+        return next(self.event_ids)
 
     @property
     def sent_pkts(self) -> int:
@@ -169,10 +174,22 @@ class Sim:
 
             steps = 100
             start = self.env._now
+            records = self.records
+            delivered, moved_s, stalled = records.delivered_total_pkts, start, False
             with tqdm(total=round(until_s - start, 6), unit="sim s", desc=desc, leave=False) as bar:
                 for i in range(1, steps + 1):
                     target = start + (until_s - start) * i / steps
                     self._loop(target)
+                    # A long trace outage looks like a hang: say so when nothing has been delivered for a while.
+                    if records.delivered_total_pkts != delivered:
+                        delivered, moved_s = records.delivered_total_pkts, target
+                        if stalled:
+                            bar.set_postfix_str("", refresh=False)
+                            stalled = False
+                    elif target - moved_s >= STALL_NOTICE_S:
+                        bar.set_postfix_str(f"no packet delivered for {target - moved_s:.1f} sim s",
+                                            refresh=not stalled)  # shown at once, however fast the outage runs
+                        stalled = True
                     bar.update(round(target - start, 6) - bar.n)
         else:
             self._loop(until_s)
@@ -181,11 +198,16 @@ class Sim:
         """SimPy's ``Environment.step`` inlined into one loop (same order, same error handling), then the clock is
         set to ``until_s`` as ``env.run(until=until_s)`` does. Events at exactly ``until_s`` stay queued."""
         env = self.env
-        heap = self._queue
+        heap = self.heap
         pop = heappop
         try:
-            while heap and heap[0][0] < until_s:
-                env._now, _, _, event = pop(heap)
+            while heap:
+                item = pop(heap)
+                if item[0] >= until_s:
+                    heappush(heap, item)     # the same entry goes back: the heap order is unchanged
+                    break
+                env._now = item[0]
+                event = item[3]
                 callbacks, event.callbacks = event.callbacks, None
                 for callback in callbacks:
                     callback(event)

@@ -5,7 +5,9 @@
 One access-bottleneck network (``emu.topologies.access_bottleneck``): a pair of hosts per app, the bottleneck
 following a real LTE capacity trace through a DualPI2 queue (RFC 9332), 40 ms base RTT. The apps are installed
 with ``emu.apps.install`` exactly as a user would: Chatterbox token streaming, a Grace++ video call, a CacheGen
-KV-cache fetch, a SwiftQueue real-time sender choosing L or C per packet, and Prague and Cubic bulk transfers.
+KV-cache fetch, a SwiftQueue real-time sender choosing L or C per packet, a CacheBlend layer-wise fetch of
+non-prefix chunk caches, and Prague and Cubic bulk transfers. A test (tests/test_app_contract.py) checks that
+every registered app is here.
 Prints the per-flow table (ACK flows left out) and the per-app table (``RunResult.apps()``).
 """
 from __future__ import annotations
@@ -19,20 +21,23 @@ from emu import RunResult, Sim
 from emu.topologies import access_bottleneck
 
 
-def build(trace: str, seed: int, duration_s: float):
-    """The network and the installed endpoints (name -> endpoint)."""
+def build(trace: str, seed: int, duration_s: float, **overrides: dict):
+    """The network and the installed endpoints (name -> endpoint); ``overrides`` (app -> params) shrink the apps
+    for quick runs."""
     sim = Sim(seed=seed)
     installs = [  # (app, scheme, parameters)
         ("chatterbox", "chatterbox", {"n_responses": 2}),
         ("grace", "grace", {"max_frames": 150}),
         ("kvfetch", "cachegen", {"context_tokens": 1024}),
         ("swiftqueue", "swiftqueue", {"duration_s": duration_s - 1.0}),
+        ("kvblend", "cacheblend", {"chunks": 4}),
         ("bulk", "prague", {}),
         ("bulk", "cubic", {}),
     ]
     topo = access_bottleneck(sim, pairs=len(installs), trace=trace, rtt_s=0.04, queue="dualpi2")
     endpoints = {}
     for i, (app, scheme, params) in enumerate(installs):
+        params = {**params, **overrides.get(app, {})}
         name = app if app != "bulk" else f"bulk_{scheme}"
         endpoints[name] = emu.apps.install(topo.net, app, src=topo.senders[i], dst=topo.receivers[i], name=name,
                                            scheme=scheme, start_s=0.5 * i, **params)

@@ -36,7 +36,7 @@ def test_builtin_apps_are_listed():
 def test_unknown_names_fail_at_once_listing_valid_ones():
     sim = Sim(seed=0)
     topo = access_bottleneck(sim, rate="10Mbps", rtt_s=0.02)
-    with pytest.raises(ValueError, match="registered: .*bulk"):
+    with pytest.raises(ValueError, match="valid names: .*bulk"):
         apps.install(topo.net, "nope", src="s0", dst="d0")
     with pytest.raises(ValueError, match="valid: cubic, reno, prague"):
         apps.install(topo.net, "bulk", src="s0", dst="d0", scheme="bbr")
@@ -119,3 +119,27 @@ def test_models_are_package_data():
         for rel in card.data["files"]:
             path = (card.dir / rel).relative_to(PACKAGED_MODELS.parent)
             assert any(path.match(g) for g in globs), f"{path} is not package data ({globs})"
+
+
+def test_every_registered_app_runs_on_one_network_in_one_run(shared_traces):
+    """examples/07_mixed_apps.py installs every registered app (and Prague and Cubic bulk flows) on one
+    trace-driven DualPI2 bottleneck; each endpoint reports a metrics row of its own."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mixed_apps", REPO / "examples" / "07_mixed_apps.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    sim, endpoints = example.build("nyc-cellular-2019/trace-2925703-home1", seed=1, duration_s=12.0,
+                                   grace={"max_frames": 60}, kvfetch={"context_tokens": 512}, chatterbox={"n_tokens": 60})
+    assert {ep.app for ep in endpoints.values()} == set(apps.names()) - {"probe"}
+    sim.run(until_s=12.0)
+    table = RunResult(sim).apps().set_index("name")
+    assert set(table.index) == set(endpoints)
+    for name, ep in endpoints.items():
+        row = ep.result()
+        numbers = [v for v in row.values() if isinstance(v, (int, float))]
+        assert numbers, f"{name}: result() has no metric"
+        assert table.loc[name, "app"] == ep.app
+    flows = RunResult(sim).flows()
+    delivered = flows.set_index("flow")["delivered_pkts"]
+    assert all(delivered.get(name, delivered.get(f"{name}.data", 0)) > 0 for name in ("bulk_prague", "bulk_cubic"))

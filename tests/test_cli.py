@@ -74,3 +74,62 @@ def test_console_entry_point_runs():
 def test_import_emu_does_not_import_torch():
     code = "import sys, emu, emu.cli, emu.scenario; sys.exit(1 if 'torch' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+STREAMS = """
+name = "cli-streams"
+duration = "2s"
+[topology]
+kind = "dumbbell"
+pairs = 3
+bottleneck_rate = "10Mbps"
+queue = "dualpi2"
+[[flow]]
+name = "p"
+type = "stream"
+cc = "prague"
+src = "s0"
+dst = "d0"
+[[app]]
+name = "xfer"
+type = "bulk"
+scheme = "cubic"
+src = "s1"
+dst = "d1"
+[app.params]
+size_bytes = "500KB"
+"""
+
+
+def test_run_prints_flows_apps_and_busy_links_with_warmup_and_time_series(tmp_path, capsys):
+    path = tmp_path / "s.toml"
+    path.write_text(STREAMS)
+    out = tmp_path / "run"
+    assert main(["run", str(path), "--out", str(out), "--no-progress", "--warmup", "0.5s",
+                 "--timeseries", "cwnd,queue", "--no-plots"]) == 0
+    text = capsys.readouterr().out
+    assert "flows (from 0.5 s)" in text and "apps" in text and "xfer" in text
+    assert "p.ack" not in text          # ACK flows: in the data, not in the printed table
+    assert "left->right" in text and "s2->left" not in text   # idle links left out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["meta"]["warmup_s"] == 0.5
+    assert (out / "timeseries_cwnd.csv").exists() and (out / "timeseries_queue.csv").exists()
+    assert main(["run", str(path), "--out", str(tmp_path / "x"), "--warmup", "2s", "--no-progress"]) == 2
+    assert "--warmup: must be in [0, 2)" in capsys.readouterr().err
+    assert main(["run", str(path), "--out", str(tmp_path / "x"), "--timeseries", "rtt", "--no-progress"]) == 2
+    assert "valid: cwnd, queue" in capsys.readouterr().err
+
+
+def test_trace_plot_and_outage_stats(tmp_path, capsys):
+    import numpy as np
+
+    from emu.links.tracefile import write_mahimahi
+
+    trace = write_mahimahi(tmp_path / "t", np.concatenate([np.arange(1, 1000), np.arange(4000, 5000)]))
+    assert main(["trace", "stats", str(trace)]) == 0
+    text = capsys.readouterr().out
+    assert "longest_outage_s: 3.001" in text and "zero_capacity_s: 3" in text
+    assert main(["trace", "plot", str(trace), "--out", str(tmp_path / "t.png"), "--bin", "250ms"]) == 0
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["trace", "plot", str(tmp_path / "missing")]) == 2
+    assert "trace file not found" in capsys.readouterr().err

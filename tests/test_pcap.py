@@ -13,7 +13,7 @@ from emu.pcap import BUFFER_BYTES, DEFAULT_SNAPLEN_BYTES, LINKTYPE_RAW, PCAP_MAG
 from emu.transport import open_stream
 from tests.conftest import REPO, records_hash
 
-scapy_all = pytest.importorskip("scapy.all")
+import scapy.all as scapy_all  # noqa: E402  (the dev extra installs it)
 IP, TCP, UDP = scapy_all.IP, scapy_all.TCP, scapy_all.UDP
 
 RATE_BPS = 20e6

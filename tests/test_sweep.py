@@ -177,9 +177,9 @@ def test_cli_sweep_writes_parts_manifest_summary_and_plots(tmp_path, capsys):
     summary = pd.read_csv(out / "summary.csv")
     assert len(summary) == 2 * 2 * 2 and set(summary["n"]) == {2}
     assert {"label", "topology.queue", "flow", "metric", "mean", "std", "ci95_low", "ci95_high"} <= set(summary)
-    row = summary[(summary["topology.queue"] == "codel") & (summary["flow"] == "web")
+    row = summary[(summary["topology.queue"] == "codel") & (summary["flow"] == "download")
                   & (summary["metric"] == "delay_p99_s")].iloc[0]
-    values = table[(table["topology.queue"] == "codel") & (table["flow"] == "web")]["delay_p99_s"]
+    values = table[(table["topology.queue"] == "codel") & (table["flow"] == "download")]["delay_p99_s"]
     assert row["mean"] == pytest.approx(values.mean()) and row["label"] == "queue=codel"
     pngs = {p.name for p in out.glob("*.png")}
     assert pngs == {"sweep_bar_delay_p99_s.png", "sweep_cdf_delay_p99_s.png", "sweep_bar_throughput_bps.png",
@@ -338,3 +338,99 @@ def test_trace_paths_in_a_sweep_file_are_relative_to_it(tmp_path):
     assert result.n_done == 2
     total = result.table().groupby("topology.trace")["throughput_bps"].sum()
     assert total["traces/slow.log"] < 5.5e6 and total["traces/fast.log"] > 20e6
+
+
+# -- scenarios with streams and apps, identical seeds, few replicates, paired differences, line plots -----------
+
+STREAM_SCENARIO = """
+name = "streams"
+duration = "1s"
+[topology]
+kind = "dumbbell"
+pairs = 2
+bottleneck_rate = "10Mbps"
+queue = "dualpi2"
+[[flow]]
+name = "p"
+type = "stream"
+cc = "prague"
+src = "s0"
+dst = "d0"
+[[app]]
+name = "xfer"
+type = "bulk"
+scheme = "cubic"
+src = "s1"
+dst = "d1"
+[app.params]
+size_bytes = "200KB"
+"""
+
+
+def test_a_sweep_over_streams_and_apps_flags_identical_seeds_and_few_replicates(tmp_path, caplog):
+    (tmp_path / "s.toml").write_text(STREAM_SCENARIO)
+    sweep = Sweep.load(_write(tmp_path / "sweep.toml", 'scenario = "s.toml"\nreplicates = 2\npaired_seeds = true\n'
+                              'metrics = ["throughput_bps", "fct_s"]\n'
+                              '[grid]\n"topology.bottleneck_rate" = ["5Mbps", "10Mbps", "20Mbps"]\n'))
+    with caplog.at_level("WARNING"):
+        result = sweep.run(tmp_path / "out", workers=1)
+    table = result.table()
+    assert set(table["flow"].dropna()) == {"p", "xfer"}   # ACK flows left out
+    apps = table[table["app"] == "bulk"]                     # the app endpoint is a row of its own
+    assert len(apps) == 6 and set(apps["name"]) == {"xfer"} and apps["fct_s"].notna().all()
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    # bulk TCP over RFC-default DualPI2 draws no random number here: every seed gives the same run
+    assert summary["seeds_identical"].all() and summary["few_replicates"].all()
+    assert (summary["std"] == 0).all()
+    assert "different seeds gave identical results" in caplog.text and "randomize" in caplog.text
+    paired = pd.read_csv(tmp_path / "out" / "paired.csv")
+    assert set(paired["baseline"]) == {"bottleneck_rate=5Mbps"} and set(paired["n_pairs"]) == {2}
+    fast = paired[(paired.label == "bottleneck_rate=20Mbps") & (paired.flow == "p")
+                  & (paired.metric == "throughput_bps")]
+    assert len(fast) == 1
+    fast = fast.iloc[0]
+    p = table[table.flow == "p"].set_index(["topology.bottleneck_rate", "replicate"])["throughput_bps"]
+    assert fast["mean_diff"] == pytest.approx((p["20Mbps"] - p["5Mbps"]).mean()) and fast["mean_diff"] > 0
+    pngs = {f.name for f in (tmp_path / "out").glob("*.png")}
+    assert "sweep_line_throughput_bps_vs_topology_bottleneck_rate.png" in pngs
+
+    # with per-seed randomisation the seeds differ, and nothing is flagged identical
+    (tmp_path / "s.toml").write_text(STREAM_SCENARIO.replace('duration = "1s"',
+                                                             'duration = "1s"\nrandomize = {start_jitter = "50ms"}'))
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        result = Sweep.load(tmp_path / "sweep.toml").run(tmp_path / "out2", workers=1, plots=False)
+    summary = result.summary()
+    assert not summary["seeds_identical"].any() and "identical" not in caplog.text
+
+
+def test_intervals_from_few_replicates_are_flagged_and_clipped_at_zero(tmp_path):
+    (tmp_path / "parity_eval.py").write_text(
+        "def run(params, *, seed):\n    r = float(seed % 2)\n    return {'rate': r, 'delta': r - 0.5}\n")
+    # a root seed whose two replicates have seeds of different parity: rates 0 and 1, mean 0.5, and a 95 %
+    # t-interval (1 degree of freedom) of 0.5 +- 6.35 that would go far below 0
+    root = next(r for r in range(100) if len({task_seed(r, {"x": 1}, k) % 2 for k in (0, 1)}) == 2)
+    sweep = Sweep(eval="parity_eval:run", grid={"x": [1]}, replicates=2, root_seed=root, base_dir=tmp_path)
+    rows = sweep.run(tmp_path / "out", workers=1, plots=False).summary().set_index("metric")
+    assert rows.loc["rate", "few_replicates"] and rows.loc["rate", "ci95_clipped"]
+    assert rows.loc["rate", "ci95_low"] == 0.0 and rows.loc["rate", "ci95_high"] == pytest.approx(0.5 + 6.353, abs=1e-3)
+    assert not rows.loc["delta", "ci95_clipped"] and rows.loc["delta", "ci95_low"] < -6  # may be negative: kept
+    with pytest.raises(ValueError, match="paired_seeds = true"):
+        sweep.run(tmp_path / "out", workers=1, plots=False).paired_differences()
+
+
+def test_eval_function_is_found_beside_the_sweep_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)  # not the sweep's folder
+    (tmp_path / "my_eval_beside.py").write_text(
+        "def run(params, *, seed):\n    return {'y': params['x'] * 2}\n")
+    spec = _write(tmp_path / "sweep.toml", 'eval = "my_eval_beside:run"\nreplicates = 1\n[grid]\nx = [1, 2]\n')
+    result = Sweep.load(spec).run(tmp_path / "out", workers=1, plots=False)
+    assert result.n_done == 2 and sorted(result.table()["y"]) == [2, 4]
+    bad = _write(tmp_path / "bad.toml", 'eval = "nowhere_module:run"\n[grid]\nx = [1]\n')
+    with pytest.raises(SweepError, match=r"cannot import nowhere_module \(looked on the path and in "):
+        Sweep.load(bad)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path

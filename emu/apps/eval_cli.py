@@ -82,11 +82,14 @@ def add_eval_parser(sub: Any, spec: AppSpec) -> None:
         if conv is None:
             continue  # nested configs are set from Python or scenario files, not flags
         meta_help = f.metadata.get("help", "") if f.metadata else ""
-        extra = " (a path, or one inside the shared traces folder)" if name == "trace" else ""
         if name == "models_dir":
-            extra = " (default: $EMU_MODELS_DIR/APP, else the packaged models)"
+            text = f"{meta_help} folder of the app's model cards (default: $EMU_MODELS_DIR/{spec.name}, else the " \
+                   "packaged models)"
+        else:
+            extra = " (a path, or one inside the shared traces folder)" if name == "trace" else ""
+            text = f"{meta_help}{extra} (default: {_default_text(f)})"
         p.add_argument(_flag(name), dest=f"cfg_{name}", type=conv, default=None, metavar=name.upper(),
-                       help=f"{meta_help}{extra} (default: {_default_text(f)})".strip())
+                       help=text.strip())
     if spec.cli is not None:
         resolve_ref(spec.cli, f"app {spec.name!r}: cli").add_arguments(p)
     p.set_defaults(func=run_eval_command, app=spec.name)

@@ -12,13 +12,8 @@ or at run time with ``emu.apps.register(spec)``. Specs are imported when first a
 """
 from __future__ import annotations
 
-import logging
-from importlib.metadata import entry_points
-from typing import Optional
-
-from emu.apps.base import AppSpec, resolve_ref
-
-log = logging.getLogger(__name__)
+from emu.apps.base import AppSpec
+from emu.plugins import Registry
 
 ENTRY_POINT_GROUP = "emu.apps"
 
@@ -27,66 +22,38 @@ BUILTIN_SPECS: dict[str, str] = {
     "bulk": "emu.apps.bulk:SPEC",
     "chatterbox": "emu.apps.chatterbox.spec:SPEC",
     "grace": "emu.apps.grace.spec:SPEC",
+    "kvblend": "emu.apps.kvblend.spec:SPEC",
     "kvfetch": "emu.apps.kvfetch.spec:SPEC",
     "swiftqueue": "emu.apps.swiftqueue.spec:SPEC",
 }
 
-_registered: dict[str, AppSpec] = {}
-_plugins: Optional[dict[str, str]] = None
+def _spec_entry(name: str, obj: object) -> AppSpec:
+    spec = obj() if callable(obj) and not isinstance(obj, AppSpec) else obj
+    if not isinstance(spec, AppSpec) or spec.name != name:
+        raise ValueError(f"app {name!r}: its entry does not give an AppSpec named {name!r}")
+    return spec
 
 
-def _plugin_refs() -> dict[str, object]:
-    global _plugins
-    if _plugins is None:
-        _plugins = {}
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in BUILTIN_SPECS:
-                log.warning("app plugin %r (%s) ignored: the name is a built-in app", ep.name, ep.value)
-                continue
-            _plugins[ep.name] = ep
-    return _plugins
+APPS = Registry("app", ENTRY_POINT_GROUP, BUILTIN_SPECS, check=_spec_entry)
 
 
 def register(spec: AppSpec, *, replace: bool = False) -> AppSpec:
-    """Add ``spec`` to the registry (``replace=True`` to override an app of the same name)."""
+    """Add ``spec`` to the registry for this process (``replace=True`` to override an app of the same name)."""
     if not isinstance(spec, AppSpec):
         raise ValueError(f"register: expected an AppSpec, got {type(spec).__name__}")
-    if not replace and spec.name in names():
-        raise ValueError(f"register: an app named {spec.name!r} exists already (pass replace=True)")
-    _registered[spec.name] = spec
-    return spec
+    return APPS.register(spec.name, spec, replace=replace)
 
 
 def unregister(name: str) -> None:
     """Remove a runtime registration (built-ins and plugins stay)."""
-    _registered.pop(name, None)
+    APPS.unregister(name)
 
 
 def names() -> list[str]:
     """Registered app names, sorted."""
-    return sorted(set(BUILTIN_SPECS) | set(_plugin_refs()) | set(_registered))
+    return APPS.names()
 
 
 def get(name: str) -> AppSpec:
     """The spec of app ``name``; an unknown name lists the registered ones."""
-    if not isinstance(name, str):
-        raise ValueError(f"app: expected a name, got {name!r}")
-    if name in _registered:
-        return _registered[name]
-    if name in BUILTIN_SPECS:
-        spec = resolve_ref(BUILTIN_SPECS[name], f"app {name!r}")
-    elif name in _plugin_refs():
-        ep = _plugin_refs()[name]
-        try:
-            spec = ep.load()
-        except Exception as exc:  # a broken plugin names itself
-            raise ValueError(f"app {name!r}: plugin {ep.value} failed to load: {type(exc).__name__}: {exc}") from None
-        if callable(spec) and not isinstance(spec, AppSpec):
-            spec = spec()
-    else:
-        raise ValueError(f"app: unknown {name!r}; registered: {', '.join(names())}")
-    if not isinstance(spec, AppSpec) or spec.name != name:
-        raise ValueError(f"app {name!r}: its entry does not give an AppSpec named {name!r}")
-    _registered[name] = spec
-    return spec
-
+    return APPS.get(name)

@@ -81,8 +81,8 @@ class Source:
         self.rng = sim.rng(f"traffic.{flow}")
         self.sent_pkts = 0
         self._env = sim.env
-        self._heap = sim._queue
-        self._eid = sim._eid
+        self._heap = sim.heap
+        self._eid = sim.event_ids
         self._records = sim.records
         self._counters = sim.records.flows[self.flow_id]
         self._send = None
@@ -110,8 +110,7 @@ class Source:
         if now >= self.stop_s:
             return
         sim = self.sim
-        pid = sim._next_pkt_id
-        sim._next_pkt_id = pid + 1
+        pid = next(sim.pkt_ids)
         size = self.size_bytes if self.size_dist == "fixed" else self._next_size()
         seq = self.sent_pkts
         send = self._send

@@ -82,8 +82,8 @@ class Link:
         self._free_at = float("-inf")
         self._wake_pending = False
         self._env = sim.env
-        self._heap = sim._queue
-        self._eid = sim._eid
+        self._heap = sim.heap
+        self._eid = sim.event_ids
         self.tx_pkts = 0
         self.tx_bytes = 0
         self.lost_pkts = 0
@@ -91,6 +91,8 @@ class Link:
         self._wake_cb = (self._wake,)
         self._wake_event = _Wake(self._wake_cb)
         self._arrived_cb = (self._arrived,)
+        # Subclasses that change the serialisation time override _service_done_s; _start inlines the base one.
+        self._constant_rate = type(self)._service_done_s is Link._service_done_s
         sim.register(self)
 
     # -- wiring -------------------------------------------------------------------------------------------------
@@ -151,13 +153,18 @@ class Link:
 
     def _start(self, now_s: float) -> None:
         """Serialise the next packet from ``now_s`` (the serialiser is free)."""
-        pkt = self.queue.dequeue(now_s)
+        queue = self.queue
+        pkt = queue.dequeue(now_s)
         if pkt is None:
             return
-        done_s = self._service_done_s(pkt, now_s)
+        size = pkt.size_bytes
+        if self._constant_rate:
+            done_s = now_s + size * self._s_per_byte      # what Link._service_done_s returns
+        else:
+            done_s = self._service_done_s(pkt, now_s)
         self._free_at = done_s
         self.tx_pkts += 1
-        self.tx_bytes += pkt.size_bytes
+        self.tx_bytes += size
         if self._loss is not None and self._loss.lost():
             self.lost_pkts += 1
             self._records.dropped(pkt, self._where, LOSS, done_s)
@@ -168,8 +175,12 @@ class Link:
             self.propagating_pkts += 1
             pkt.callbacks = self._arrived_cb
             heappush(self._heap, (arrive_s, NORMAL, next(self._eid), pkt))
-        if self.queue.len_pkts:
-            self._schedule_wake(done_s)
+        if queue.len_pkts:
+            # _schedule_wake(done_s), inlined
+            self._wake_pending = True
+            wake = self._wake_event
+            wake.callbacks = self._wake_cb
+            heappush(self._heap, (done_s, NORMAL, next(self._eid), wake))
 
     def _arrived(self, pkt: Packet) -> None:
         self.propagating_pkts -= 1

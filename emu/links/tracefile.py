@@ -365,6 +365,102 @@ def trace_stats(path: PathLike, *, opportunity_bytes: int = MAHIMAHI_OPPORTUNITY
         out.update(samples=int(t.size))
     out.update(p5_bps=float(np.percentile(per_s, 5)), p95_bps=float(np.percentile(per_s, 95)),
                max_bps=float(per_s.max()))
+    threshold_bps = NEAR_ZERO_FRACTION * sched.mean_rate_bps
+    outage_s, outage_at_s = _longest_outage(parsed, sched)
+    out.update(zero_capacity_s=int(np.count_nonzero(per_s == 0)),
+               near_zero_capacity_s=int(np.count_nonzero(per_s < threshold_bps)),
+               near_zero_threshold_bps=threshold_bps,
+               longest_outage_s=outage_s, longest_outage_at_s=outage_at_s)
+    return out
+
+
+# A second of a trace is "near zero" when it offers less than this fraction of the trace's mean capacity.
+NEAR_ZERO_FRACTION = 0.05
+
+
+def _longest_outage(parsed: _Parsed, sched: CapacitySchedule) -> tuple[float, float]:
+    """(length, start) in seconds of the longest stretch with no capacity at all, the loop's wrap included.
+
+    Mahimahi: the longest gap between consecutive delivery opportunities (the trace repeats shifted by its last
+    timestamp, so the gap across the wrap is the first timestamp). Rate logs: the longest run of zero-rate steps.
+    """
+    if parsed.format == "mahimahi":
+        ms = parsed.ms
+        gaps = np.diff(ms)
+        k = int(np.argmax(gaps)) if gaps.size else 0
+        best_ms, at_ms = (int(gaps[k]), int(ms[k])) if gaps.size else (0, 0)
+        if int(ms[0]) > best_ms:  # from the last opportunity to the first one of the next loop
+            best_ms, at_ms = int(ms[0]), int(ms[-1])
+        return best_ms / 1000.0, at_ms / 1000.0
+    t0 = float(parsed.times_s[0])
+    starts = parsed.times_s - t0
+    lengths = np.diff(np.append(starts, sched.period_s))
+    zero = parsed.rates_bps <= 0
+    best = at = 0.0
+    run_len, run_at = 0.0, 0.0
+    # twice round the loop so a run that wraps from the end to the start is measured whole
+    for i in range(2 * len(zero)):
+        j = i % len(zero)
+        if zero[j]:
+            if run_len == 0.0:
+                run_at = float(starts[j])
+            run_len += float(lengths[j])
+            if run_len > best:
+                best, at = min(run_len, sched.period_s), run_at
+        else:
+            run_len = 0.0
+    return best, at
+
+
+def capacity_series(path: PathLike, *, bin_s: float = 1.0, opportunity_bytes: int = MAHIMAHI_OPPORTUNITY_BYTES,
+                    format: Optional[str] = None, offset_s: float = 0.0,
+                    duration_s: Optional[float] = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(time_s, capacity_bps)``: the capacity a link driven by this trace offers in bins of ``bin_s``, from
+    ``offset_s`` into the trace, over ``duration_s`` (default: one period)."""
+    from emu.links.schedule import rotate_schedule
+
+    if not bin_s > 0:
+        raise ValueError(f"bin_s: must be > 0, got {bin_s!r}")
+    sched = load_trace(path, opportunity_bytes=opportunity_bytes, format=format)
+    if offset_s:
+        sched = rotate_schedule(sched, offset_s)
+    return schedule_capacity(sched, bin_s=bin_s, duration_s=duration_s if duration_s is not None else sched.period_s)
+
+
+def schedule_capacity(sched: CapacitySchedule, *, bin_s: float, duration_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(time_s, capacity_bps)`` of a schedule in bins ``[k bin_s, (k+1) bin_s)`` covering ``[0, duration_s)``."""
+    n = max(1, int(math.ceil(duration_s / bin_s - 1e-9)))
+    t = np.arange(n) * bin_s
+    cap = np.array([sched.bytes_between(float(a), float(a) + bin_s) for a in t]) * 8.0 / bin_s
+    return t, cap
+
+
+def plot_trace(path: PathLike, out: PathLike, *, bin_s: float = 1.0,
+               opportunity_bytes: int = MAHIMAHI_OPPORTUNITY_BYTES, format: Optional[str] = None) -> Path:
+    """Draw one period of a trace's capacity over time (``bin_s`` bins) as a PNG, outages shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stats = trace_stats(path, opportunity_bytes=opportunity_bytes, format=format)
+    t, cap = capacity_series(path, bin_s=bin_s, opportunity_bytes=opportunity_bytes, format=format)
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    ax.step(t, cap / 1e6, where="post", lw=1, label=f"capacity ({bin_s:g} s bins)")
+    ax.axhline(stats["mean_bps"] / 1e6, color="k", ls="--", lw=0.8, label=f"mean {stats['mean_bps'] / 1e6:.2f}")
+    zero = cap <= 0
+    for k in np.flatnonzero(zero):
+        ax.axvspan(t[k], t[k] + bin_s, color="red", alpha=0.15, lw=0)
+    ax.set_xlabel("trace time (s)")
+    ax.set_ylabel("capacity (Mbit/s)")
+    ax.set_title(f"{Path(stats['path']).name}: longest outage {stats['longest_outage_s']:.2f} s at "
+                 f"{stats['longest_outage_at_s']:.1f} s, {stats['zero_capacity_s']} zero s", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
     return out
 
 

@@ -75,6 +75,7 @@ class CoDelQueue(FifoQueue):
     """
 
     kind = "codel"
+    config_class = CoDelConfig
 
     def __init__(self, config: Optional[CoDelConfig] = None, **kwargs) -> None:
         super().__init__()

@@ -30,6 +30,7 @@ class DropTailQueue(FifoQueue):
     """Tail-drop FIFO. ``DropTailQueue(limit_pkts=100)`` or ``DropTailQueue(DropTailConfig(...))``."""
 
     kind = "droptail"
+    config_class = DropTailConfig
 
     def __init__(self, config: Optional[DropTailConfig] = None, **kwargs) -> None:
         super().__init__()

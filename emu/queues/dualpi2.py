@@ -34,6 +34,10 @@ From the Linux implementation (``net/sched/sch_dualpi2.c``, v6.17+; read, not co
   action only, not to the step); queue delay for the PI update = max of the two head sojourn times; with
   ``overflow`` (``drop_on_overload=False``) ``p'`` is capped at ``1/k`` so ECN is never disabled.
 
+Low and variable link rates: ``DualPI2Config.low_rate()`` is the Linux preset with the step counted in packets
+(``tc ... dualpi2 step_thresh 8p``; the 8 is ours, measured on real traces, docs/l4s.md), and
+``DualPI2Config.linux(max_rtt_s=, typical_rtt_s=)`` is tc's RTT auto-configuration (iproute2 ``q_dualpi2.c``).
+
 Not in either source (our choices, documented in docs/dualpi2.md): ``tshift_s = 50 ms`` (value of the draft-era
 ns-3 DualPI2 model; the RFC names the TS-FIFO but gives no number); ``mtu_bytes = 1500``.
 
@@ -77,6 +81,8 @@ MARK_CLASSIC = "classic"   # ECT(0) in C marked with p_C
 MARK_COUPLED = "coupled"   # L packet marked where p_CL >= native probability
 MARK_NATIVE = "native"     # L packet marked where the native ramp/step probability was the larger
 
+_RTT_TYP_TO_MAX = 6        # iproute2 q_dualpi2.c: typical_rtt = max_rtt / 6 when only one is given
+LOW_RATE_STEP_THRESH_PKTS = 8   # ours: see DualPI2Config.low_rate and docs/l4s.md
 _IDLE_EXACT_MAX = 100_000  # idle updates run one by one before switching to the closed form
 _RAND_BLOCK = 1024
 
@@ -243,8 +249,16 @@ class DualPI2Config:
         return cls(**params)
 
     @classmethod
-    def linux(cls, **overrides) -> "DualPI2Config":
-        """Linux ``sch_dualpi2`` defaults (``tc qdisc add ... dualpi2`` with no options)."""
+    def linux(cls, *, max_rtt_s: Optional[float] = None, typical_rtt_s: Optional[float] = None,
+              **overrides) -> "DualPI2Config":
+        """Linux ``sch_dualpi2`` defaults (``tc qdisc add ... dualpi2`` with no options).
+
+        ``max_rtt_s`` / ``typical_rtt_s`` are tc's auto-configuration (``tc qdisc ... dualpi2 max_rtt T
+        [typical_rtt T]``, iproute2 ``q_dualpi2.c``): a missing one is the other times / divided by 6;
+        ``target = typical_rtt``, ``tupdate = min(typical_rtt, max_rtt / 3)``, ``alpha = 0.1 tupdate / max_rtt^2``,
+        ``beta = 0.3 / max_rtt`` (the RFC 9332 §A.1 formulas with RTT_max = max_rtt). Explicit
+        ``target_s``/``tupdate_s``/``alpha_hz``/``beta_hz`` are then ignored, as tc ignores them.
+        """
         params: dict = dict(
             limit_pkts=10_000,
             limit_bytes=None,
@@ -265,7 +279,34 @@ class DualPI2Config:
             classify="l4s_ect",
         )
         params.update(overrides)
+        if max_rtt_s is not None or typical_rtt_s is not None:
+            for name, v in (("max_rtt_s", max_rtt_s), ("typical_rtt_s", typical_rtt_s)):
+                if v is not None and (not _finite(v) or v <= 0):
+                    raise ValueError(f"{name}: must be a finite number > 0, got {v!r}")
+            rtt_max = max_rtt_s if max_rtt_s is not None else typical_rtt_s * _RTT_TYP_TO_MAX
+            rtt_typ = typical_rtt_s if typical_rtt_s is not None else rtt_max / _RTT_TYP_TO_MAX
+            if rtt_typ > rtt_max:
+                raise ValueError(f"typical_rtt_s: must be <= max_rtt_s={rtt_max!r}, got {rtt_typ!r}")
+            tupdate = min(rtt_typ, rtt_max / 3.0)
+            params.update(target_s=rtt_typ, rtt_max_s=rtt_max, tupdate_s=tupdate,
+                          alpha_hz=0.1 * tupdate / (rtt_max * rtt_max), beta_hz=0.3 / rtt_max)
         return cls(**params)
+
+    @classmethod
+    def low_rate(cls, *, step_thresh_pkts: int = LOW_RATE_STEP_THRESH_PKTS, **overrides) -> "DualPI2Config":
+        """Linux ``sch_dualpi2`` for low and variable link rates: the step threshold counted in packets
+        (``tc qdisc ... dualpi2 step_thresh 8p``), everything else as ``linux()``.
+
+        A time threshold of 1 ms is shorter than one packet's serialisation below 12 Mbit/s, and on links that
+        deliver in bursts (cellular schedulers, Wi-Fi aggregation; a Mahimahi trace's 1-ms opportunities) every
+        packet that waits for the next burst exceeds it, so L marks nearly every packet and a scalable sender
+        collapses. A threshold in packets keeps marking tied to the backlog the link has not yet absorbed.
+        The value 8 is ours, chosen on the traces of ``benchmarks/bench_l4s_traces.py`` (see docs/l4s.md);
+        Linux's own default stays 1 ms.
+        """
+        params: dict = dict(l_step_thresh_pkts=step_thresh_pkts)
+        params.update(overrides)
+        return cls.linux(**params)
 
 
 class DualPI2Queue(Queue):
@@ -278,6 +319,7 @@ class DualPI2Queue(Queue):
     """
 
     kind = "dualpi2"
+    config_class = DualPI2Config
 
     def __init__(
         self,

@@ -133,6 +133,7 @@ class PIEQueue(FifoQueue):
     """
 
     kind = "pie"
+    config_class = PIEConfig
 
     def __init__(self, config: Optional[PIEConfig] = None, rng: Optional[np.random.Generator] = None,
                  **kwargs) -> None:

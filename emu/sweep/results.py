@@ -1,13 +1,23 @@
 """Reading a sweep's results folder: the task table, the manifest, summaries with t-intervals, and plots.
 
 - ``summary.csv``: one row per grid point (× series: the rows' string columns, ``flow`` or ``scheme``) × metric:
-  n, mean, std and the 95 % Student-t confidence interval of the mean across seeds.
-- ``sweep_bar_<metric>.png``: mean per grid point with the 95 % interval as error bars.
+  n, mean, std and the 95 % Student-t confidence interval of the mean across seeds. ``few_replicates`` flags
+  intervals from fewer than ``MIN_REPLICATES`` seeds (a t-interval from 2 seeds is 12.7 standard errors wide);
+  for metrics that cannot be negative (every value >= 0) the interval is clipped at 0 and ``ci95_clipped`` says
+  so; ``seeds_identical`` flags points whose seeds all gave the same rows (the seed changes nothing there:
+  add randomness, e.g. a scenario's ``randomize`` table).
+- ``paired.csv`` (``paired_seeds = true`` only): per point, metric and series, the mean of the per-seed
+  differences to the first grid point (the baseline) with its 95 % t-interval: common random numbers make these
+  intervals much narrower than the difference of two independent intervals.
+- ``sweep_bar_<metric>.png``: mean per grid point with the 95 % interval as error bars (``n<3`` marked).
 - ``sweep_cdf_<metric>.png``: per grid point, the CDF of the metric across seeds (e.g. each seed's p99 delay).
+- ``sweep_line_<metric>_vs_<param>.png``: for a numeric parameter (numbers, or "10Mbps"/"20ms"/"1MB" strings),
+  the mean ± 95 % interval against it, one line per combination of the other parameters and series.
 """
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -16,7 +26,9 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import pandas as pd
 
+log = logging.getLogger(__name__)
 PARTS = "parts"
+MIN_REPLICATES = 3   # fewer seeds than this: the interval is flagged (few_replicates)
 BOOKKEEPING = ("task_id", "point_id", "replicate", "seed")
 SCENARIO_METRICS = ["throughput_bps", "delay_p50_s", "delay_p99_s", "qdelay_p99_s", "loss_rate"]
 # numeric columns of RunResult.flows() (tests/test_sweep.py keeps this list equal to the real one)
@@ -202,6 +214,7 @@ class SweepResult:
         keys = [k for k in self.param_keys if k in table]
         labels = self.labels(table) if len(table) else {}
         series = self.series(table) if len(table) else []
+        identical = set(self.identical_seed_groups(table))
         rows = []
         for gkey, frame in table.groupby(["point_id", *series], sort=False, dropna=False):
             gkey = gkey if isinstance(gkey, tuple) else (gkey,)
@@ -209,14 +222,103 @@ class SweepResult:
             head = {"point_id": gkey[0], "label": labels.get(gkey[0], ""), **{k: first[k] for k in keys},
                     **dict(zip(series, gkey[1:]))}
             for metric in metrics:
-                rows.append({**head, "metric": metric, **mean_ci(frame[metric].tolist())})
+                if frame[metric].isna().all() and table[metric].notna().any():
+                    continue  # a metric of other rows (an app's metric on a flow row, or the reverse)
+                stats = mean_ci(frame[metric].tolist())
+                values = pd.to_numeric(frame[metric], errors="coerce").dropna()
+                clipped = bool(len(values) and (values >= 0).all() and stats["ci95_low"] < 0)
+                if clipped:
+                    stats["ci95_low"] = 0.0
+                rows.append({**head, "metric": metric, **stats, "few_replicates": stats["n"] < MIN_REPLICATES,
+                             "ci95_clipped": clipped, "seeds_identical": _group_key(gkey) in identical})
         columns = ["point_id", "label", *keys, *series, "metric", "n", "mean", "std", "ci95_low", "ci95_high",
-                   "ci95_half"]
+                   "ci95_half", "few_replicates", "ci95_clipped", "seeds_identical"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def identical_seed_groups(self, table: Optional[pd.DataFrame] = None) -> list[tuple]:
+        """``(point_id, *series)`` of every group whose replicates (two or more) gave identical result rows."""
+        table = self.table() if table is None else table
+        if not len(table):
+            return []
+        series = self.series(table)
+        skip = set(BOOKKEEPING) | set(self.param_keys) | set(series)
+        values = [c for c in table.columns if c not in skip]
+        out = []
+        for gkey, frame in table.groupby(["point_id", *series], sort=False, dropna=False):
+            if frame["replicate"].nunique() < 2:
+                continue
+            if all(frame[c].astype(str).nunique(dropna=False) == 1 for c in values):
+                out.append(_group_key(gkey if isinstance(gkey, tuple) else (gkey,)))
+        return out
+
+    def identical_seed_warning(self, table: Optional[pd.DataFrame] = None) -> Optional[str]:
+        """A warning naming the grid points where every seed gave the same results, or None."""
+        table = self.table() if table is None else table
+        groups = self.identical_seed_groups(table)
+        if not groups:
+            return None
+        labels = self.labels(table)
+        points = list(dict.fromkeys(labels.get(g[0], g[0]) for g in groups))
+        shown = "; ".join(points[:5]) + (f"; ... ({len(points)} points)" if len(points) > 5 else "")
+        return (f"different seeds gave identical results at {shown}: the scenario draws no random numbers there, "
+                "so its intervals are 0 wide; add randomness (e.g. randomize = {trace_offset = true, "
+                "start_jitter = \"100ms\"} in the scenario) or use one replicate")
+
+    def paired_differences(self, metrics: Optional[Sequence[str]] = None,
+                           baseline: Optional[str] = None) -> pd.DataFrame:
+        """Per grid point (× series) and metric: the per-seed differences to ``baseline`` (a point_id or a label;
+        default: the first grid point), paired by replicate, with their mean and 95 % t-interval. Only for
+        ``paired_seeds = true`` sweeps, where replicate r has the same seed at every point."""
+        if not self.spec.get("paired_seeds"):
+            raise ValueError("paired differences need a sweep with paired_seeds = true (the same seed for replicate "
+                             "r at every point)")
+        table = self.table()
+        metrics = list(metrics) if metrics else self.metrics(table)
+        columns = ["point_id", "label", "baseline", *self.series(table), "metric", "n_pairs", "mean_diff",
+                   "ci95_low", "ci95_high", "ci95_half", "few_replicates"]
+        if not len(table):
+            return pd.DataFrame(columns=columns)
+        labels = self.labels(table)
+        points = list(dict.fromkeys(table["point_id"]))
+        if baseline is None:
+            base = points[0]
+        else:
+            by_label = {v: k for k, v in labels.items()}
+            base = baseline if baseline in points else by_label.get(baseline)
+            if base is None:
+                raise ValueError(f"baseline: unknown point {baseline!r}; points: {sorted(labels.values())}")
+        series = self.series(table)
+        key = ["replicate", *series]
+        ref = table[table["point_id"] == base]
+        rows = []
+        for point in points:
+            if point == base:
+                continue
+            mine = table[table["point_id"] == point]
+            joined = mine.merge(ref, on=key, how="inner", suffixes=("", "__base"))
+            groups = joined.groupby(series, sort=False, dropna=False) if series else [((), joined)]
+            for gkey, frame in groups:
+                gkey = gkey if isinstance(gkey, tuple) else (gkey,)
+                for metric in metrics:
+                    if frame[metric].isna().all() and table[metric].notna().any():
+                        continue
+                    diff = pd.to_numeric(frame[metric], errors="coerce") - \
+                        pd.to_numeric(frame[f"{metric}__base"], errors="coerce")
+                    stats = mean_ci(diff.tolist())
+                    rows.append({"point_id": point, "label": labels.get(point, point),
+                                 "baseline": labels.get(base, base), **dict(zip(series, gkey)), "metric": metric,
+                                 "n_pairs": stats["n"], "mean_diff": stats["mean"], "ci95_low": stats["ci95_low"],
+                                 "ci95_high": stats["ci95_high"], "ci95_half": stats["ci95_half"],
+                                 "few_replicates": stats["n"] < MIN_REPLICATES})
         return pd.DataFrame(rows, columns=columns)
 
     def plot(self, metrics: Optional[Sequence[str]] = None) -> list[Path]:
         """Bar charts (mean ± 95 % CI) and CDFs across seeds per grid point, one pair per metric."""
         return plot_sweep(self, metrics)
+
+
+def _group_key(gkey: tuple) -> tuple:
+    return tuple("" if _missing(v) else str(v) for v in gkey)
 
 
 def _missing(value) -> bool:
@@ -247,6 +349,16 @@ def write_outputs(out_dir: Union[str, Path], *, plots: bool = True,
     summary.to_csv(tmp, index=False)
     os.replace(tmp, path)
     made = [path]
+    if result.spec.get("paired_seeds") and len(table):
+        paired = result.paired_differences(every)
+        ppath = result.out_dir / "paired.csv"
+        tmp = ppath.with_name(f".paired.csv.tmp-{os.getpid()}")
+        paired.to_csv(tmp, index=False)
+        os.replace(tmp, ppath)
+        made.append(ppath)
+    warning = result.identical_seed_warning(table) if len(table) else None
+    if warning:
+        log.warning("%s", warning)
     if plots and len(summary):
         made += result.plot(metrics)
     return made
@@ -274,7 +386,10 @@ def plot_sweep(result: SweepResult, metrics: Optional[Sequence[str]] = None) -> 
     series = result.series(table)
 
     def series_name(frame: pd.DataFrame) -> pd.Series:
-        return frame[series].astype(str).agg(" / ".join, axis=1) if series else pd.Series("", index=frame.index)
+        if not series:
+            return pd.Series("", index=frame.index)
+        return frame[series].apply(lambda row: " / ".join(_fmt(v) for v in row if not _missing(v) and v != ""),
+                                   axis=1).astype(str)
 
     table = table.assign(_series=series_name(table))
     summary = summary.assign(_series=series_name(summary))
@@ -294,8 +409,13 @@ def plot_sweep(result: SweepResult, metrics: Optional[Sequence[str]] = None) -> 
             rows = rows.set_index("point_id").reindex(points)
             mean = rows["mean"].to_numpy(dtype=float) * scale
             half = rows["ci95_half"].to_numpy(dtype=float) * scale
-            ax.bar(x + (j - (len(flows) - 1) / 2) * width, mean, width, yerr=np.nan_to_num(half), capsize=3,
+            xs = x + (j - (len(flows) - 1) / 2) * width
+            ax.bar(xs, mean, width, yerr=np.nan_to_num(half), capsize=3,
                    label=str(flow) if flow is not None else None)
+            few = rows["n"].to_numpy(dtype=float) < MIN_REPLICATES
+            for xi, yi, ni in zip(xs[few], np.nan_to_num(mean[few]), rows["n"].to_numpy()[few]):
+                ax.annotate(f"n={int(ni) if np.isfinite(ni) else 0}", (xi, yi), ha="center", va="bottom",
+                            fontsize=6, color="crimson")
         ax.set_xticks(x, [labels.get(p, p) for p in points], rotation=30 if len(points) > 3 else 0, ha="right"
                       if len(points) > 3 else "center", fontsize=8)
         ax.set_ylabel(ylabel)
@@ -329,4 +449,66 @@ def plot_sweep(result: SweepResult, metrics: Optional[Sequence[str]] = None) -> 
         if handles:
             axes[0][0].legend(handles, names, fontsize=7)
         made.append(_save(fig, result.out_dir / f"sweep_cdf_{safe}.png"))
+        made += _line_plots(result, summary, metric, safe, scale, ylabel)
+    return made
+
+
+def numeric_value(value) -> Optional[float]:
+    """A grid value as a number: numbers as they are, "10Mbps" / "20ms" / "1MB" strings in SI units; else None."""
+    from emu.units import parse_rate_bps, parse_size_bytes, parse_time_s
+
+    if isinstance(value, bool) or _missing(value):
+        return None
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value)
+    if isinstance(value, str):
+        for parse in (parse_rate_bps, parse_time_s, parse_size_bytes):
+            try:
+                return float(parse(value, "value"))
+            except ValueError:
+                continue
+    return None
+
+
+def numeric_params(result: SweepResult, summary: pd.DataFrame) -> list[str]:
+    """Parameters whose values are all numeric (see ``numeric_value``) with at least two distinct values."""
+    out = []
+    for key in result.param_keys:
+        if key not in summary:
+            continue
+        values = [numeric_value(v) for v in summary[key]]
+        if all(v is not None for v in values) and len(set(values)) >= 2:
+            out.append(key)
+    return out
+
+
+def _line_plots(result: SweepResult, summary: pd.DataFrame, metric: str, safe: str, scale: float,
+                ylabel: str) -> list[Path]:
+    from emu.plots import _pyplot, _save
+
+    plt = _pyplot()
+    rows = summary[summary["metric"] == metric]
+    made = []
+    for key in numeric_params(result, rows):
+        others = [k for k in result.param_keys if k != key and k in rows]
+        groups = others + (["_series"] if rows["_series"].astype(str).str.len().any() else [])
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        frame = rows.assign(_x=[numeric_value(v) for v in rows[key]])
+        parts = frame.groupby(groups, sort=False, dropna=False) if groups else [((), frame)]
+        for gkey, group in parts:
+            gkey = gkey if isinstance(gkey, tuple) else (gkey,)
+            group = group.sort_values("_x")
+            label = ", ".join(f"{g.split('.')[-1] if g != '_series' else ''}{'=' if g != '_series' else ''}"
+                              f"{_fmt(v)}" for g, v in zip(groups, gkey)) or None
+            ax.errorbar(group["_x"], group["mean"] * scale, yerr=np.nan_to_num(group["ci95_half"] * scale),
+                        marker="o", ms=3, capsize=3, lw=1, label=label)
+        ax.set_xlabel(f"{key} (SI units)")
+        ax.set_ylabel(ylabel)
+        n = int(rows["n"].max()) if len(rows) else 0
+        ax.set_title(f"{metric} vs {key}: mean ± 95 % t-interval (n ≤ {n})", fontsize=9)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+        key_safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in key)
+        made.append(_save(fig, result.out_dir / f"sweep_line_{safe}_vs_{key_safe}.png"))
     return made

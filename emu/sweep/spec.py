@@ -61,7 +61,7 @@ from emu.sweep.common import SweepError, canonical, now_iso  # noqa: F401  (re-e
 from emu.sweep.results import SweepResult
 
 SWEEP_KEYS = {"name", "description", "scenario", "eval", "params", "fixed", "grid", "points", "replicates",
-              "root_seed", "paired_seeds", "metrics"}
+              "root_seed", "paired_seeds", "metrics", "warmup"}
 BACKENDS = ("local", "ray")
 SEED_BITS = 53  # seeds stay exact in JSON readers that use doubles
 
@@ -194,7 +194,8 @@ class Sweep:
                  grid: Optional[dict] = None, points: Optional[list] = None, fixed: Optional[dict] = None,
                  replicates: int = 1, root_seed: int = 0, paired_seeds: bool = False,
                  metrics: Optional[list] = None, name: Optional[str] = None, description: str = "",
-                 source: str = "<sweep>", base_dir: Union[str, Path, None] = None, validate: bool = True) -> None:
+                 source: str = "<sweep>", base_dir: Union[str, Path, None] = None, validate: bool = True,
+                 warmup: Any = 0.0) -> None:
         from emu.scenario import Scenario, ScenarioError
 
         self.source = source
@@ -214,12 +215,16 @@ class Sweep:
         self.paired_seeds = bool(paired_seeds)
         self.metrics = list(metrics) if metrics else None
         self.fixed = flatten(dict(fixed or {}))
-        if metrics and scenario is not None:
-            from emu.sweep.results import FLOW_METRICS
+        from emu.units import parse_time_s
 
-            unknown = [m for m in metrics if m not in FLOW_METRICS]
-            if unknown:
-                raise fail(f"metrics: unknown column(s) {unknown}; valid: {FLOW_METRICS}")
+        try:
+            self.warmup_s = parse_time_s(warmup, "warmup")
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+        if self.warmup_s < 0:
+            raise fail(f"warmup: must be >= 0, got {warmup!r}")
+        if self.warmup_s and scenario is None:
+            raise fail("warmup: only for scenario sweeps (an eval function measures what it measures)")
 
         if eval is not None:
             from emu.sweep.tasks import EvalNotFound, resolve_eval
@@ -232,7 +237,7 @@ class Sweep:
             self.scenario_source = source
             if validate:
                 try:
-                    resolve_eval(eval)
+                    resolve_eval(eval, str(self.base_dir))
                 except EvalNotFound as exc:
                     raise fail(str(exc)) from None
             self.name = name or f"eval-{eval.split(':')[-1]}"
@@ -257,6 +262,13 @@ class Sweep:
             self.base_raw = copy.deepcopy(raw)
             self.scenario_source = scenario_source
             self.name = name or str(raw.get("name", Path(source).stem))
+            if metrics and not raw.get("app"):
+                from emu.sweep.results import FLOW_METRICS
+
+                unknown = [m for m in metrics if m not in FLOW_METRICS]
+                if unknown:
+                    raise fail(f"metrics: unknown column(s) {unknown}; valid: {FLOW_METRICS} (and, with [[app]] "
+                               "tables, the apps' metrics)")
         for key in self.fixed:
             self._check_key(key, "fixed")
 
@@ -311,7 +323,7 @@ class Sweep:
                    points=raw.get("points"), fixed=raw.get("fixed"), replicates=raw.get("replicates", 1),
                    root_seed=raw.get("root_seed", 0), paired_seeds=raw.get("paired_seeds", False),
                    metrics=raw.get("metrics"), name=raw.get("name"), description=str(raw.get("description", "")),
-                   source=source, base_dir=base_dir)
+                   source=source, base_dir=base_dir, warmup=raw.get("warmup", 0.0))
 
     def _fail(self, msg: str) -> SweepError:
         return SweepError(f"{self.source}: {msg}")
@@ -362,8 +374,10 @@ class Sweep:
         raw = copy.deepcopy(self.base_raw)
         for key, value in {**self.fixed, **params}.items():
             if _is_path_key(key) and isinstance(value, str) and not value.startswith("shared:") \
-                    and not Path(value).is_absolute():
-                value = str((self.base_dir / value).resolve())  # paths in a sweep are relative to its file
+                    and not Path(value).is_absolute() and (self.base_dir / value).exists():
+                # paths in a sweep are relative to its file; one not found there is looked up as a scenario
+                # looks up traces: the current directory, then the shared traces folder ("mahimahi/...")
+                value = str((self.base_dir / value).resolve())
             set_key(raw, key, value)
         return raw
 
@@ -371,8 +385,10 @@ class Sweep:
         """What a worker needs to run ``task`` (plain data: picklable, JSON-able)."""
         raw = self._with_overrides(task.params)
         if self.kind == "scenario":
-            return {"kind": "scenario", "raw": raw, "source": self.scenario_source, "seed": task.seed}
-        return {"kind": "eval", "eval": self.eval, "eval_params": raw, "seed": task.seed}
+            return {"kind": "scenario", "raw": raw, "source": self.scenario_source, "seed": task.seed,
+                    "warmup_s": self.warmup_s}
+        return {"kind": "eval", "eval": self.eval, "eval_params": raw, "seed": task.seed,
+                "search_dir": str(self.base_dir)}
 
     def validate(self) -> None:
         """Build every grid point's scenario now, so a bad value fails before anything runs or is written."""
@@ -393,6 +409,8 @@ class Sweep:
         base = {k: v for k, v in self.base_raw.items() if k not in cosmetic}
         ident = {"kind": self.kind, "base": base, "eval": self.eval, "fixed": self.fixed,
                  "root_seed": self.root_seed, "paired_seeds": self.paired_seeds}
+        if self.warmup_s:
+            ident["warmup_s"] = self.warmup_s
         return _digest(canonical(ident), 16)
 
     def spec(self) -> dict:
@@ -400,6 +418,7 @@ class Sweep:
                 "scenario": self.scenario_source if self.kind == "scenario" else None, "eval": self.eval,
                 "fingerprint": self.fingerprint, "root_seed": self.root_seed, "replicates": self.replicates,
                 "paired_seeds": self.paired_seeds, "metrics": self.metrics, "param_keys": self.param_keys,
+                "warmup_s": self.warmup_s,
                 "points": [{"point_id": pid, "params": p} for pid, p in self.point_params()],
                 "n_tasks": len(self.tasks)}
 

@@ -15,11 +15,15 @@ comes from ``SeedTree(seed).rng(name)``, as in the emulator's components.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
 import os
+import sys
 import time
 import traceback
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Optional
 
 # Evaluations a sweep file can name (``eval = "NAME"``) besides the registered apps (``emu.apps.names()``, called
 # as ``spec.run_evaluation``): name -> "module:function" called as ``fn(params: dict, *, seed: int)``.
@@ -32,9 +36,39 @@ class EvalNotFound(ValueError):
     """An ``eval`` target that does not resolve to a callable; the message lists the registered names."""
 
 
-def resolve_eval(target: str) -> tuple[Callable[..., Any], str]:
+def _import_beside(module_name: str, search_dir: Optional[str]) -> Any:
+    """Import ``module_name`` from the import path, else from ``search_dir`` (the sweep file's folder): the module
+    ``search_dir/a/b.py`` (or package ``search_dir/a/b/``) for ``a.b``."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if not search_dir or not (module_name == missing or module_name.startswith(missing + ".")):
+            raise  # the module exists but something it imports does not
+    base = Path(search_dir).joinpath(*module_name.split("."))
+    path = base.with_suffix(".py") if base.with_suffix(".py").is_file() else base / "__init__.py"
+    if not path.is_file():
+        raise ModuleNotFoundError(f"No module named {module_name!r} on the path nor in {search_dir}",
+                                  name=module_name)
+    # a name of its own, so a file beside one sweep never shadows a module of the same name elsewhere
+    unique = f"_emu_sweep_local.{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}.{module_name}"
+    if unique in sys.modules:
+        return sys.modules[unique]
+    spec = importlib.util.spec_from_file_location(unique, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[unique] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(unique, None)
+        raise
+    return module
+
+
+def resolve_eval(target: str, search_dir: Optional[str] = None) -> tuple[Callable[..., Any], str]:
     """``"chatterbox"`` or ``"eval:chatterbox"`` (registered names) or ``"package.module:function"`` (called as
-    ``fn(params, seed=seed)``) -> ``(function, convention)``."""
+    ``fn(params, seed=seed)``) -> ``(function, convention)``. A module not found on the import path is looked up
+    in ``search_dir`` (the sweep file's folder)."""
     if not isinstance(target, str) or not target:
         raise EvalNotFound(f"eval: expected a registered name or 'module:function', got {target!r}")
     from emu.apps.registry import get as get_app, names as app_names
@@ -57,9 +91,10 @@ def resolve_eval(target: str) -> tuple[Callable[..., Any], str]:
                            "(or give 'package.module:function')")
     module_name, _, attr = path.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        module = _import_beside(module_name, search_dir)
     except ImportError as exc:
-        raise EvalNotFound(f"eval: {target!r} -> {path}: cannot import {module_name} ({exc})") from None
+        where = f" (looked on the path and in {search_dir})" if search_dir else ""
+        raise EvalNotFound(f"eval: {target!r} -> {path}: cannot import {module_name}{where}: {exc}") from None
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise EvalNotFound(f"eval: {target!r} -> {path}: {module_name} has no function {attr!r}")
@@ -107,14 +142,21 @@ def rows_from(value: Any, where: str, key: str = "key") -> list[dict]:
 
 
 def run_scenario_task(payload: dict) -> list[dict]:
+    """One row per flow (``RunResult.flows(start_s=warmup_s)``, ACK flows left out) and one per app endpoint
+    (``RunResult.apps()``: ``name``, ``app``, ``scheme``, ``done`` as 0/1 and the app's metrics; no ``flow``)."""
     from emu.scenario import Scenario
 
     scenario = Scenario.from_dict(payload["raw"], source=payload["source"])
-    return scenario.run(seed=payload["seed"]).flows().to_dict(orient="records")
+    result = scenario.run(seed=payload["seed"])
+    rows = result.flows(payload.get("warmup_s", 0.0)).to_dict(orient="records")
+    for app in result.apps().to_dict(orient="records"):
+        app["done"] = float(bool(app["done"]))
+        rows.append(app)
+    return rows
 
 
 def run_eval_task(payload: dict) -> list[dict]:
-    fn, style = resolve_eval(payload["eval"])
+    fn, style = resolve_eval(payload["eval"], payload.get("search_dir"))
     params, where = payload["eval_params"], f"eval {payload['eval']!r}"
     if style == "app":
         kwargs = dict(params)

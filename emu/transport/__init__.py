@@ -16,7 +16,7 @@ Transports own sockets, ACKs, loss detection and timers; congestion control is a
 Per-ACK samples reach applications through ``on_ack_sample``; data arrivals are recorded in ``sim.records``
 under the flow's name and ACKs under ``"<flow>.ack"``.
 """
-from emu.transport.cc import CC_REGISTRY, CongestionControl, cc_names, make_cc
+from emu.transport.cc import CongestionControl, cc_names, make_cc, register_cc
 from emu.transport.realtime import RtcReceiver, RtcSender
 from emu.transport.samples import (
     KIND_ACK, KIND_DATA, KIND_DGRAM, KIND_FEEDBACK, LOSS_GAP, LOSS_RACK, LOSS_RTO, AckSample, LossEvent,
@@ -27,6 +27,6 @@ from emu.transport.udp import UdpSocket
 
 __all__ = [
     "UdpSocket", "StreamSender", "StreamReceiver", "StreamConfig", "open_stream", "AckInfo", "RtcSender",
-    "RtcReceiver", "AckSample", "LossEvent", "CongestionControl", "make_cc", "cc_names", "CC_REGISTRY",
+    "RtcReceiver", "AckSample", "LossEvent", "CongestionControl", "make_cc", "cc_names", "register_cc",
     "LazyTimer", "KIND_DATA", "KIND_ACK", "KIND_DGRAM", "KIND_FEEDBACK", "LOSS_RACK", "LOSS_RTO", "LOSS_GAP",
 ]

@@ -41,6 +41,12 @@ class AckSample:
             rounds apart (a packet sent after an event was reacted to belongs to a later round).
         app_limited: the sender ran out of data recently (RFC 7661): the window was not the limit.
         mss_bytes: the sender's maximum segment size.
+        cum_advanced: the ACK moved the cumulative acknowledgement forward (new data delivered in order). RFC 5681
+            §3.1 grows the window on such ACKs only; an ACK that only SACKs data above a hole does not (Linux
+            ``tcp_may_raise_cwnd``: ``FLAG_DATA_ACKED``). True for transports without a cumulative ACK.
+        cum_seq: the cumulative acknowledgement after this ACK (segments; -1 when the transport has none).
+        high_seq: the highest segment sent so far plus one (``snd_nxt``; -1 when unknown). A controller that
+            reduces its window on this ACK keeps it as the recovery point (RFC 6675 §5 ``RecoveryPoint``).
     """
 
     now_s: float
@@ -57,6 +63,9 @@ class AckSample:
     sent_s: float
     app_limited: bool = False
     mss_bytes: int = 1448
+    cum_advanced: bool = True
+    cum_seq: int = -1
+    high_seq: int = -1
 
 
 @dataclass(slots=True)
@@ -73,6 +82,8 @@ class LossEvent:
         kind: ``"rack"`` (RFC 8985), ``"rto"`` (RFC 6298 timeout) or ``"gap"`` (datagram sequence gap).
         srtt_s: smoothed RTT at detection (0 if none yet).
         mss_bytes: the sender's maximum segment size.
+        high_seq: ``snd_nxt`` at detection (segments; -1 when unknown): the recovery point of RFC 6675 §5 /
+            RFC 5681 §3.2 step 2 (``recover``). Recovery ends once the cumulative ACK reaches it.
     """
 
     now_s: float
@@ -82,6 +93,7 @@ class LossEvent:
     kind: str = LOSS_RACK
     srtt_s: float = 0.0
     mss_bytes: int = 1448
+    high_seq: int = -1
 
     @property
     def is_timeout(self) -> bool:

@@ -23,10 +23,18 @@ What it models, with the RFC each part follows:
   bytes in flight; lost segments are retransmitted before new data, lowest first. When a detection pass declares
   segments lost, the first of them is retransmitted at once even if ``pipe`` exceeds the (just reduced) window
   (fast retransmit, RFC 5681 §3.2 step 2, RFC 6675 §5 step 3); the rest wait for ``pipe < cwnd`` (no PRR).
+- **Window growth and recovery** (told to the controller on each ``AckSample``): ``cum_advanced`` says whether
+  the ACK moved the cumulative ACK (RFC 5681 §3.1: controllers grow only then, not on ACKs that only SACK
+  data beyond a hole); ``cum_seq`` (``snd_una``) and ``high_seq`` (``snd_nxt``) let a controller keep its
+  recovery point and leave recovery when the cumulative ACK reaches it (RFC 6675 §5).
 - **Loss detection** (RFC 8985 RACK, time based): a segment is lost when a segment sent after it has been
   delivered and ``RACK.rtt + reo_wnd`` has elapsed since it was sent; ``reo_wnd = min_rtt / 4``
-  (``reo_wnd_frac``, §6.2, capped at SRTT). Segments that are only reordered are delivered before that and never
-  retransmitted. A reordering timer fires at the earliest such deadline. Segments are scanned in send order from
+  (``reo_wnd_frac``, §6.2, capped at SRTT). As RFC 8985 §6.2 step 4 and Linux ``tcp_rack_reo_wnd`` do, the
+  window is 0 while no reordering has been seen (``RACK.reord``) and either the sender is in loss recovery or
+  at least ``dupthresh_pkts`` (3, Linux ``tcp_reordering``) segments are SACKed: the classic DupThresh trigger,
+  so a fast retransmit leaves on the ACK that reveals the loss. Reordering is seen when a segment that was
+  never retransmitted is delivered below the highest delivered one (RFC 8985 §6.2 step 2). Segments that are
+  only reordered within ``reo_wnd`` are delivered before it expires and never retransmitted. A reordering timer fires at the earliest such deadline. Segments are scanned in send order from
   the oldest, so each pass costs O(segments declared lost + 1). TLP (tail loss probes) is not modelled: tail
   losses are recovered by the RTO.
 - **RTO** (RFC 6298): SRTT/RTTVAR with alpha 1/8, beta 1/4, ``RTO = max(min_rto, SRTT + max(G, 4 RTTVAR))``
@@ -68,9 +76,11 @@ from typing import Any, Callable, Optional, Union
 from emu.packet import CE, ECT0, NOT_ECT, Packet
 from emu.transport.cc import CongestionControl, make_cc
 from emu.transport.samples import KIND_ACK, KIND_DATA, LOSS_RACK, LOSS_RTO, AckSample, LossEvent
+from emu.transport.rtt import rfc6298_update
 from emu.transport.timer import LazyTimer
 
 INF = float("inf")
+NAN = float("nan")
 
 # Segment states on the sender's scoreboard (segments below snd_una are acknowledged and forgotten).
 INFLIGHT = 0
@@ -103,6 +113,7 @@ class StreamConfig:
     initial_rto_s: float = 1.0            # RFC 6298 §2.1
     clock_granularity_s: float = 0.001    # RFC 6298 §2 G
     reo_wnd_frac: float = 0.25            # RFC 8985 §6.2: reo_wnd = min_RTT / 4
+    dupthresh_pkts: Optional[int] = 3     # RFC 8985 §6.2 step 4 / Linux tcp_reordering; None: always reo_wnd
     pacing: bool = True                   # Linux-style internal pacing
     delayed_ack: bool = False             # RFC 5681 §4.2 (off: one ACK per segment, as L4S wants)
     delack_pkts: int = 2                  # RFC 5681 §4.2: an ACK at least every second full-sized segment
@@ -122,6 +133,8 @@ class StreamConfig:
         _check_real("delack_timeout_s", self.delack_timeout_s, 0.0, strict=True)
         if self.max_sack_blocks is not None:
             _check_int("max_sack_blocks", self.max_sack_blocks, 0)
+        if self.dupthresh_pkts is not None:
+            _check_int("dupthresh_pkts", self.dupthresh_pkts, 1)
         for name in ("pacing", "delayed_ack"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: must be True or False, got {getattr(self, name)!r}")
@@ -175,7 +188,7 @@ class StreamSender:
         ecn: shortcut for ``cc_params["ecn"]`` (classic ECT(0) for Reno/Cubic); None keeps the default.
         flow: flow name for records (default ``"tcp.<host>:<sport>-<dst>:<dport>"``); ACKs are ``flow + ".ack"``.
         bulk: always have data to send (an infinite backlog); otherwise send what ``write`` hands over.
-        start_s: when a bulk sender starts (writes before that wait for it too).
+        start_s: when the sender starts (default: now; writes before that wait for it too).
         stop_s: a bulk sender stops adding new data then (what is outstanding is still delivered).
         on_ack_sample: called with every ``AckSample`` (after the controller saw it).
         config / overrides: ``StreamConfig`` fields (``mss_bytes``, ``pacing``, ``min_rto_s``, ...).
@@ -183,11 +196,13 @@ class StreamSender:
 
     def __init__(self, sim: Any, host: Any, dst: Any, dport: int, *, cc: Union[str, CongestionControl] = "cubic",
                  cc_params: Optional[dict] = None, ecn: Optional[bool] = None, flow: Optional[str] = None,
-                 bulk: bool = False, start_s: float = 0.0, stop_s: Optional[float] = None,
+                 bulk: bool = False, start_s: Optional[float] = None, stop_s: Optional[float] = None,
                  sport: Optional[int] = None, on_ack_sample: Optional[Callable[[AckSample], None]] = None,
                  config: Optional[StreamConfig] = None, **overrides: Any) -> None:
         self.config = cfg = _make_config(config, overrides)
-        _check_real("start_s", start_s, 0.0)
+        if start_s is None:  # open now (a connection made mid-run starts at once)
+            start_s = sim.now_s
+        _check_real("start_s", start_s, sim.now_s)
         if stop_s is not None and not stop_s > start_s:
             raise ValueError(f"stop_s: must be after start_s={start_s}, got {stop_s!r}")
         params = dict(cc_params or {})
@@ -242,10 +257,19 @@ class StreamSender:
         self.latest_rtt_s = 0.0
         self._rto_base_s = cfg.initial_rto_s
         self._backoff = 0
+        self._granularity_s = cfg.clock_granularity_s
+        self._min_rto_s = cfg.min_rto_s
+        self._max_rto_s = cfg.max_rto_s
         # RACK (RFC 8985).
         self._rack_xmit_s = -INF
         self._rack_seg = -1
         self._rack_rtt_s = 0.0
+        self._fack = 0                  # highest segment delivered (cumulatively or SACKed) + 1
+        self._reord = False             # RACK.reord: reordering seen (RFC 8985 §6.2 step 2)
+        self._rtxed: set[int] = set()   # segments retransmitted at least once (for the reordering test)
+        self._sacked_segs = 0           # SACKed segments above snd_una (Linux sacked_out)
+        self._recovery_seq = 0          # in loss recovery while snd_una < this (snd_nxt at detection)
+        self._dupthresh = cfg.dupthresh_pkts if cfg.dupthresh_pkts is not None else 1 << 62
         # AccECN.
         self.ce_bytes_total = 0
         # Pacing and app-limited state.
@@ -323,6 +347,8 @@ class StreamSender:
         mss = self._mss
         state = self._state
         rtx = self._rtx
+        # Nothing in this loop changes the controller, so its pacing rate is the same for every packet.
+        rate = cc.pacing_rate_bps if self._pacing else None
         while True:
             seg = -1
             while rtx:
@@ -345,7 +371,6 @@ class StreamSender:
             if self._pipe + length > cc.cwnd_bytes + 1e-6 and not (seg >= 0 and self._rtx_credit):
                 self._cwnd_blocked_s = now
                 return
-            rate = cc.pacing_rate_bps if self._pacing else None
             if rate:
                 if now < self._next_send_s - 1e-12:
                     self._pace_timer.set(self._next_send_s)
@@ -369,14 +394,14 @@ class StreamSender:
 
     def _transmit(self, seg: int, length: int, now: float, new: bool) -> None:
         sim = self.sim
-        pid = sim._next_pkt_id
-        sim._next_pkt_id = pid + 1
+        pid = next(sim.pkt_ids)
         ecn = self.cc.ecn
         if not new:
             i = seg - self._base
             self._state[i] = INFLIGHT
             self._xmit[i] = now
             self.retransmitted_pkts += 1
+            self._rtxed.add(seg)
             if ecn == ECT0:
                 ecn = NOT_ECT   # RFC 3168 §6.1.5: no ECT on classic retransmissions
         size = length + self._hdr
@@ -404,32 +429,38 @@ class StreamSender:
         if pkt.kind != KIND_ACK or not isinstance(info, AckInfo):
             return
         self.acks_received += 1
-        cfg = self.config
         # RTT (RFC 6298 §2) from the echoed send time: unambiguous even for retransmissions.
         rtt = now - info.ts_echo
         if rtt >= 0:
             self.latest_rtt_s = rtt
-            if self.srtt_s == 0.0:
-                self.srtt_s = rtt
-                self.rttvar_s = rtt / 2.0
-            else:
-                self.rttvar_s = 0.75 * self.rttvar_s + 0.25 * abs(self.srtt_s - rtt)
-                self.srtt_s = 0.875 * self.srtt_s + 0.125 * rtt
+            srtt, rttvar = rfc6298_update(self.srtt_s if self.srtt_s else NAN, self.rttvar_s, rtt)
+            self.srtt_s = srtt
+            self.rttvar_s = rttvar
             if rtt < self.min_rtt_s:
                 self.min_rtt_s = rtt
-            rto = self.srtt_s + max(cfg.clock_granularity_s, 4.0 * self.rttvar_s)
-            self._rto_base_s = min(max(rto, cfg.min_rto_s), cfg.max_rto_s)
+            # RTO = max(min_rto, SRTT + max(G, 4 RTTVAR)), at most max_rto (RFC 6298 §2.2-2.5)
+            var4 = 4.0 * rttvar
+            rto = srtt + (var4 if var4 > self._granularity_s else self._granularity_s)
+            if rto < self._min_rto_s:
+                rto = self._min_rto_s
+            elif rto > self._max_rto_s:
+                rto = self._max_rto_s
+            self._rto_base_s = rto
         delivered = 0
         # Cumulative ACK.
         cum = info.cum
         if cum > self._snd_nxt:
             cum = self._snd_nxt
-        if cum > self._snd_una:
+        cum_advanced = cum > self._snd_una
+        if cum_advanced:
             base = self._base
             lens = self._len
             state = self._state
             acked = 0
-            for i in range(self._snd_una - base, cum - base):
+            una = self._snd_una
+            if una < self._fack and not self._reord:
+                self._detect_reordering(una, min(cum, self._fack))
+            for i in range(una - base, cum - base):
                 length = lens[i]
                 acked += length
                 st = state[i]
@@ -438,15 +469,25 @@ class StreamSender:
                     delivered += length
                 elif st == LOST:
                     delivered += length
+                else:
+                    self._sacked_segs -= 1
+            if cum > self._fack:
+                self._fack = cum
+            if self._rtxed:
+                rtxed = self._rtxed
+                for seg in [x for x in rtxed if x < cum]:
+                    rtxed.discard(seg)
             self.acked_bytes += acked
             self._snd_una = cum
-            self._prune_sacks(cum)
+            if self._sk_starts:
+                self._prune_sacks(cum)
             self._backoff = 0
             if cum < self._snd_nxt:
-                self._rto_timer.set(now + self.rto_s)   # RFC 6298 §5.3
+                self._rto_timer.set(now + self._rto_base_s)   # RFC 6298 §5.3 (rto_s with no backoff)
             else:
-                self._rto_timer.cancel()                # RFC 6298 §5.2
-            self._compact()
+                self._rto_timer.cancel()                      # RFC 6298 §5.2
+            if cum - self._base >= _COMPACT_MIN:
+                self._compact()
         # SACK blocks.
         if info.sacks:
             for start, end in info.sacks:
@@ -468,11 +509,15 @@ class StreamSender:
         lost_bytes, lost_sent_s = self._rack_detect(now)
         if lost_bytes:
             self._rtx_credit = True
-            self._loss(LossEvent(now, lost_bytes, lost_sent_s, self._pipe, LOSS_RACK, self.srtt_s, self._mss))
+            if self._snd_una >= self._recovery_seq:
+                self._recovery_seq = self._snd_nxt
+            self._loss(LossEvent(now, lost_bytes, lost_sent_s, self._pipe, LOSS_RACK, self.srtt_s, self._mss,
+                                 self._snd_nxt))
         app_limited = (not self.bulk and self._no_data_s > self._cwnd_blocked_s
                        and now - self._cwnd_blocked_s > self.srtt_s)
         sample = AckSample(now, rtt, self.srtt_s, self.min_rtt_s, info.owd_s, info.qdelay_s, delivered, new_ce,
-                           self.delivered_bytes, self.ce_bytes_total, self._pipe, ts, app_limited, self._mss)
+                           self.delivered_bytes, self.ce_bytes_total, self._pipe, ts, app_limited, self._mss,
+                           cum_advanced, self._snd_una, self._snd_nxt)
         if new_ce:
             cc.on_ce(sample)
         cc.on_ack(sample)
@@ -509,6 +554,10 @@ class StreamSender:
             end = self._snd_nxt
         if start >= end:
             return 0
+        if start < self._fack and not self._reord:
+            self._detect_reordering(start, min(end, self._fack))
+        if end > self._fack:
+            self._fack = end
         starts, ends = self._sk_starts, self._sk_ends
         lo = bisect_left(ends, start)           # first range ending at or after start (touching merges)
         hi = lo
@@ -543,7 +592,19 @@ class StreamSender:
                 self._pipe -= length
             delivered += length
             state[i] = SACKED
+            self._sacked_segs += 1
         return delivered
+
+    def _detect_reordering(self, a: int, b: int) -> None:
+        """RFC 8985 §6.2 step 2: a segment in [a, b) (all below the highest delivered one) newly delivered without
+        having been retransmitted was reordered, not lost."""
+        base = self._base
+        state = self._state
+        rtxed = self._rtxed
+        for seg in range(a, b):
+            if state[seg - base] != SACKED and seg not in rtxed:
+                self._reord = True
+                return
 
     def _compact(self) -> None:
         drop = self._snd_una - self._base
@@ -556,8 +617,11 @@ class StreamSender:
     # -- loss detection -------------------------------------------------------------------------------------------
 
     def reo_wnd_s(self) -> float:
-        """RFC 8985 §6.2: the reordering window, ``reo_wnd_frac * min_rtt``, at most SRTT."""
+        """RFC 8985 §6.2 step 4: the reordering window, ``reo_wnd_frac * min_rtt`` at most SRTT; 0 while no
+        reordering was seen and either in recovery or at least ``dupthresh_pkts`` segments are SACKed."""
         if self.min_rtt_s == INF:
+            return 0.0
+        if not self._reord and (self._snd_una < self._recovery_seq or self._sacked_segs >= self._dupthresh):
             return 0.0
         return min(self.config.reo_wnd_frac * self.min_rtt_s, self.srtt_s)
 
@@ -569,7 +633,7 @@ class StreamSender:
             return 0, -INF
         rack_t = self._rack_xmit_s
         rack_seg = self._rack_seg
-        wait = self._rack_rtt_s + self.reo_wnd_s()
+        wait = -1.0                  # RACK.rtt + reo_wnd, computed when a candidate needs it
         base = self._base
         state = self._state
         xmit = self._xmit
@@ -583,6 +647,8 @@ class StreamSender:
                 continue
             if t > rack_t or (t == rack_t and seg >= rack_seg):
                 break             # not sent before the most recently delivered segment
+            if wait < 0.0:
+                wait = self._rack_rtt_s + self.reo_wnd_s()
             deadline = t + wait
             if deadline > now:
                 self._rack_timer.set(deadline)
@@ -602,7 +668,10 @@ class StreamSender:
         lost_bytes, lost_sent = self._rack_detect(now_s)
         if lost_bytes:
             self._rtx_credit = True
-            self._loss(LossEvent(now_s, lost_bytes, lost_sent, self._pipe, LOSS_RACK, self.srtt_s, self._mss))
+            if self._snd_una >= self._recovery_seq:
+                self._recovery_seq = self._snd_nxt
+            self._loss(LossEvent(now_s, lost_bytes, lost_sent, self._pipe, LOSS_RACK, self.srtt_s, self._mss,
+                                 self._snd_nxt))
             self._send_more()
 
     def _on_rto(self, now_s: float) -> None:
@@ -626,8 +695,10 @@ class StreamSender:
                     lost_sent = self._xmit[i]
         self._xq.clear()
         self._rack_timer.cancel()
+        self._recovery_seq = self._snd_nxt
         self._backoff += 1
-        self._loss(LossEvent(now_s, lost_bytes, lost_sent, self._pipe, LOSS_RTO, self.srtt_s, self._mss))
+        self._loss(LossEvent(now_s, lost_bytes, lost_sent, self._pipe, LOSS_RTO, self.srtt_s, self._mss,
+                             self._snd_nxt))
         self._next_send_s = now_s
         self._rto_timer.set(now_s + self.rto_s)
         self._send_more()
@@ -659,6 +730,7 @@ class StreamReceiver:
         self.sim = sim
         self.host = host
         self.port = host.bind(port, self)
+        self._host_name = host.name
         self.on_data = on_data
         self._env = sim.env
         self._records = sim.records
@@ -809,10 +881,9 @@ class StreamReceiver:
         info = AckInfo(self.rcv_nxt, self.sack_blocks(), self.ce_bytes, pkt.created_s, now - pkt.created_s,
                        pkt.qdelay_s, pkt.seq, self.rx_bytes)
         sim = self.sim
-        pid = sim._next_pkt_id
-        sim._next_pkt_id = pid + 1
+        pid = next(sim.pkt_ids)
         size = self.config.ack_bytes
-        ack = Packet(pid, self._ack_flow_id, self.host.name, pkt.src, size, now, self.port, pkt.sport, NOT_ECT,
+        ack = Packet(pid, self._ack_flow_id, self._host_name, pkt.src, size, now, self.port, pkt.sport, NOT_ECT,
                      self.rcv_nxt, KIND_ACK, info)
         self.acks_sent += 1
         counters = self._ack_counters

@@ -67,8 +67,7 @@ class UdpSocket:
         dst_name = dst if isinstance(dst, str) else dst.name
         now = self._env._now
         sim = self.sim
-        pid = sim._next_pkt_id
-        sim._next_pkt_id = pid + 1
+        pid = next(sim.pkt_ids)
         if flow is None:
             fid = self.flow_id
         else:

@@ -247,3 +247,41 @@ def test_mahimahi_stats_match_the_readme_at_1500_bytes_per_line(rel, ref):
 @pytest.mark.parametrize("rel, ref", README_LOGS.items())
 def test_log_stats_match_the_readme(rel, ref):
     _check_stats(rel, ref, 1)
+
+
+# -- outages and capacity over time ------------------------------------------------------------------------------
+
+def test_stats_count_zero_and_near_zero_seconds_and_the_longest_outage(tmp_path):
+    # 3 s at 1 opportunity/ms, a 2.5 s gap, then 1 s at 1 per 40 ms (under 5 % of the mean), then 1 s full
+    ms = np.concatenate([np.arange(1, 3000), np.arange(5500, 6500, 40), np.arange(6500, 7501)])
+    stats = trace_stats(write_mahimahi(tmp_path / "t", ms))
+    assert stats["longest_outage_s"] == pytest.approx(2.501)
+    assert stats["longest_outage_at_s"] == pytest.approx(2.999)
+    assert stats["zero_capacity_s"] == 2          # seconds [3, 4) and [4, 5)
+    assert stats["near_zero_capacity_s"] == 3     # ... and [5, 6) with 13 opportunities
+    assert stats["near_zero_threshold_bps"] == pytest.approx(0.05 * stats["mean_bps"])
+
+
+def test_outage_across_the_loop_and_in_rate_logs(tmp_path):
+    # Mahimahi: the first opportunity at 4000 ms means 4 s without capacity after every wrap
+    stats = trace_stats(write_mahimahi(tmp_path / "t", np.arange(4000, 5001)))
+    assert stats["longest_outage_s"] == pytest.approx(4.0) and stats["longest_outage_at_s"] == pytest.approx(5.0)
+    # a throughput log whose zero run wraps from the end to the start: 1 s + 2 s
+    log = write(tmp_path, "log.txt", "0 0\n1 5\n2 5\n3 0\n4 0\n")
+    stats = trace_stats(log)
+    assert stats["longest_outage_s"] == pytest.approx(3.0) and stats["longest_outage_at_s"] == pytest.approx(3.0)
+    assert stats["zero_capacity_s"] == 3
+
+
+def test_capacity_series_and_plot(tmp_path):
+    from emu.links.tracefile import capacity_series, plot_trace
+
+    path = write_mahimahi(tmp_path / "t", np.concatenate([np.arange(1, 1000), np.arange(2001, 3001, 2)]))
+    t, cap = capacity_series(path, bin_s=0.5)  # bins are half-open: [0.5, 1.0) holds 500..999
+    assert list(t) == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    assert cap[1] == pytest.approx(500 * 1504 * 8 / 0.5) and cap[2] == 0 and cap[3] == 0
+    assert cap[4] == pytest.approx(cap[1] / 2)
+    _, shifted = capacity_series(path, bin_s=0.5, offset_s=1.0)
+    assert shifted[0] == 0 and shifted[-1] > 0
+    png = plot_trace(path, tmp_path / "t.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"

@@ -502,3 +502,37 @@ def test_idle_closed_form_when_decay_is_tiny():
     m = q._last_due(1e4)
     assert q.updates == m
     assert q.p_prime == pytest.approx(0.3 - m * 1e-9 * 0.015, rel=1e-12)
+
+
+def test_low_rate_preset_steps_on_packets_not_time():
+    # step_thresh 8p (tc ... dualpi2 step_thresh 8p): a packet that waited 15 ms for the next burst of a slow or
+    # bursty link is not marked unless more than 8 packets remain behind it; the 1-ms time step marks it.
+    # (15 ms: before the first PI update at 16 ms, so no coupled marks.)
+    cfg = DualPI2Config.low_rate()
+    assert cfg.l_aqm == "step" and cfg.l_step_thresh_pkts == 8 and cfg.scheduler == "wrr"
+    q = DualPI2Queue(cfg, rng=np.random.default_rng(1))
+    lin = DualPI2Queue(DualPI2Config.linux(), rng=np.random.default_rng(1))
+    for queue in (q, lin):
+        for i in range(12):
+            queue.enqueue(pkt(i, ECT1), 0.0)
+    low = [p.ecn == CE for p in drain(q, 0.015)]
+    linux = [p.ecn == CE for p in drain(lin, 0.015)]
+    assert all(linux)                                   # sojourn 15 ms > 1 ms: every packet marked
+    assert low == [True] * 3 + [False] * 9              # marked only while more than 8 remain behind
+
+
+def test_linux_max_rtt_autoconfig_matches_tc():
+    # iproute2 q_dualpi2.c: typical_rtt = max_rtt / 6; target = typical_rtt; tupdate = min(typical, max / 3);
+    # alpha = 0.1 tupdate / max^2; beta = 0.3 / max.
+    cfg = DualPI2Config.linux(max_rtt_s=0.060)
+    assert cfg.target_s == pytest.approx(0.010) and cfg.tupdate_s == pytest.approx(0.010)
+    assert cfg.alpha_hz == pytest.approx(0.1 * 0.010 / 0.060 ** 2)
+    assert cfg.beta_hz == pytest.approx(0.3 / 0.060)
+    cfg = DualPI2Config.linux(typical_rtt_s=0.020)
+    assert cfg.rtt_max_s == pytest.approx(0.120) and cfg.tupdate_s == pytest.approx(0.020)
+    with pytest.raises(ValueError, match="typical_rtt_s"):
+        DualPI2Config.linux(max_rtt_s=0.010, typical_rtt_s=0.020)
+    with pytest.raises(ValueError, match="max_rtt_s"):
+        DualPI2Config.linux(max_rtt_s=-1.0)
+    q = make_queue("dualpi2", preset="linux", max_rtt_s=0.060, c_protection_pct=20)
+    assert q.config.beta_hz == pytest.approx(5.0) and q.config.c_protection_pct == 20

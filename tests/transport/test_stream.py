@@ -137,7 +137,7 @@ def write_every(sim, sender, n_segments, gap_s=0.001):
 def test_rack_declares_loss_after_rtt_plus_reo_wnd():
     sim = Sim(seed=1)
     net, a, b, fwd, rev = two_hosts(sim, drop={40})
-    s, r = open_stream(sim, a, b, cc="reno")
+    s, r = open_stream(sim, a, b, cc="reno", dupthresh_pkts=None)       # always wait reo_wnd
     log = log_transmissions(s)
     write_every(sim, s, 300)
     sim.run(until_s=2.0)
@@ -151,16 +151,50 @@ def test_rack_declares_loss_after_rtt_plus_reo_wnd():
     assert sent40[1] - sent40[0] == pytest.approx(s.min_rtt_s * 1.25, abs=1e-9)
 
 
+def test_rack_dupthresh_retransmits_on_the_third_sacked_segment():
+    # RFC 8985 §6.2 step 4 (Linux tcp_rack_reo_wnd): no reordering seen and 3 segments SACKed -> reo_wnd = 0,
+    # so the retransmission leaves on the ACK that SACKs the third segment above the hole, not on a timer.
+    sim = Sim(seed=1)
+    net, a, b, fwd, rev = two_hosts(sim, drop={40})
+    s, r = open_stream(sim, a, b, cc="reno", pacing=False)             # unpaced: it leaves on that ACK
+    log = log_transmissions(s)
+    write_every(sim, s, 300)
+    sim.run(until_s=2.0)
+    assert r.bytes_in_order == 300 * MSS and s.retransmitted_pkts == 1 and s.rto_count == 0
+    sent40 = [t for t, seg, new in log if seg == 40]
+    d = sim.records.delivered_arrays()
+    ack_times = np.sort(d["delivered_s"][d["flow_id"] == s.ack_flow_id])
+    assert sent40[1] in set(ack_times.tolist())                        # sent on an ACK, not by a timer
+    assert sent40[1] - sent40[0] < s.min_rtt_s * 1.25                  # before reo_wnd would have expired
+
+
 def test_reordered_segment_within_reo_wnd_is_not_retransmitted():
     sim = Sim(seed=1)
     net, a, b, fwd, rev = two_hosts(sim, hold={40: 0.002, 80: 0.003})    # < reo_wnd = 5 ms
-    s, r = open_stream(sim, a, b, cc="reno")
+    # Time-based RACK only: with the DupThresh rule (the default) the first reordering of more than 3 segments,
+    # seen before any reordering was known, is retransmitted, as in Linux (see the next test).
+    s, r = open_stream(sim, a, b, cc="reno", dupthresh_pkts=None)
     s.write(300 * MSS)
     sim.run(until_s=2.0)
     assert r.bytes_in_order == 300 * MSS
     assert s.retransmitted_pkts == 0 and s.lost_pkts == 0
     assert s.cc.congestion_events == 0
     assert r.dup_pkts == 0
+
+
+def test_dupthresh_stops_after_the_first_reordering():
+    # The first hold (16 segments overtake 40) looks like a loss: DupThresh retransmits 40. It then arrives
+    # un-retransmitted below the highest delivered segment: RACK.reord is set and the window is reo_wnd again,
+    # so the second hold (3 ms < reo_wnd = 5 ms) is waited out.
+    sim = Sim(seed=1)
+    net, a, b, fwd, rev = two_hosts(sim, hold={40: 0.002, 200: 0.003})
+    s, r = open_stream(sim, a, b, cc="reno")
+    log = log_transmissions(s)
+    s.write(300 * MSS)
+    sim.run(until_s=2.0)
+    assert r.bytes_in_order == 300 * MSS
+    assert s._reord
+    assert [seg for t, seg, new in log if not new] == [40]
 
 
 def test_reordering_beyond_reo_wnd_is_taken_for_loss():

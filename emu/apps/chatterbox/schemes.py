@@ -24,12 +24,12 @@ UDP packets carry the response index; packets and ACKs of an earlier response (a
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Optional
 
 import numpy as np
 
 from emu.apps.chatterbox.tokens import TokenTimeline
+from emu.transport.rtt import RtoEstimator
 from emu.transport.timer import LazyTimer
 from emu.transport.udp import UdpSocket
 
@@ -77,30 +77,6 @@ class Renderer:
     @property
     def text(self) -> str:
         return "".join(self.tokens[: self.prefix])
-
-
-class RtoEstimator:
-    """RFC 6298 SRTT/RTTVAR and RTO with a minimum, initial value and back-off."""
-
-    def __init__(self, min_rto_s: float = 0.2, initial_rto_s: float = 1.0, max_rto_s: float = 60.0) -> None:
-        self.min_rto_s, self.max_rto_s = min_rto_s, max_rto_s
-        self.srtt_s = math.nan
-        self.rttvar_s = math.nan
-        self.rto_s = initial_rto_s
-        self.backoff = 1
-
-    def sample(self, rtt_s: float) -> None:
-        if math.isnan(self.srtt_s):
-            self.srtt_s, self.rttvar_s = rtt_s, rtt_s / 2
-        else:
-            self.rttvar_s = 0.75 * self.rttvar_s + 0.25 * abs(self.srtt_s - rtt_s)
-            self.srtt_s = 0.875 * self.srtt_s + 0.125 * rtt_s
-        self.rto_s = min(self.max_rto_s, max(self.min_rto_s, self.srtt_s + 4 * self.rttvar_s))
-        self.backoff = 1
-
-    @property
-    def timeout_s(self) -> float:
-        return min(self.max_rto_s, self.rto_s * self.backoff)
 
 
 class _UdpTokenScheme:

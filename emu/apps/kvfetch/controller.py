@@ -21,11 +21,18 @@ Controllers:
   2, 1 if ``bytes · 8 / throughput < SLO / n_chunks``, else text. It uses the measured throughput (the released
   runner uses each chunk's true bandwidth from its synthetic trace, an oracle).
 - ``FixedController``: always the same option (the fixed-level, 8-bit, 4-bit and text baselines).
+
+``BandwidthMemory`` is one connection's throughput estimate carried across requests (a prior, an age-weighted
+average of finished fetches, decay back toward the prior), shared with kvblend's loading controller. Given one,
+``BudgetController.begin(now_s)`` chooses a request's first chunk on it instead of the fixed prior.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Protocol, Sequence
+
+from emu.validate import check_number
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,58 @@ class ChunkMenu:
         return tuple(self.nbytes)
 
 
+PRIOR_BPS = 20e6          # kvfetch's prior (its eval's ``prior_bps``) [DESIGN]
+HALF_LIFE_S = 10.0        # [DESIGN]: a few fetches' worth of memory on a cellular trace
+FORGET_S = 60.0           # [DESIGN]: back halfway to the prior after a minute without a measurement
+
+
+class BandwidthMemory:
+    """Throughput estimate of one connection, carried across requests [DESIGN] (used by kvblend's loading
+    controller and by ``BudgetController``).
+
+    - The prior (``prior_bps``) until the first measurement.
+    - Each finished fetch's measurement is averaged in with weight ``1 - 0.5 ** (age / half_life_s)`` on the new
+      value, ``age`` being the time since the previous measurement.
+    - Between measurements the estimate decays toward the prior with half-life ``forget_s``: a connection that
+      once looked too slow to fetch over (and measures nothing while it recomputes) tries again.
+    """
+
+    def __init__(self, prior_bps: float = PRIOR_BPS, half_life_s: float = HALF_LIFE_S,
+                 forget_s: float = FORGET_S) -> None:
+        check_number("prior_bps", prior_bps, lo=1e3, hi=1e12)
+        check_number("half_life_s", half_life_s, lo=1e-3, hi=1e6)
+        check_number("forget_s", forget_s, lo=1e-3, hi=1e9)
+        self.prior_bps = float(prior_bps)
+        self.half_life_s = float(half_life_s)
+        self.forget_s = float(forget_s)
+        self.estimate_bps = float(prior_bps)
+        self.last_s: Optional[float] = None
+        self.samples = 0
+        # Added to the times ``update`` is given: an evaluation that runs each request in its own simulation
+        # (starting at 0, ``offset`` into the trace) sets it to that offset, so ages are trace time.
+        self.clock_offset_s = 0.0
+
+    def update(self, measured_bps: float, now_s: float) -> None:
+        if not (measured_bps > 0 and math.isfinite(measured_bps)):
+            return
+        now_s = now_s + self.clock_offset_s
+        if self.last_s is None:
+            self.estimate_bps = float(measured_bps)
+        else:
+            w_new = 1.0 - 0.5 ** (max(0.0, now_s - self.last_s) / self.half_life_s)
+            self.estimate_bps = (1.0 - w_new) * self.estimate_bps + w_new * float(measured_bps)
+        self.last_s = float(now_s)
+        self.samples += 1
+
+    def estimate(self, now_s: float) -> float:
+        """The estimate at ``now_s`` (the last one, decayed toward the prior since it was made)."""
+        if self.last_s is None:
+            return self.prior_bps
+        age = max(0.0, now_s + self.clock_offset_s - self.last_s)
+        keep = 0.5 ** (age / self.forget_s)
+        return keep * self.estimate_bps + (1.0 - keep) * self.prior_bps
+
+
 @dataclass(frozen=True)
 class Observation:
     now_s: float                       # time since the request was sent
@@ -87,13 +146,20 @@ class BudgetController:
 
     name = "cachegen"
 
-    def __init__(self, slo_s: float, prior_bps: float) -> None:
+    def __init__(self, slo_s: float, prior_bps: float, memory: Optional[BandwidthMemory] = None) -> None:
         if not slo_s > 0:
             raise ValueError(f"slo_s: must be > 0, got {slo_s!r}")
         if not prior_bps > 0:
             raise ValueError(f"prior_bps: must be > 0, got {prior_bps!r}")
         self.slo_s = slo_s
         self.prior_bps = prior_bps
+        self.memory = memory
+
+    def begin(self, now_s: float) -> None:
+        """A new request at ``now_s``: with a ``memory``, its first chunk is chosen on what the connection has
+        shown (``memory.estimate``) instead of the fixed prior."""
+        if self.memory is not None:
+            self.prior_bps = self.memory.estimate(now_s)
 
     def choose(self, chunk: int, obs: Observation, menu: ChunkMenu) -> str:
         if obs.throughput_bps is None and chunk > 0:

@@ -13,30 +13,40 @@ rtc        ``RtcRateController`` (SCReAM-like, rate based)  ECT(1) when l4s
 """
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from emu.plugins import Registry
 from emu.transport.cc.base import CongestionControl, WindowCC, WindowConfig
 
-# name -> "module:Class"; names equal the file names. Loaded lazily.
-CC_REGISTRY: dict[str, str] = {
+def _cc_entry(name: str, obj: Any) -> type:
+    if not (isinstance(obj, type) and issubclass(obj, CongestionControl)):
+        raise ValueError(f"cc {name!r}: must be a CongestionControl subclass, built as cls(mss_bytes=..., **params)")
+    return obj
+
+
+# Built-in controllers (name -> "module:Class"; names equal the file names), plugins from the ``emu.cc`` entry-point
+# group (``bbr = "mypkg.bbr:BbrCC"``) and ``register_cc`` calls: one registry (``emu.plugins``).
+CONTROLLERS = Registry("cc", "emu.cc", {
     "reno": "emu.transport.cc.reno:RenoCC",
     "cubic": "emu.transport.cc.cubic:CubicCC",
     "prague": "emu.transport.cc.prague:PragueCC",
     "rtc": "emu.transport.cc.rtc:RtcRateController",
-}
+}, check=_cc_entry, noun="congestion control")
 
 
 def cc_names() -> list[str]:
-    return sorted(CC_REGISTRY)
+    """Built-in, plugin and registered controller names, sorted."""
+    return CONTROLLERS.names()
+
+
+def register_cc(name: str, cls: type, *, replace: bool = False) -> None:
+    """Make ``name`` a congestion controller for ``open_stream(cc=...)``, bulk apps and scenario files."""
+    CONTROLLERS.register(name, cls, replace=replace)
 
 
 def cc_class(name: str) -> type:
     """The controller class registered as ``name``; ValueError listing the valid names otherwise."""
-    if not isinstance(name, str) or name not in CC_REGISTRY:
-        raise ValueError(f"cc: unknown congestion control {name!r}; valid names: {', '.join(cc_names())}")
-    module_name, cls_name = CC_REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module_name), cls_name)
+    return CONTROLLERS.get(name)
 
 
 def make_cc(name: Any, mss_bytes: int = 1448, **params: Any) -> CongestionControl:
@@ -51,4 +61,5 @@ def make_cc(name: Any, mss_bytes: int = 1448, **params: Any) -> CongestionContro
     return cc_class(name)(mss_bytes=mss_bytes, **params)
 
 
-__all__ = ["CongestionControl", "WindowCC", "WindowConfig", "CC_REGISTRY", "cc_names", "cc_class", "make_cc"]
+__all__ = ["CongestionControl", "WindowCC", "WindowConfig", "CONTROLLERS", "cc_names", "cc_class", "make_cc",
+           "register_cc"]

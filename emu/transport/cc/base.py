@@ -15,8 +15,17 @@ Shared mechanics live here:
 
 - **Rounds.** A controller reduces at most once per round trip. It remembers the time of its last reduction;
   a congestion signal about a packet *sent* before that time belongs to the window already reacted to
-  (RFC 5681 §3.2, RFC 3168 §6.1.2, RFC 6675 §5). Acks of packets sent before the reduction are "in recovery":
-  the window does not grow on them (Linux ``tcp_may_raise_cwnd`` during CWR/Recovery).
+  (RFC 5681 §3.2, RFC 3168 §6.1.2, RFC 6675 §5).
+- **Recovery.** After a reduction the window does not grow until recovery ends (Linux: no ``tcp_cong_avoid``
+  in the CWR/Recovery states). Recovery ends when the cumulative ACK reaches the *recovery point*, the
+  ``snd_nxt`` at the reduction (RFC 6675 §5 ``RecoveryPoint``, RFC 5681 §3.2 / RFC 6582 ``recover``, Linux
+  ``high_seq``), which the transport passes as ``LossEvent.high_seq`` / ``AckSample.high_seq``. Where a
+  transport gives no sequence numbers (``-1``), and after a timeout (slow start restarts at once, Linux's
+  Loss state), it ends when a packet sent after the reduction is acknowledged.
+- **Growth only on in-order ACKs** (RFC 5681 §3.1; Linux ``tcp_may_raise_cwnd`` needs ``FLAG_DATA_ACKED``):
+  an ACK that only SACKs data beyond a hole (``AckSample.cum_advanced`` False) does not grow the window, even
+  before the loss is declared. An ACK that advances the cumulative ACK grows it by everything it newly
+  delivered (cumulatively acknowledged plus newly SACKed bytes, Linux ``acked_sacked``).
 - **Slow start** (RFC 5681 §3.1) with Linux-style byte counting (``cwnd += acked``, RFC 3465 without the L
   limit) and the initial window of RFC 6928 (10 segments).
 - **HyStart++** (RFC 9406 §4, simplified: the delay-increase exit without Conservative Slow Start): leave slow
@@ -158,6 +167,7 @@ class WindowCC(CongestionControl):
         self.cwnd_bytes = config.initial_cwnd_pkts * mss_bytes
         self.min_cwnd_bytes = config.min_cwnd_pkts * mss_bytes
         self.recovery_s = -INF        # time of the last window reduction (loss, CE or timeout)
+        self.recovery_seq = -1        # recovery point (snd_nxt at that reduction), -1: use recovery_s
         # Rounds: a round ends when a packet sent after the round started is acknowledged.
         self.round_start_s = -INF
         self.rounds = 0
@@ -181,8 +191,22 @@ class WindowCC(CongestionControl):
         return False
 
     def in_recovery(self, s: AckSample) -> bool:
-        """True while ACKs still cover packets sent before the last reduction (no window growth then)."""
+        """True until recovery from the last reduction ends (no window growth then): the cumulative ACK has not
+        reached the recovery point, or, without sequence numbers, the ACK is for a packet sent before the
+        reduction."""
+        if self.recovery_seq >= 0 and s.cum_seq >= 0:
+            return s.cum_seq < self.recovery_seq
         return s.sent_s <= self.recovery_s
+
+    def may_raise_cwnd(self, s: AckSample) -> bool:
+        """RFC 5681 §3.1 / Linux ``tcp_may_raise_cwnd``: grow only on ACKs that deliver new data in order, are not
+        application-limited (RFC 7661) and arrive outside recovery."""
+        return s.acked_bytes > 0 and s.cum_advanced and not s.app_limited and not self.in_recovery(s)
+
+    def _enter_recovery(self, now_s: float, high_seq: int) -> None:
+        """Remember a reduction: its time and its recovery point (``high_seq``, -1 if unknown)."""
+        self.recovery_s = now_s
+        self.recovery_seq = high_seq
 
     def _slow_start(self, s: AckSample, round_ended: bool) -> float:
         """Grow cwnd by the acked bytes up to ssthresh; return the acked bytes left for congestion avoidance."""
@@ -218,7 +242,7 @@ class WindowCC(CongestionControl):
         """RFC 5681 §3.1 eq. (4) and §5 / RFC 6298 §5: ssthresh from the window, cwnd to one segment."""
         self.ssthresh_bytes = max(self.cwnd_bytes * beta, self.min_cwnd_bytes)
         self.cwnd_bytes = float(self.mss_bytes)
-        self.recovery_s = event.now_s
+        self._enter_recovery(event.now_s, -1)     # slow start resumes on the retransmissions' ACKs
         self.congestion_events += 1
         self.timeouts += 1
 

@@ -13,11 +13,22 @@ window is ``W_est`` whenever ``W_cubic(t) < W_est``.
 
 On a congestion event (loss or CE, once per round trip, §4.6): ``ssthresh = cwnd = max(beta * cwnd, 2 MSS)`` and,
 with fast convergence (§4.7), ``W_max = cwnd (1 + beta) / 2`` if the window had not regained the previous
-``W_max``, else ``W_max = cwnd``. A timeout (§4.8) sets ``cwnd`` to one segment and restarts from slow start.
+``W_max``, else ``W_max = cwnd``.
+
+How that test compares (``fast_convergence_compare``):
+
+- ``"linux"`` (default): as Linux ``tcp_cubic.c`` (``bictcp_recalc_ssthresh``), in whole segments:
+  ``floor(cwnd) < W_max`` with ``W_max`` kept as an integer (``last_max_cwnd``), ``W_max = floor(floor(cwnd)
+  (1 + beta) / 2)`` when it fires. A flow that returns to the same buffer-overflow window each cycle (its loss
+  window within a segment of the previous peak) does not fire it.
+- ``"rfc9438"``: the fractional comparison of RFC 9438 §4.7 (``cwnd < W_max`` on real numbers). With the
+  window a fraction of a segment short of the previous peak it fires about every other cycle, which shortens
+  the cycles and adds drops compared with deployed stacks; kept for RFC-literal runs. A timeout (§4.8) sets ``cwnd`` to one segment and restarts from slow start.
 HyStart++ (RFC 9406) is on by default, as CUBIC is usually deployed with a HyStart variant.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from emu.packet import ECT0, NOT_ECT
@@ -30,6 +41,7 @@ class CubicConfig(WindowConfig):
     c: float = 0.4                 # RFC 9438 §5.1 C
     beta: float = 0.7              # RFC 9438 §5.1 beta_cubic
     fast_convergence: bool = True  # RFC 9438 §4.7
+    fast_convergence_compare: str = "linux"   # "linux": whole segments (tcp_cubic.c); "rfc9438": fractional
     reno_friendly: bool = True     # RFC 9438 §4.3
     hystart: bool = True           # RFC 9406 HyStart++ (delay-increase exit)
     ecn: bool = False              # RFC 3168 ECT(0) sender
@@ -38,6 +50,9 @@ class CubicConfig(WindowConfig):
         super().__post_init__()
         check_number("c", self.c, lo=0, lo_open=True)
         check_number("beta", self.beta, lo=0, hi=1, lo_open=True, hi_open=True)
+        if self.fast_convergence_compare not in ("linux", "rfc9438"):
+            raise ValueError(f"fast_convergence_compare: must be 'linux' or 'rfc9438', "
+                             f"got {self.fast_convergence_compare!r}")
         for name in ("fast_convergence", "reno_friendly", "ecn"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: must be True or False, got {getattr(self, name)!r}")
@@ -88,7 +103,7 @@ class CubicCC(WindowCC):
 
     def on_ack(self, s: AckSample) -> None:
         round_ended = self._observe(s)
-        if s.acked_bytes <= 0 or s.app_limited or self.in_recovery(s):
+        if not self.may_raise_cwnd(s):
             return
         acked = float(s.acked_bytes)
         if self.cwnd_bytes < self.ssthresh_bytes:
@@ -119,18 +134,26 @@ class CubicCC(WindowCC):
     # -- congestion events ----------------------------------------------------------------------------------------
 
     def _set_w_max(self) -> None:
+        """RFC 9438 §4.7 fast convergence, compared as ``fast_convergence_compare`` says."""
         cwnd_pkts = self.cwnd_bytes / self.mss_bytes
-        if self.config.fast_convergence and cwnd_pkts < self.w_max_pkts:
-            self.w_max_pkts = cwnd_pkts * (1.0 + self.config.beta) / 2.0
+        beta = self.config.beta
+        if self.config.fast_convergence_compare == "linux":
+            whole = float(math.floor(cwnd_pkts + 1e-9))
+            if self.config.fast_convergence and whole < self.w_max_pkts:
+                self.w_max_pkts = float(math.floor(whole * (1.0 + beta) / 2.0))
+            else:
+                self.w_max_pkts = whole
+        elif self.config.fast_convergence and cwnd_pkts < self.w_max_pkts:
+            self.w_max_pkts = cwnd_pkts * (1.0 + beta) / 2.0
         else:
             self.w_max_pkts = cwnd_pkts
 
-    def _reduce(self, now_s: float) -> None:
+    def _reduce(self, now_s: float, high_seq: int) -> None:
         self._set_w_max()
         self.ssthresh_bytes = max(self.cwnd_bytes * self.config.beta, self.min_cwnd_bytes)
         self.cwnd_bytes = self.ssthresh_bytes
         self.epoch_s = None
-        self.recovery_s = now_s
+        self._enter_recovery(now_s, high_seq)
         self.congestion_events += 1
 
     def on_loss(self, event: LossEvent) -> None:
@@ -139,11 +162,11 @@ class CubicCC(WindowCC):
             self._timeout(event, self.config.beta)
             self.epoch_s = None
         elif event.sent_s > self.recovery_s:
-            self._reduce(event.now_s)
+            self._reduce(event.now_s, event.high_seq)
 
     def on_ce(self, s: AckSample) -> None:
         if self.config.ecn and s.sent_s > self.recovery_s:
-            self._reduce(s.now_s)
+            self._reduce(s.now_s, s.high_seq)
 
     def state(self) -> dict:
         return {**super().state(), "w_max_pkts": self.w_max_pkts, "k_s": self.k_s, "w_est_pkts": self.w_est_pkts}

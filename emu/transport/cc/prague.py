@@ -81,7 +81,7 @@ class PragueCC(WindowCC):
             self.alpha = dctcp_alpha(self.alpha, frac, self.config.g)
             self._round_acked = 0
             self._round_ce = 0
-        if s.acked_bytes <= 0 or s.app_limited or self.in_recovery(s):
+        if not self.may_raise_cwnd(s):
             return
         acked = float(s.acked_bytes)
         if self.cwnd_bytes < self.ssthresh_bytes:
@@ -112,7 +112,7 @@ class PragueCC(WindowCC):
         elif event.sent_s > self.recovery_s:
             self.ssthresh_bytes = max(self.cwnd_bytes * self.config.beta_loss, self.min_cwnd_bytes)
             self.cwnd_bytes = self.ssthresh_bytes
-            self.recovery_s = event.now_s
+            self._enter_recovery(event.now_s, event.high_seq)
             self.congestion_events += 1
 
     def state(self) -> dict:

@@ -4,8 +4,9 @@
 - Congestion avoidance (§3.1): ``cwnd += MSS * acked / cwnd`` (one MSS per round trip).
 - Fast recovery (§3.2, with RFC 6675's pipe kept by the transport): on the first loss of a window,
   ``ssthresh = cwnd = max(beta * cwnd, 2 MSS)`` with ``beta = 0.5`` ("halve once per RTT"); losses of packets
-  sent before that reduction do not reduce again, and the window does not grow until a packet sent after the
-  reduction is acknowledged.
+  sent before that reduction do not reduce again, and the window does not grow until the cumulative ACK
+  reaches the recovery point (``snd_nxt`` at the reduction, RFC 6675 §5); it grows only on ACKs that advance
+  the cumulative ACK (§3.1), not on ACKs that only SACK data beyond a hole.
 - Timeout (§3.1 eq. 4, §5): ``ssthresh = max(beta * cwnd, 2 MSS)``, ``cwnd = 1 MSS``.
 - ECN (RFC 3168 §6.1.2): a CE report is answered like a loss, at most once per round trip. ``ecn=True`` makes
   the sender ECN-capable with ECT(0); otherwise packets are Not-ECT and AQMs drop instead of marking.
@@ -47,7 +48,7 @@ class RenoCC(WindowCC):
 
     def on_ack(self, s: AckSample) -> None:
         round_ended = self._observe(s)
-        if s.acked_bytes <= 0 or s.app_limited or self.in_recovery(s):
+        if not self.may_raise_cwnd(s):
             return
         acked = float(s.acked_bytes)
         if self.cwnd_bytes < self.ssthresh_bytes:
@@ -56,19 +57,19 @@ class RenoCC(WindowCC):
                 return
         self.cwnd_bytes += self.mss_bytes * acked / self.cwnd_bytes
 
-    def _reduce(self, now_s: float) -> None:
+    def _reduce(self, now_s: float, high_seq: int) -> None:
         self.ssthresh_bytes = max(self.cwnd_bytes * self.config.beta, self.min_cwnd_bytes)
         self.cwnd_bytes = self.ssthresh_bytes
-        self.recovery_s = now_s
+        self._enter_recovery(now_s, high_seq)
         self.congestion_events += 1
 
     def on_loss(self, event: LossEvent) -> None:
         if event.is_timeout:
             self._timeout(event, self.config.beta)
         elif event.sent_s > self.recovery_s:
-            self._reduce(event.now_s)
+            self._reduce(event.now_s, event.high_seq)
 
     def on_ce(self, s: AckSample) -> None:
         if self.config.ecn and s.sent_s > self.recovery_s:
-            self._reduce(s.now_s)
+            self._reduce(s.now_s, s.high_seq)
 
