@@ -461,3 +461,36 @@ def test_online_features_equal_offline(traces):
         assert np.array_equal(b_on.pad[0], b_off.pad[0])
         assert np.allclose(b_on.query[0], b_off.query[0], atol=1e-5)
         assert np.allclose(b_on.last, b_off.last, equal_nan=True) and b_on.base[0] == b_off.base[0]
+
+
+def test_named_scenarios_fill_unset_fields_and_follow_replace():
+    from emu.apps.swiftqueue.scenario import SCENARIOS, ScenarioConfig
+
+    assert set(SCENARIOS) == {"mixed", "household", "alternating"}
+    mixed = ScenarioConfig(trace="x")
+    assert (mixed.scenario, mixed.l4s_udp, mixed.udp_on_s, mixed.app_rate_frac) == ("mixed", 1, 0.3, 0.15)
+    home = mixed.replace(scenario="household")
+    assert all(getattr(home, k) == v for k, v in SCENARIOS["household"].items())
+    own = ScenarioConfig(trace="x", scenario="household", l4s_udp=5).replace(scenario="alternating")
+    assert own.l4s_udp == 5 and own.udp_rate_frac == SCENARIOS["alternating"]["udp_rate_frac"]
+    with pytest.raises(ValueError, match="scenario"):
+        ScenarioConfig(trace="x", scenario="party")
+    with pytest.raises(ValueError, match="udp_rate_frac"):
+        ScenarioConfig(trace="x", scenario="household", udp_rate_frac=-1.0)
+
+
+def test_tail_counts_losses_as_deadline_misses():
+    from emu.apps.swiftqueue.endpoint import SwiftQueueConfig
+
+    with pytest.raises(ValueError, match="deadline_s"):
+        SwiftQueueConfig(deadline_s=0.0)
+    r = _run("perflow_l4s", duration_s=6.0)
+    m = r.endpoint.result()
+    assert m["p99_delivered_s"] <= m["p99_s"] <= r.endpoint.config.deadline_s
+    assert m["loss_frac"] <= m["deadline_miss_frac"]
+    # every packet past the deadline: all are misses and every quantile is the deadline
+    from dataclasses import replace
+    r.endpoint.config = replace(r.endpoint.config, deadline_s=0.001)
+    tight = r.endpoint.result()
+    assert tight["deadline_miss_frac"] == 1.0 and tight["p50_s"] == tight["p99_s"] == 0.001
+    assert tight["p99_delivered_s"] == m["p99_delivered_s"]

@@ -98,10 +98,12 @@ def test_json_output_contract(capsys, models, shared_traces):
     code, out, err, _ = run_cli(["--trace", TRACE, "--duration-s", "6", "--seed", "1", "--json"], capsys)
     assert code == 0, err
     res = json.loads(out)
-    assert list(res) == ["swiftqueue", "perflow_l4s", "perflow_classic", "oracle"]
+    assert list(res) == ["swiftqueue", "perflow_l4s", "perflow_classic", "last_value", "ewma", "oracle"]
     for row in res.values():
-        assert {"p50_s", "p95_s", "p99_s", "app_bps", "cross_bps"} <= set(row)
-        assert 0 < row["p50_s"] <= row["p95_s"] <= row["p99_s"] < 2.0
+        assert {"p50_s", "p95_s", "p99_s", "p99_delivered_s", "loss_frac", "deadline_miss_frac", "app_bps",
+                "cross_bps"} <= set(row)
+        assert 0 < row["p50_s"] <= row["p95_s"] <= row["p99_s"] <= 0.4   # lost/late packets score the deadline
+        assert 0 <= row["loss_frac"] <= row["deadline_miss_frac"] <= 1
         assert row["app_bps"] > 0 and row["cross_bps"] > 0
     assert res["perflow_l4s"]["l_share"] == 1.0 and res["perflow_classic"]["l_share"] == 0.0
     assert res["oracle"]["oracle_forks"] in (2 * 180, 2 * 181)   # two copies per frame (30 fps x 6 s, +-1 frame)
@@ -119,3 +121,19 @@ def test_predictors_output(capsys, models, shared_traces):
         assert row["mae_s"] > 0 and row["n"] > 100 and "mae_sharp_s" in row
     code, out, _, _ = run_cli(["--trace", TRACE, "--duration-s", "5", "--predictors"], capsys)
     assert code == 0 and "transformer" in out and "mae_sharp_s" in out
+
+
+def test_headroom_mode(capsys, shared_traces):
+    code, out, err, _ = run_cli(["--headroom", "--scenario", "household", "--trace",
+                                 "lumos5g/4G/4g_trace_walking_50035_a", "--duration-s", "6", "--seed", "1", "--json"],
+                                capsys)
+    assert code == 0, err
+    res = json.loads(out)
+    assert {"c_faster_frac", "bound_p99_s", "bound_ratio", "c_run_p50_s", "c_run_p90_s", "feedback_s",
+            "c_runs_over_2fb_frac", "zero_capacity_s", "loss_frac"} <= set(res)
+    assert 0 <= res["c_faster_frac"] <= 1 and res["bound_p99_s"] <= res["l4s_p99_delivered_s"] + 1e-9
+    assert 0.015 < res["feedback_s"] < 0.5 and res["zero_capacity_s"] == 0.0   # 30 ms base RTT; no outage there
+    code, _, err, _ = run_cli(["--headroom", "--predictors"], capsys)
+    assert code == 2 and "--headroom" in err
+    code, _, err, _ = run_cli(["--headroom", "--scenario", "party"], capsys)
+    assert code == 2 and "scenario" in err and "household" in err

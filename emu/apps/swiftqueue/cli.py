@@ -2,6 +2,7 @@
 
     emu eval swiftqueue [--schemes a,b] [--trace PATH] [--seed S] [--duration-s S] [--json]   # the registry's eval
     emu eval swiftqueue --predictors [--trace PATH] [--seed S] [--duration-s S] [--json]      # predictor MAE
+    emu eval swiftqueue --headroom [--scenario NAME] [--trace PATH] [--seed S] [--json]        # what marking can gain
 
 Every input is checked before any simulation starts, in both modes: the trace is parsed (a malformed one names the
 file and line), the model card and the weight files the schemes need are read and hash-checked.
@@ -23,6 +24,10 @@ class SwiftQueueCli:
         parser.add_argument("--predictors", action="store_true",
                             help="instead: each predictor's MAE, overall and on sharp changes, on an exploratory run "
                                  "of --duration-s seconds")
+        parser.add_argument("--headroom", action="store_true",
+                            help="instead: the headroom of the scenario on the trace (one per-flow L4S run with "
+                                 "ghost probes): share of app packets faster in C by > 5 ms, open-loop bound, "
+                                 "C-faster run lengths vs the feedback delay, zero-capacity seconds")
 
     def run(self, args: argparse.Namespace, config: Any) -> Optional[int]:
         from emu.apps.registry import get
@@ -30,6 +35,18 @@ class SwiftQueueCli:
         from emu.apps.swiftqueue import eval as ev
         from emu.apps.swiftqueue.predictors import PREDICTORS
 
+        if args.predictors and args.headroom:
+            raise ValueError("--headroom: does not combine with --predictors")
+        if args.headroom:
+            if args.schemes is not None:
+                raise ValueError("--schemes: does not apply to --headroom (it runs per-flow L4S with ghosts)")
+            result = ev.headroom(config, seed=args.seed)
+            if args.json:
+                print(json.dumps(result))
+                return 0
+            for key, value in result.items():
+                print(f"{key:<22}{value:>12.4f}")
+            return 0
         if not args.predictors:
             ev.check_inputs(config, parse_schemes(get("swiftqueue"), args.schemes))
             return None

@@ -1,11 +1,12 @@
-"""Evaluation: marking policies (the app's schemes) side by side on one trace and seed (``emu eval swiftqueue``), and
-predictor accuracy (``emu eval swiftqueue --predictors``).
+"""Evaluation: marking policies (the app's schemes) side by side on one trace and seed (``emu eval swiftqueue``),
+predictor accuracy (``emu eval swiftqueue --predictors``) and the scenario's headroom (``--headroom``).
 
 Every scheme runs the same scenario (``emu.apps.swiftqueue.scenario``) with the same seed: same trace, same frame
 sizes and times (the app is not congestion controlled), same cross-traffic schedule. Metrics per scheme
-(``scenario.summarize``): ``p50_s``/``p95_s``/``p99_s`` one-way latency of the app's media packets (delivered ones;
-``app_loss`` reports the rest), ``app_bps``, ``cross_bps`` (all cross flows' delivered bytes), ``l_share``,
-``reordered``, ``frame_p99_s`` (through the receiver's jitter buffer), and the policy's counters.
+(``scenario.summarize``): ``p50_s``/``p95_s``/``p99_s`` one-way latency of all the app's media packets (a lost or
+late one scores the playout deadline), ``p99_delivered_s``, ``loss_frac``, ``deadline_miss_frac``, ``app_bps``,
+``cross_bps`` (all cross flows' delivered bytes), ``l_share``, ``reordered``, ``frame_p99_s`` (through the
+receiver's jitter buffer), and the policy's counters.
 
 **Oracle** (scheme ``oracle``, ``policies.ForkOraclePolicy``): the true next latency of a frame in each queue is
 measured, not guessed: at every frame the whole simulation is copied twice, the frame goes into L in one copy and
@@ -91,4 +92,69 @@ def predictor_accuracy(config: ScenarioConfig, *, seed: int = 0, predictors: Seq
         for i in range(0, idx.size, 4096):
             p[i:i + 4096] = pred.predict(ds.batch(idx[i:i + 4096]))
         out[pred.name] = mae_table(p, ds.y[idx], ds.queue[idx], ds.sharp[idx])
+    return out
+
+
+C_FASTER_S = 0.005   # a packet "would have been faster in C" when its C ghost beat its L ghost by more than this
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """``(first, last)`` index of every run of consecutive True values."""
+    if not flags.any():
+        return []
+    d = np.diff(np.concatenate(([0], flags.astype(np.int8), [0])))
+    starts = np.nonzero(d == 1)[0]
+    ends = np.nonzero(d == -1)[0] - 1
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def headroom(config: ScenarioConfig, *, seed: int = 0) -> dict:
+    """How much any per-packet marking could gain on ``config`` (``emu eval swiftqueue --headroom``), from one
+    per-flow-L4S run with ghost probes (a 1-byte probe into each queue just before every packet):
+
+    - ``c_faster_frac``: share of the app's media packets for which the C ghost beat the L ghost by > 5 ms;
+    - ``l4s_p99_delivered_s``, ``bound_p99_s`` and ``bound_ratio``: the open-loop bound (each packet in the faster
+      queue, everything else held fixed; delivered packets) against per-flow L4S's delivered p99;
+    - ``ghost_p99_l_s``/``ghost_p99_c_s``: p99 of each queue's ghosts (the better per-flow policy, roughly);
+    - ``c_run_p50_s``/``c_run_p90_s``: lengths of the runs of consecutive C-faster packets (first to last send
+      time plus one frame interval), ``feedback_s``: the median time from sending a packet to its ACK (how late a
+      causal sender learns anything), and ``c_runs_over_2fb_frac``: the share of C-faster packets in runs longer
+      than twice it (what a causal sender can catch);
+    - ``zero_capacity_s``: whole seconds of the run with no capacity at all (outages hit both queues);
+    - ``loss_frac``: the app's loss under per-flow L4S (overload drops hit both queues).
+    """
+    check_inputs(config)
+    r = run(config.replace(ghosts=True), "perflow_l4s", seed=seed)
+    cfg, s, rx = r.config, r.sender, r.receiver
+    n = s.n_sent
+    rx.grow(n)
+    send = s.send_s[:n]
+    media = (send >= cfg.warmup_s) & (send < cfg.duration_s) & (s.kind[:n] == KIND_MEDIA)
+    gl, gc = rx.ghost_l_s[:n][media], rx.ghost_c_s[:n][media]
+    both = np.isfinite(gl) & np.isfinite(gc)
+    c_faster = both & (gc < gl - C_FASTER_S)
+    t_media = send[media]
+    frame_s = 1.0 / r.endpoint.config.fps
+    lengths = np.array([t_media[b] - t_media[a] + frame_s for a, b in _runs(c_faster)])
+    counts = np.array([b - a + 1 for a, b in _runs(c_faster)])
+    hist = s.history.view()
+    feedback = float(np.median(hist[:, 0] - hist[:, 1])) if hist.shape[0] else float("nan")
+    sched = r.topo.bottleneck.schedule
+    zero_s = sum(1 for k in range(int(cfg.duration_s)) if sched.bytes_between(float(k), float(k + 1)) <= 0.0)
+    summary = summarize(r)
+    bound = ghost_bound(r)
+    out = {
+        "c_faster_frac": float(c_faster.sum() / max(1, media.sum())),
+        "l4s_p99_delivered_s": summary["p99_delivered_s"],
+        "bound_p99_s": bound["bound_p99_s"],
+        "bound_ratio": bound["bound_p99_s"] / summary["p99_delivered_s"],
+        "ghost_p99_l_s": float(np.quantile(gl[np.isfinite(gl)], 0.99)) if np.isfinite(gl).any() else float("nan"),
+        "ghost_p99_c_s": float(np.quantile(gc[np.isfinite(gc)], 0.99)) if np.isfinite(gc).any() else float("nan"),
+        "c_run_p50_s": float(np.median(lengths)) if lengths.size else 0.0,
+        "c_run_p90_s": float(np.quantile(lengths, 0.9)) if lengths.size else 0.0,
+        "feedback_s": feedback,
+        "c_runs_over_2fb_frac": float(counts[lengths > 2 * feedback].sum() / counts.sum()) if counts.size else 0.0,
+        "zero_capacity_s": float(zero_s),
+        "loss_frac": summary["loss_frac"],
+    }
     return out

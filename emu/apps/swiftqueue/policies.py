@@ -11,7 +11,7 @@ frame); ``stats()`` adds the policy's own counters to the endpoint's metrics.
   ``U(p_min, p_max)`` unless given), with probes.
 - ``PredictivePolicy(predictor)`` — SwiftQueue: predict each packet's latency in both queues and mark ECT(1)
   iff ``pred_L <= pred_C + margin_s``; probes on so both predictions stay informed. With the Transformer this is
-  SwiftQueue; with ``last``/``ewma`` it is the same rule on a non-learned predictor.
+  SwiftQueue; with ``last``/``ewma`` (schemes ``last_value``/``ewma``) it is the same rule on a non-learned predictor.
 - ``ForkOraclePolicy`` — the oracle: at every frame it copies the whole simulation twice, sends the frame into L in
   one copy and into C in the other, runs both copies until the frame's packets have arrived, and marks the frame
   for the queue where they arrived sooner (mean latency of the delivered ones; ``horizon_s`` if none arrived). The
@@ -264,11 +264,11 @@ class ForkOraclePolicy(Policy):
         return [ECT1] * len(sizes)
 
 
-# The schemes of the app, in the order ``emu eval swiftqueue --json`` lists them; the first four are evaluated by
+# The schemes of the app, in the order ``emu eval swiftqueue --json`` lists them; the first six are evaluated by
 # default (``EVAL_SCHEMES``), the rest on request (``--schemes``).
-EVAL_SCHEMES = ("swiftqueue", "perflow_l4s", "perflow_classic", "oracle")
-SCHEMES = EVAL_SCHEMES + ("last", "ewma", "gru", "linear", "random", "explore")
-_PREDICTOR_OF = {"swiftqueue": "transformer", "last": "last", "ewma": "ewma", "gru": "gru", "linear": "linear"}
+EVAL_SCHEMES = ("swiftqueue", "perflow_l4s", "perflow_classic", "last_value", "ewma", "oracle")
+SCHEMES = EVAL_SCHEMES + ("gru", "linear", "random", "explore")
+_PREDICTOR_OF = {"swiftqueue": "transformer", "last_value": "last", "ewma": "ewma", "gru": "gru", "linear": "linear"}
 
 
 def make_policy(name: str, models_dir: Any = None, margin_s: Optional[float] = None, gate: bool = True) -> Policy:
@@ -280,7 +280,8 @@ def make_policy(name: str, models_dir: Any = None, margin_s: Optional[float] = N
     ``perflow_l4s``         every packet ECT(1) (``PerFlowPolicy(ECT1)``)
     ``perflow_classic``     every packet ECT(0) (``PerFlowPolicy(ECT0)``)
     ``oracle``              ``ForkOraclePolicy()``: per-frame fork of the whole simulation (slow: ~2 copies a frame)
-    ``last``, ``ewma``      the SwiftQueue rule on the newest / EWMA latency of each queue (no model)
+    ``last_value``          the SwiftQueue rule on the newest measured latency of each queue (no model)
+    ``ewma``                the SwiftQueue rule on the EWMA (gain 1/8) of each queue's latency (no model)
     ``gru``, ``linear``     the SwiftQueue rule on the GRU / linear AR predictor
     ``random``              ``ExplorePolicy(p_l=0.5)``: each packet ECT(1) with probability 0.5, probes on
     ``explore``             ``ExplorePolicy()``: ``p_l`` drawn per run from U(0.3, 0.7), probes on (training data)

@@ -22,6 +22,8 @@ Topology: ``emu.topologies.access_bottleneck`` with one sender/receiver pair per
   a ``bulk`` transfer is one connection of a fixed size, so these keep their own loop); ``l4s_udp`` unresponsive
   on/off ECT(1) UDP sources (``emu.apps.traffic.OnOffSource``). Classic flows are Not-ECT (dropped by the PI2
   AQM), L4S flows ECT(1). Cross flows are named ``x.<kind><i>`` (``x.lb0``, ``x.lo1.3``, ...).
+- **Named scenarios** (``scenario``: ``mixed``, ``household``, ``alternating``; ``SCENARIOS``): the cross-traffic mix
+  and the app's rate, as fractions of the trace's mean rate; fields given explicitly override the preset.
 - **App**: one SwiftQueue endpoint (``emu.apps.install(net, "swiftqueue", ...)``, scheme = marking policy) at a
   fixed rate: by default ``app_rate_frac`` of the trace's mean rate, clamped to [0.2, 4] Mbit/s.
 
@@ -58,6 +60,26 @@ CROSS_KINDS = (("l4s_bulk", "lb", "prague"), ("classic_bulk", "cb", "cubic"), ("
                ("classic_onoff", "co", "cubic"), ("l4s_udp", "lu", "udp"))
 
 
+# Named scenarios: the values of the scenario fields (rates as fractions of the trace's mean rate, so one preset
+# fits every trace). Why each is realistic, with sources: docs/swiftqueue.md "Scenarios".
+SCENARIOS: dict[str, dict[str, Any]] = {
+    # The first round's scenario: a mid-size app (15 % of the mean) among Prague, Cubic and short unresponsive
+    # L4S bursts.
+    "mixed": dict(app_rate_frac=0.15, l4s_bulk=1, classic_bulk=0, l4s_onoff=2, classic_onoff=2, l4s_udp=1,
+                  udp_rate_frac=0.5, udp_on_s=0.3, udp_off_s=1.5, onoff_on_s=1.0, onoff_off_s=2.0),
+    # A home on fixed-wireless 4G/5G: Prague bulk and on/off downloads, two slow-adapting ECT(1) real-time streams
+    # (cloud gaming / calls, minutes-long sessions seen here as seconds-long ON periods), light Cubic on/off web
+    # traffic, and a small 30 fps app (1.5 % of the mean).
+    "household": dict(app_rate_frac=0.015, l4s_bulk=1, classic_bulk=0, l4s_onoff=2, classic_onoff=1, l4s_udp=2,
+                      udp_rate_frac=0.3, udp_on_s=3.0, udp_off_s=3.0, onoff_on_s=1.0, onoff_off_s=4.0),
+    # Meant as independent episodes of 1-3 s: an unresponsive ECT(1) stream at 0.6 x the mean rate overloads L in the
+    # dips, Cubic transfers of ~2 s of the mean rate congest C. Measured on lumos 4G traces, C is congested nearly
+    # always and L rarely (docs/swiftqueue.md, "Second round").
+    "alternating": dict(app_rate_frac=0.015, l4s_bulk=1, classic_bulk=0, l4s_onoff=0, classic_onoff=2, l4s_udp=1,
+                        udp_rate_frac=0.6, udp_on_s=2.0, udp_off_s=3.0, onoff_on_s=2.0, onoff_off_s=3.0),
+}
+
+
 def _num(name: str, value: Any, lo: float, hi: float = math.inf, lo_open: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or not (value > lo if lo_open else value >= lo) or not value <= hi:
@@ -84,17 +106,23 @@ class ScenarioConfig:
     rtt_s: float = field(default=0.030, metadata={"help": "base RTT, all on the bottleneck (a metro path)"})
     app_rate_bps: Optional[float] = field(default=None, metadata={"help": "fixed app rate; None: "
                                                                            "app_rate_frac x trace mean, clamped"})
-    app_rate_frac: float = field(default=0.15, metadata={"help": "app rate / trace mean rate (our choice)"})
-    l4s_bulk: int = field(default=1, metadata={"help": "long-lived Prague flows"})
-    classic_bulk: int = field(default=0, metadata={"help": "long-lived Cubic flows"})
-    l4s_onoff: int = field(default=2, metadata={"help": "on/off Prague sources"})
-    classic_onoff: int = field(default=2, metadata={"help": "on/off Cubic sources"})
-    l4s_udp: int = field(default=1, metadata={"help": "unresponsive on/off ECT(1) UDP sources"})
-    udp_rate_frac: float = field(default=0.5, metadata={"help": "their rate while ON / trace mean rate"})
-    udp_on_s: float = field(default=0.3, metadata={"help": "their mean ON period"})
-    udp_off_s: float = field(default=1.5, metadata={"help": "their mean OFF period"})
-    onoff_on_s: float = field(default=1.0, metadata={"help": "mean on/off TCP transfer = this x trace mean rate"})
-    onoff_off_s: float = field(default=2.0, metadata={"help": "mean OFF period of the on/off TCP sources"})
+    scenario: str = field(default="mixed", metadata={"help": "named cross-traffic scenario: mixed, household, "
+                                                               "alternating (docs/swiftqueue.md); the fields below "
+                                                               "left unset take its values"})
+    app_rate_frac: Optional[float] = field(default=None, metadata={"help": "app rate / trace mean rate"})
+    l4s_bulk: Optional[int] = field(default=None, metadata={"help": "long-lived Prague flows"})
+    classic_bulk: Optional[int] = field(default=None, metadata={"help": "long-lived Cubic flows"})
+    l4s_onoff: Optional[int] = field(default=None, metadata={"help": "on/off Prague sources"})
+    classic_onoff: Optional[int] = field(default=None, metadata={"help": "on/off Cubic sources"})
+    l4s_udp: Optional[int] = field(default=None, metadata={"help": "unresponsive on/off ECT(1) UDP sources"})
+    udp_rate_frac: Optional[float] = field(default=None, metadata={"help": "their rate while ON / trace mean "
+                                                                           "rate"})
+    udp_on_s: Optional[float] = field(default=None, metadata={"help": "their mean ON period"})
+    udp_off_s: Optional[float] = field(default=None, metadata={"help": "their mean OFF period"})
+    onoff_on_s: Optional[float] = field(default=None, metadata={"help": "mean on/off TCP transfer = this x trace "
+                                                                        "mean rate"})
+    onoff_off_s: Optional[float] = field(default=None, metadata={"help": "mean OFF period of the on/off TCP "
+                                                                         "sources"})
     queue_preset: str = field(default="linux", metadata={"help": "DualPI2 preset: linux (WRR) or rfc9332 "
                                                                   "(TS-FIFO)"})
     ghosts: bool = field(default=False, metadata={"help": "1-byte probes into both queues with every app "
@@ -103,6 +131,15 @@ class ScenarioConfig:
                                                                        "by more than this; None: the card's"})
 
     def __post_init__(self) -> None:
+        if self.scenario not in SCENARIOS:
+            raise ValueError(f"scenario: must be one of {', '.join(SCENARIOS)}, got {self.scenario!r}")
+        explicit = {}
+        for name, value in SCENARIOS[self.scenario].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+            else:
+                explicit[name] = getattr(self, name)
+        object.__setattr__(self, "_explicit", explicit)
         if not isinstance(self.trace, str) or self.trace == "":
             raise ValueError(f"trace: must be a trace file path, got {self.trace!r}")
         if self.models_dir is not None and (not isinstance(self.models_dir, str) or not self.models_dir):
@@ -129,7 +166,9 @@ class ScenarioConfig:
             _num("margin_s", self.margin_s, 0.0, 1.0)
 
     def replace(self, **changes: Any) -> "ScenarioConfig":
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes``; scenario fields not set explicitly follow the (possibly new) scenario."""
+        kept = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in SCENARIOS["mixed"]}
+        return ScenarioConfig(**{**kept, **self._explicit, **changes})
 
 
 def app_rate_for(config: ScenarioConfig, mean_rate_bps: float) -> float:

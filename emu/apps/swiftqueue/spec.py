@@ -9,13 +9,13 @@ SPEC = AppSpec(
     summary="per-packet L4S queue selection by predicted latency (SwiftQueue) vs per-flow marking",
     config="emu.apps.swiftqueue.endpoint:SwiftQueueConfig",
     # Keep in step with emu.apps.swiftqueue.policies.SCHEMES / EVAL_SCHEMES (tested).
-    schemes=("swiftqueue", "perflow_l4s", "perflow_classic", "oracle", "last", "ewma", "gru", "linear", "random",
-             "explore"),
-    eval_schemes=("swiftqueue", "perflow_l4s", "perflow_classic", "oracle"),
+    schemes=("swiftqueue", "perflow_l4s", "perflow_classic", "last_value", "ewma", "oracle", "gru", "linear",
+             "random", "explore"),
+    eval_schemes=("swiftqueue", "perflow_l4s", "perflow_classic", "last_value", "ewma", "oracle"),
     install="emu.apps.swiftqueue.endpoint:install",
     eval_config="emu.apps.swiftqueue.scenario:ScenarioConfig",
     evaluate="emu.apps.swiftqueue.eval:evaluate",
     trainers={"swiftqueue": "emu.apps.swiftqueue.pipeline:train_swiftqueue"},
-    metrics=("p50_s", "p95_s", "p99_s", "app_bps", "cross_bps", "app_loss", "l_share"),
+    metrics=("p50_s", "p95_s", "p99_s", "p99_delivered_s", "loss_frac", "app_bps", "cross_bps", "l_share"),
     cli="emu.apps.swiftqueue.cli:CLI",
 )
