@@ -31,7 +31,7 @@ import numpy as np
 
 from emu.apps.base import Endpoint, InstallContext
 from emu.apps.swiftqueue.app import KIND_MEDIA, SwiftQueueReceiver, SwiftQueueSender
-from emu.apps.swiftqueue.policies import make_policy
+from emu.apps.swiftqueue.policies import Policy, make_policy
 
 DRAIN_S = 1.0   # after the last frame: time for its packets and their ACKs to arrive before the pair is done
 
@@ -65,6 +65,9 @@ class SwiftQueueConfig:
     # Playout deadline of a media packet (one-way): later is as good as lost. 0.4 s is the one-way delay above which
     # ITU-T G.114 advises against for network planning (recalled, not checked against the text).
     deadline_s: float = 0.4
+    # A marking policy of your own: a Policy subclass or a zero-argument factory returning a Policy, built once per
+    # endpoint; it replaces the scheme's policy and the row's ``policy`` column names it (docs/extending.md).
+    policy: Optional[Any] = None
 
     def __post_init__(self) -> None:
         _check("rate_bps", self.rate_bps, 1e3, 1e9)
@@ -83,6 +86,8 @@ class SwiftQueueConfig:
         for name in ("ghosts", "gate"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: must be true or false, got {getattr(self, name)!r}")
+        if self.policy is not None and not callable(self.policy):
+            raise ValueError(f"policy: must be a Policy subclass or a factory returning one, got {self.policy!r}")
         if self.models_dir is not None and (not isinstance(self.models_dir, str) or not self.models_dir):
             raise ValueError(f"models_dir: must be a folder path or None, got {self.models_dir!r}")
 
@@ -104,7 +109,12 @@ class SwiftQueueEndpoint(Endpoint):
     def __init__(self, ctx: InstallContext) -> None:
         super().__init__(ctx)
         cfg: SwiftQueueConfig = self.config
-        self.policy = make_policy(ctx.scheme, cfg.models_dir, cfg.margin_s, cfg.gate)
+        if cfg.policy is not None:
+            self.policy = cfg.policy()
+            if not isinstance(self.policy, Policy):
+                raise ValueError(f"app {ctx.name!r}: policy() returned {type(self.policy).__name__}, not a Policy")
+        else:
+            self.policy = make_policy(ctx.scheme, cfg.models_dir, cfg.margin_s, cfg.gate)
         self.stop_s = self.start_s + cfg.duration_s
         expected = int(cfg.duration_s * (cfg.rate_bps / 8.0 / 600.0 + cfg.fps * 2)) + 64
         self.receiver = SwiftQueueReceiver(ctx.sim, ctx.dst, name=ctx.name, ghosts=cfg.ghosts, expected_pkts=expected)
@@ -160,6 +170,7 @@ class SwiftQueueEndpoint(Endpoint):
             "app_rate_bps": float(cfg.rate_bps),
         }
         out.update(self.policy.stats())
+        out["policy"] = type(self.policy).__name__
         return out
 
 
