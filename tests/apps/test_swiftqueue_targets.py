@@ -13,21 +13,21 @@ Targets of the issue (paper numbers in brackets) and what the code reliably achi
   and its p99 equals per-flow L4S within run-to-run noise; even the clairvoyant per-frame oracle does not beat
   per-flow L4S on p99 in this scenario (mean ratio 0.93 over 4 traces x 2 seeds, run-to-run spread +-15 %, while
   >= 99 % of packets stay in L). The test asserts what holds reliably: SwiftQueue's p99 is not worse than per-flow
-  L4S by more than 5 % on average (mean ratio <= MAX_P99_RATIO; measured 1.0005 since main's 6f9296b). Target
+  L4S by more than 5 % on average (geometric mean over the paired runs <= MAX_P99_RATIO, judged with emu.testing.compare; 1.0005 measured
+  as an arithmetic mean after this release's TCP fidelity fixes). Target
   not reached (gap documented).
 - Cross flows' throughput not reduced by more than 10 %: asserted per run, as specified.
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from emu.apps.swiftqueue.train import TEST_TRACES
 
 MIN_MAE_GAIN = 0.08        # measured 0.150 overall (per trace 0.04-0.21), minus a margin (target 0.30)
 # SwiftQueue p99 / per-flow L4S p99 (delivered packets), mean over traces x seeds (target 0.70): measured 0.93, and
-# 1.0005 after main's 6f9296b changed when the on/off cross transfers start: no reliable change either way, so the
-# bound says "not worse by more than 5 %" (it said "not worse" before that change).
+# 1.0005 after this release's TCP fidelity fixes (RACK's DupThresh rule) and on/off cross transfers that start when
+# opened: no reliable change either way, so the bound says "not worse by more than 5 %" (it said "not worse").
 MAX_P99_RATIO = 1.05
 MAX_CROSS_LOSS = 0.10      # the issue's bound: cross throughput reduced by at most 10 %
 SEEDS = (0, 1)
@@ -75,18 +75,29 @@ def test_transformer_mae_beats_best_nonlearned_on_unseen_traces(models):
 
 
 def test_swiftqueue_p99_and_cross_throughput_vs_perflow_l4s(models):
+    """Paired by run (trace x seed) and judged by emu.testing: the ratio is the geometric mean of the per-run
+    p99 ratios, with its bootstrap interval printed."""
+    from functools import lru_cache
+
     from emu.apps.swiftqueue.eval import evaluate
     from emu.apps.swiftqueue.scenario import ScenarioConfig
+    from emu.testing import compare
 
-    ratios = []
-    for trace in TEST_TRACES:
-        for seed in SEEDS:
-            res = evaluate(ScenarioConfig(trace=trace, duration_s=30.0, models_dir=models), seed=seed,
-                           schemes=("swiftqueue", "perflow_l4s"))
-            sq, l4s = res["swiftqueue"], res["perflow_l4s"]
-            # the first round's metric (delivered packets only); the tail with losses is judged in the named
-            # scenarios (test_swiftqueue_scenarios.py): here 2-19 % losses put most p99s at the deadline
-            ratios.append(sq["p99_delivered_s"] / l4s["p99_delivered_s"])
-            assert sq["cross_bps"] >= (1.0 - MAX_CROSS_LOSS) * l4s["cross_bps"], (trace, seed, sq, l4s)
-            assert sq["app_bps"] >= 0.9 * l4s["app_bps"], (trace, seed)
-    assert float(np.mean(ratios)) <= MAX_P99_RATIO, ratios
+    runs = [(trace, seed) for trace in TEST_TRACES for seed in SEEDS]
+
+    @lru_cache(maxsize=None)
+    def run(k: int) -> dict:
+        trace, seed = runs[k]
+        return evaluate(ScenarioConfig(trace=trace, duration_s=30.0, models_dir=models), seed=seed,
+                        schemes=("swiftqueue", "perflow_l4s"))
+
+    # the first round's metric (delivered packets only); the tail with losses is judged in the named scenarios
+    # (test_swiftqueue_scenarios.py): here 2-19 % losses put most p99s at the deadline
+    result = compare(lambda k: run(k)["perflow_l4s"], lambda k: run(k)["swiftqueue"], metric="p99_delivered_s",
+                     seeds=range(len(runs)))
+    print(result.describe())
+    for k, (trace, seed) in enumerate(runs):
+        sq, l4s = run(k)["swiftqueue"], run(k)["perflow_l4s"]
+        assert sq["cross_bps"] >= (1.0 - MAX_CROSS_LOSS) * l4s["cross_bps"], (trace, seed, sq, l4s)
+        assert sq["app_bps"] >= 0.9 * l4s["app_bps"], (trace, seed)
+    assert result.ratio <= MAX_P99_RATIO, result.format_table()
