@@ -21,27 +21,19 @@ way to put an app on a network; ``RunResult(sim).apps()`` reads every installed 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Union
+
+from emu.plugins import import_ref
 
 Ref = Union[str, Callable[..., Any], type]
 
 
 def resolve_ref(ref: Ref, what: str) -> Any:
     """``"package.module:attribute"`` -> the attribute (imported now); objects pass through unchanged."""
-    if not isinstance(ref, str):
-        return ref
-    module_name, sep, attr = ref.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"{what}: expected 'package.module:attribute', got {ref!r}")
-    module = importlib.import_module(module_name)
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise ValueError(f"{what}: module {module_name} has no attribute {attr!r}") from None
+    return import_ref(ref, what) if isinstance(ref, str) else ref
 
 
 @dataclass(frozen=True)
