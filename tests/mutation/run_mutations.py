@@ -33,6 +33,9 @@ class Mutation:
 
 
 MUTATIONS = (
+    Mutation("swiftqueue_argmin", "SwiftQueue's per-packet argmin (L iff pred_L <= pred_C + margin) -> the larger",
+             "emu/apps/swiftqueue/policies.py", "            if pl <= pc + margin:",
+             "            if pl >= pc + margin:", ("tests/apps/test_swiftqueue_scenarios.py",)),
     Mutation("dualpi2_coupling", "DualPI2 coupling factor k = 2 (RFC 9332 §A.1) -> 1",
              "emu/queues/dualpi2.py", "    k: float = 2.0 ", "    k: float = 1.0 ",
              ("tests/queues/test_dualpi2.py",)),
@@ -72,6 +75,19 @@ def copy_tree(dst: Path) -> None:
     shutil.copytree(REPO, dst, ignore=ignore, symlinks=True)
 
 
+def _env() -> dict:
+    """The copy sits in a temporary folder: point it at the real traces the checkout sees."""
+    import os
+
+    from emu.links.tracefile import shared_traces_dir
+
+    env = dict(os.environ)
+    traces = shared_traces_dir()
+    if traces is not None:
+        env["EMU_TRACES_DIR"] = str(traces)
+    return env
+
+
 def run_one(m: Mutation, timeout_s: float) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"emu-mut-{m.name}-") as tmp:
         root = Path(tmp) / "repo"
@@ -85,9 +101,11 @@ def run_one(m: Mutation, timeout_s: float) -> dict:
         start = time.perf_counter()
         try:
             proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *m.tests],
-                                  cwd=root, capture_output=True, text=True, timeout=timeout_s)
+                                  cwd=root, capture_output=True, text=True, timeout=timeout_s, env=_env())
             caught = proc.returncode != 0
             last = (proc.stdout.strip().splitlines() or [""])[-1]
+            if not caught and "skipped" in last and "passed" not in last:
+                return {"mutation": m.name, "mechanism": m.mechanism, "result": "SKIPPED", "detail": last}
         except subprocess.TimeoutExpired:
             caught, last = True, f"timed out after {timeout_s:.0f} s"
         return {"mutation": m.name, "mechanism": m.mechanism, "result": "caught" if caught else "SURVIVED",
