@@ -20,21 +20,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout's
 
 from emu.experiments import l4s_coexistence  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_core import run_simpy_ceiling  # noqa: E402
+
 
 def simpy_ceiling_events_per_s(n: int = 300_000) -> float:
-    """Timeouts per wall second of one SimPy process doing nothing else (as in bench_core.py)."""
-    import simpy
-
-    env = simpy.Environment()
-
-    def loop(env):
-        for _ in range(n):
-            yield env.timeout(1e-6)
-
-    env.process(loop(env))
-    start = time.perf_counter()
-    env.run()
-    return n / (time.perf_counter() - start)
+    """Timeouts per wall second of one SimPy process doing nothing else (bench_core.py's ceiling)."""
+    count, wall_s = run_simpy_ceiling(n)
+    return count / wall_s
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
+from emu.sweep.common import SweepError, canonical, now_iso
 from emu.sweep.results import PARTS, SweepResult, write_outputs
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,7 +66,6 @@ def write_part(parts_dir: Path, task: "Task", rows: list[dict]) -> int:
     """Write a task's rows with its identity columns, whole or not at all; return the row count."""
     import pandas as pd
 
-    from emu.sweep.common import canonical
 
     frame = pd.DataFrame(rows)
     reserved = set(BOOKKEEPING) | set(task.params)
@@ -89,7 +89,6 @@ def write_part(parts_dir: Path, task: "Task", rows: list[dict]) -> int:
 
 def prepare_out(sweep: "Sweep", out: Path) -> None:
     """Create or reopen ``out`` for ``sweep``; refuse a folder that holds something else."""
-    from emu.sweep.common import SweepError
 
     spec_path = out / "sweep.json"
     spec = sweep.spec()
@@ -117,7 +116,6 @@ def run_sweep(sweep: "Sweep", out: Path, *, backend: str, workers: Optional[int]
               retries: int, progress: bool, plots: bool) -> SweepResult:
     from tqdm import tqdm
 
-    from emu.sweep.common import now_iso
 
     if backend == "ray":
         from emu.sweep.backends import ray_preflight
