@@ -102,10 +102,8 @@ def run_handover(config: DroidSpeakEvalConfig, scheme: str, plan, *, trace_offse
     from emu.topologies import access_bottleneck, run_until_done
 
     sim = Sim(seed=seed)
-    if config.trace is not None:
-        topo = access_bottleneck(sim, trace=config.trace, trace_offset=trace_offset_s, rtt_s=config.rtt_s)
-    else:
-        topo = access_bottleneck(sim, rate=config.rate_bps, rtt_s=config.rtt_s)
+    topo = access_bottleneck(sim, rate=None if config.trace is not None else config.rate_bps, trace=config.trace,
+                             trace_offset=trace_offset_s, rtt_s=config.rtt_s)
     ep = install(topo.net, "droidspeak", src=topo.senders[0], dst=topo.receivers[0], scheme=scheme,
                  **dataclasses.asdict(config.endpoint_config()) | {"plan": plan})
     if not run_until_done(sim, [ep], horizon_s=config.horizon_s):

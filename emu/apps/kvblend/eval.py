@@ -122,10 +122,8 @@ def run_request(config: KVBlendEvalConfig, scheme: str, offset_s: float, seed: i
     from emu.topologies import access_bottleneck, run_until_done
 
     sim = Sim(seed=seed)
-    if config.trace is not None:
-        topo = access_bottleneck(sim, trace=config.trace, trace_offset=offset_s, rtt_s=config.rtt_s)
-    else:
-        topo = access_bottleneck(sim, rate=config.rate_bps, rtt_s=config.rtt_s)
+    topo = access_bottleneck(sim, rate=None if config.trace is not None else config.rate_bps, trace=config.trace,
+                             trace_offset=offset_s, rtt_s=config.rtt_s)
     ep = install(topo.net, "kvblend", src=topo.senders[0], dst=topo.receivers[0], scheme=scheme,
                  chunks=config.chunks, chunk_tokens=config.chunk_tokens, query_tokens=config.cont_tokens,
                  ratio=config.ratio, quality_floor=config.quality_floor, check_layer=config.check_layer,

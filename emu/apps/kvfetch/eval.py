@@ -150,10 +150,8 @@ def run_fetch(config: KVFetchEvalConfig, scheme: str, menu, *, trace_offset_s: f
     from emu.topologies import access_bottleneck, run_until_done
 
     sim = Sim(seed=seed)
-    if config.trace is not None:
-        topo = access_bottleneck(sim, trace=config.trace, trace_offset=trace_offset_s, rtt_s=config.rtt_s)
-    else:
-        topo = access_bottleneck(sim, rate=config.rate_bps, rtt_s=config.rtt_s)
+    topo = access_bottleneck(sim, rate=None if config.trace is not None else config.rate_bps, trace=config.trace,
+                             trace_offset=trace_offset_s, rtt_s=config.rtt_s)
     fetch = install(topo.net, "kvfetch", src=topo.senders[0], dst=topo.receivers[0], scheme=scheme,
                     **dataclasses.asdict(config.endpoint_config()) | {"menu": menu})
     if not run_until_done(sim, [fetch], horizon_s=config.horizon_s):
