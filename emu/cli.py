@@ -21,8 +21,9 @@ from typing import Optional, Sequence
 
 def _cmd_run(args: argparse.Namespace) -> int:
     import shutil
-    import tempfile
 
+    from emu.outputs import MARKER, check_output_dir, staging_dir
+    from emu.results import check_formats
     from emu.scenario import Scenario
     from emu.units import parse_time_s
 
@@ -47,14 +48,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not 0 <= warmup_s < scenario.duration_s:
         raise ValueError(f"--warmup: must be in [0, {scenario.duration_s:g}) s (the run's duration), got "
                          f"{args.warmup!r}")
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.force:
-        raise FileExistsError(f"{out}: already exists and is not empty (use --force to replace it)")
-    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    # everything about the output that can fail does so now, not after the simulation
+    formats = check_formats(args.format, "--format")
+    out = check_output_dir(args.out, replace=args.force)
     captures = None
     if scenario.raw.get("capture"):  # pcaps are written beside the results folder, then moved into it
-        out.parent.mkdir(parents=True, exist_ok=True)
-        captures = Path(tempfile.mkdtemp(prefix=f".{out.name}.pcap-", dir=out.parent))
+        captures = staging_dir(out, "pcap")
     try:
         result = scenario.run(seed=args.seed, progress=not args.no_progress and sys.stderr.isatty() or args.progress,
                               capture_dir=captures)
@@ -63,7 +62,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         result.write(out, formats=formats, plots=not args.no_plots, overwrite=args.force, warmup_s=warmup_s)
         if captures is not None:
             for path in sorted(captures.iterdir()):
-                shutil.move(str(path), str(out / path.name))
+                if path.name != MARKER:
+                    shutil.move(str(path), str(out / path.name))
     finally:
         if captures is not None:
             shutil.rmtree(captures, ignore_errors=True)
@@ -165,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="record time series through trace hooks: cwnd (per stream), queue (length, DualPI2 "
                           "p', p_C, p_L), e.g. cwnd,queue (default: the scenario's timeseries key)")
     run.add_argument("--format", default="csv", help="table formats: csv, parquet or csv,parquet")
-    run.add_argument("--force", action="store_true", help="replace an existing results directory")
+    run.add_argument("--force", action="store_true",
+                     help="replace an existing results directory (only one emu wrote: it holds a .emu-results marker)")
     run.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     run.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -212,10 +212,14 @@ def build_report(folder: Union[str, Path]) -> str:
 
 def write_report(folder: Union[str, Path], out: Optional[Union[str, Path]] = None) -> Path:
     """Write the report (default ``DIR/report.html``) atomically; return its path."""
-    text = build_report(folder)
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"{folder}: no such results folder")
     path = Path(out) if out is not None else Path(folder) / "report.html"
+    if path.is_dir():
+        raise IsADirectoryError(f"--out {path}: is a folder; give the HTML file to write, e.g. {path / 'report.html'}")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path}: folder {path.parent} does not exist")
+    text = build_report(folder)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)

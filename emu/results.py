@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -25,6 +23,23 @@ QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
 TIME_RESOLUTION_S = 1e-9
 _TIME_DECIMALS = 9
 ACK_SUFFIX = ".ack"
+
+
+TABLE_FORMATS = ("csv", "parquet")
+
+
+def check_formats(formats: Any, field: str = "formats") -> tuple[str, ...]:
+    """Table formats (a tuple, or a comma-separated string as ``--format`` takes), each one of ``TABLE_FORMATS``."""
+    names = formats.split(",") if isinstance(formats, str) else formats
+    if isinstance(names, (str, bytes)) or not isinstance(names, (list, tuple)):
+        raise ValueError(f"{field}: expected a list of table formats ({', '.join(TABLE_FORMATS)}), got {formats!r}")
+    out = tuple(str(name).strip() for name in names if str(name).strip())
+    for fmt in out:
+        if fmt not in TABLE_FORMATS:
+            raise ValueError(f"{field}: unknown format {fmt!r}; valid: {', '.join(TABLE_FORMATS)}")
+    if not out:
+        raise ValueError(f"{field}: no table format given; valid: {', '.join(TABLE_FORMATS)}")
+    return out
 
 
 def is_ack_flow(name: str) -> bool:
@@ -403,15 +418,13 @@ class RunResult:
               overwrite: bool = False, warmup_s: float = 0.0) -> Path:
         """Write summary.json, flows/links/throughput tables (CSV and/or Parquet), packet and drop tables (full
         mode) and PNG plots into ``out_dir``; the directory appears whole or not at all. ``warmup_s``: the
-        per-flow table covers ``[warmup_s, duration_s)`` (the per-packet tables keep everything)."""
-        out = Path(out_dir)
-        for fmt in formats:
-            if fmt not in ("csv", "parquet"):
-                raise ValueError(f"formats: unknown {fmt!r}; valid: csv, parquet")
-        if out.exists() and any(out.iterdir()) and not overwrite:
-            raise FileExistsError(f"{out}: already exists and is not empty (use overwrite / --force)")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        per-flow table covers ``[warmup_s, duration_s)`` (the per-packet tables keep everything). An existing
+        non-empty ``out_dir`` is replaced only with ``overwrite`` and only if emu wrote it (``emu.outputs``)."""
+        from emu.outputs import check_output_dir, replace_dir, staging_dir
+
+        formats = check_formats(formats)
+        out = check_output_dir(out_dir, replace=overwrite, flag="out_dir", force_flag="overwrite=True (--force)")
+        tmp = staging_dir(out, "partial", kind="run")
         try:
             (tmp / "summary.json").write_text(json.dumps(self.summary(), indent=2, default=str))
             tables = {"flows": self.flows(warmup_s, include_acks=True), "links": self.links(),
@@ -440,13 +453,7 @@ class RunResult:
                 from emu.plots import plot_tables
 
                 plot_tables(tmp, tables, title=plot_title(self.meta))
-            if out.exists():
-                backup = out.with_name(f".{out.name}.old-{os.getpid()}")
-                out.rename(backup)
-                tmp.rename(out)
-                shutil.rmtree(backup, ignore_errors=True)
-            else:
-                tmp.rename(out)
+            replace_dir(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
