@@ -101,11 +101,15 @@ def _cmd_trace_plot(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from emu.sweep import Sweep
 
-    sweep = Sweep.load(args.sweep)
-    if args.dry_run:
+    sweep = Sweep.load(args.sweep, allow_code=args.allow_code, code_path=args.code_path,
+                       import_code=not args.dry_run)
+    if args.dry_run:  # lists the tasks; imports none of the sweep's code
         for task in sweep.tasks:
             print(task.task_id, task.seed, json.dumps(task.params))
         print(f"{len(sweep.tasks)} tasks ({len(sweep.tasks) // sweep.replicates} points x {sweep.replicates} seeds)")
+        if sweep.runs_code:
+            print(f"eval = {sweep.eval!r} is Python code (not imported by --dry-run); running it needs "
+                  f"{'nothing more: allowed' if sweep.allow_code else 'allow_code = true in the file or --allow-code'}")
         return 0
     progress = not args.no_progress and sys.stderr.isatty() or args.progress
     try:
@@ -215,7 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--workers", type=int, default=None,
                        help="parallel tasks (default: CPU count; with Ray: the cluster's CPUs)")
     sweep.add_argument("--retries", type=int, default=1, help="retries of a task whose worker died (default 1)")
-    sweep.add_argument("--dry-run", action="store_true", help="list the tasks and their seeds; run nothing")
+    sweep.add_argument("--dry-run", action="store_true",
+                       help="list the tasks and their seeds; run nothing and import none of the sweep's code")
+    sweep.add_argument("--allow-code", action="store_true",
+                       help="let eval = \"module:function\" import and run that Python code (as allow_code = true "
+                            "in the file)")
+    sweep.add_argument("--code-path", action="append", default=[], metavar="DIR",
+                       help="a folder searched first for an eval module (repeatable); the current folder is searched "
+                            "only when given here, e.g. --code-path .")
     sweep.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     sweep.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -13,24 +13,100 @@ not shadow a built-in name (it is ignored with a warning), and unknown names lis
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
 import logging
+import os
+import sys
+from contextlib import contextmanager
 from importlib.metadata import entry_points
-from typing import Any, Callable, Mapping, Optional
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 log = logging.getLogger(__name__)
 
 
-def import_ref(ref: str, what: str) -> Any:
-    """``"package.module:attribute"`` -> the attribute (imported now)."""
-    module_name, sep, attr = ref.partition(":")
+def import_ref(ref: str, what: str, *, code_path: Sequence[Union[str, Path]] = (),
+               beside: Sequence[Union[str, Path]] = (), trust_cwd: bool = True) -> Any:
+    """``"package.module:attribute"`` -> the attribute (imported now).
+
+    The module is looked up, in order: in each folder of ``code_path``; on the import path (``sys.path``), without
+    the current folder (``''``, ``'.'`` or the working directory) unless ``trust_cwd``; in each folder of
+    ``beside``. A module found in a folder is loaded under a name of its own (``_emu_local.<hash>.<module>``), so
+    it never shadows, nor is shadowed by, a module of the same name elsewhere. A module imported before is reused.
+    """
+    module_name, sep, attr = ref.partition(":") if isinstance(ref, str) else ("", "", "")
     if not sep or not module_name or not attr:
         raise ValueError(f"{what}: expected 'package.module:attribute', got {ref!r}")
-    module = importlib.import_module(module_name)
+    module = _import_module(module_name, [Path(d) for d in code_path], [Path(d) for d in beside], trust_cwd)
     try:
         return getattr(module, attr)
     except AttributeError:
         raise ValueError(f"{what}: module {module_name} has no attribute {attr!r}") from None
+
+
+def _import_module(name: str, code_path: list[Path], beside: list[Path], trust_cwd: bool) -> Any:
+    for folder in code_path:
+        found = _module_file(folder, name)
+        if found is not None:
+            return _load_file(found, name)
+    try:
+        if trust_cwd:
+            return importlib.import_module(name)
+        with _path_without_cwd():
+            return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if not (name == missing or name.startswith(missing + ".")):
+            raise  # the module exists but something it imports does not
+    for folder in beside:
+        found = _module_file(folder, name)
+        if found is not None:
+            return _load_file(found, name)
+    places = [*(f"--code-path {d}" for d in code_path), "the import path" + ("" if trust_cwd else
+                                                                           " (the current folder left out)"),
+              *map(str, beside)]
+    raise ModuleNotFoundError(f"No module named {name!r} in {', '.join(places)}", name=name)
+
+
+def _module_file(folder: Path, name: str) -> Optional[Path]:
+    """``folder/a/b.py`` or ``folder/a/b/__init__.py`` for the module ``a.b``, if it exists."""
+    base = folder.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _load_file(path: Path, name: str) -> Any:
+    unique = f"_emu_local.{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}.{name}"
+    if unique in sys.modules:
+        return sys.modules[unique]
+    spec = importlib.util.spec_from_file_location(unique, path)
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError(f"{path}: cannot be loaded as a Python module", name=name)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[unique] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(unique, None)
+        raise
+    return module
+
+
+@contextmanager
+def _path_without_cwd() -> Iterator[None]:
+    """``sys.path`` without the current folder for the duration (a module there must not shadow an installed
+    one); restored afterwards."""
+    saved = list(sys.path)
+    cwd = os.path.realpath(os.getcwd())
+    sys.path[:] = [p for p in saved if p not in ("", ".") and os.path.realpath(p) != cwd]
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
 
 
 class Registry:

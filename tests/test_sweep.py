@@ -204,7 +204,8 @@ def test_one_worker_and_two_workers_give_identical_results(tmp_path):
 
 
 def test_eval_by_import_path_and_dict_of_dicts_rows(tmp_path):
-    sweep = Sweep(eval="emu.sweep.tasks:dummy_eval", params={"x": 1.0}, grid={"work": [0, 1]}, replicates=2)
+    sweep = Sweep(eval="emu.sweep.tasks:dummy_eval", params={"x": 1.0}, grid={"work": [0, 1]}, replicates=2,
+                  allow_code=True)
     result = sweep.run(tmp_path / "out", workers=1, plots=False)
     assert result.n_done == 4 and result.metrics() == ["value", "noise", "checksum"]
     summary = result.summary()
@@ -410,7 +411,8 @@ def test_intervals_from_few_replicates_are_flagged_and_clipped_at_zero(tmp_path)
     # a root seed whose two replicates have seeds of different parity: rates 0 and 1, mean 0.5, and a 95 %
     # t-interval (1 degree of freedom) of 0.5 +- 6.35 that would go far below 0
     root = next(r for r in range(100) if len({task_seed(r, {"x": 1}, k) % 2 for k in (0, 1)}) == 2)
-    sweep = Sweep(eval="parity_eval:run", grid={"x": [1]}, replicates=2, root_seed=root, base_dir=tmp_path)
+    sweep = Sweep(eval="parity_eval:run", grid={"x": [1]}, replicates=2, root_seed=root, base_dir=tmp_path,
+                  allow_code=True)
     rows = sweep.run(tmp_path / "out", workers=1, plots=False).summary().set_index("metric")
     assert rows.loc["rate", "few_replicates"] and rows.loc["rate", "ci95_clipped"]
     assert rows.loc["rate", "ci95_low"] == 0.0 and rows.loc["rate", "ci95_high"] == pytest.approx(0.5 + 6.353, abs=1e-3)
@@ -423,11 +425,13 @@ def test_eval_function_is_found_beside_the_sweep_file(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)  # not the sweep's folder
     (tmp_path / "my_eval_beside.py").write_text(
         "def run(params, *, seed):\n    return {'y': params['x'] * 2}\n")
-    spec = _write(tmp_path / "sweep.toml", 'eval = "my_eval_beside:run"\nreplicates = 1\n[grid]\nx = [1, 2]\n')
+    spec = _write(tmp_path / "sweep.toml",
+                  'allow_code = true\neval = "my_eval_beside:run"\nreplicates = 1\n[grid]\nx = [1, 2]\n')
     result = Sweep.load(spec).run(tmp_path / "out", workers=1, plots=False)
     assert result.n_done == 2 and sorted(result.table()["y"]) == [2, 4]
-    bad = _write(tmp_path / "bad.toml", 'eval = "nowhere_module:run"\n[grid]\nx = [1]\n')
-    with pytest.raises(SweepError, match=r"cannot import nowhere_module \(looked on the path and in "):
+    bad = _write(tmp_path / "bad.toml", 'allow_code = true\neval = "nowhere_module:run"\n[grid]\nx = [1]\n')
+    with pytest.raises(SweepError, match=r"cannot import nowhere_module: No module named 'nowhere_module' in the "
+                                         r"import path \(the current folder left out\), "):
         Sweep.load(bad)
 
 

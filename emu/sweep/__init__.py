@@ -1,6 +1,6 @@
 """Many runs: a sweep file (spec) -> tasks -> backends (local processes, Ray) -> results that resume.
 
-Modules import one way: ``common`` <- ``tasks`` <- ``backends`` <- ``run`` <- ``spec``; ``results`` stands alone.
+Modules import one way: ``common`` <- ``tasks`` <- ``backends`` <- ``run`` <- ``spec``; ``results`` uses ``common`` only.
 
     from emu.sweep import Sweep
     sweep = Sweep.load("examples/sweep_codel_vs_droptail.toml")

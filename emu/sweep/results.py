@@ -16,6 +16,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -25,6 +26,8 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
+
+from emu.sweep.common import SweepError
 
 log = logging.getLogger(__name__)
 PARTS = "parts"
@@ -85,6 +88,57 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> dict:
     return {"n": n, "mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half, "ci95_half": half}
 
 
+# -- part files -----------------------------------------------------------------------------------------------------
+
+
+class CorruptPart(SweepError):
+    """A part file that cannot be trusted (unreadable, truncated, altered, or not a part); the message names it."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: corrupt sweep part ({reason})")
+        self.path = path
+        self.reason = reason
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_part(path: Path, sha256: Optional[str] = None) -> pd.DataFrame:
+    """A part file parsed whole and checked: its sha256 against the one recorded when it was written (``sha256``,
+    from the manifest; parts written by older versions have none), Parquet page checksums, the bookkeeping
+    columns, and its ``task_id`` against its file name. Raises ``CorruptPart`` naming the file."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    try:
+        if sha256 is not None and file_sha256(path) != sha256:
+            raise CorruptPart(path, "its sha256 differs from the one recorded in manifest.jsonl when it was written")
+        frame = pq.read_table(path, page_checksum_verification=True).to_pandas()
+    except CorruptPart:
+        raise
+    except Exception as exc:  # pyarrow raises its own types (ArrowInvalid, OSError, ...) for damaged files
+        raise CorruptPart(path, f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
+    missing = [c for c in BOOKKEEPING if c not in frame.columns]
+    if missing and (len(frame) or len(frame.columns)):
+        raise CorruptPart(path, f"missing column(s) {missing}")
+    if len(frame) and not (frame["task_id"].astype(str) == path.stem).all():
+        raise CorruptPart(path, f"its task_id column does not say {path.stem!r}")
+    return frame
+
+
+def recorded_part_hashes(manifest: pd.DataFrame) -> dict[str, str]:
+    """task_id -> the sha256 of its part file, from the latest ``done`` record that has one."""
+    if not len(manifest) or "part_sha256" not in manifest or "status" not in manifest:
+        return {}
+    done = manifest[(manifest["status"] == "done") & manifest["part_sha256"].notna()]
+    return dict(zip(done["task_id"], done["part_sha256"]))
+
+
 # -- the folder ---------------------------------------------------------------------------------------------------
 
 
@@ -127,6 +181,17 @@ class SweepResult:
     def finished_ids(self) -> set[str]:
         return {p.stem for p in (self.out_dir / PARTS).glob("*.parquet")}
 
+    def check_parts(self) -> tuple[dict[str, pd.DataFrame], list[CorruptPart]]:
+        """Every part file parsed and verified (``read_part``): ``({task_id: rows}, [problems])``."""
+        hashes = recorded_part_hashes(self.manifest(latest=False))
+        good, bad = {}, []
+        for path in sorted((self.out_dir / PARTS).glob("*.parquet")):
+            try:
+                good[path.stem] = read_part(path, hashes.get(path.stem))
+            except CorruptPart as exc:
+                bad.append(exc)
+        return good, bad
+
     @property
     def n_tasks(self) -> int:
         return int(self.spec.get("n_tasks", 0))
@@ -151,10 +216,14 @@ class SweepResult:
         return list(self.spec.get("param_keys", []))
 
     def table(self) -> pd.DataFrame:
-        """Every finished task's rows, one frame, in grid order then replicate."""
-        paths = sorted((self.out_dir / PARTS).glob("*.parquet"))
-        frames = [pd.read_parquet(p) for p in paths]
-        frames = [f for f in frames if len(f.columns)]
+        """Every finished task's rows, one frame, in grid order then replicate. A corrupt part file raises
+        ``CorruptPart`` naming it (rerunning the sweep redoes that task)."""
+        good, bad = self.check_parts()
+        if bad:
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise CorruptPart(bad[0].path, f"{bad[0].reason}{more}; rerun the sweep with the same --out to redo "
+                                           "its task")
+        frames = [f for f in good.values() if len(f.columns)]
         if not frames:
             return pd.DataFrame(columns=list(BOOKKEEPING))
         table = pd.concat(frames, ignore_index=True)

@@ -8,12 +8,16 @@ Layout of ``OUT/``::
     parts/<task_id>.parquet one per finished task: its result rows + task_id, point_id, replicate, seed, params
     summary.csv, *.png      written at the end of each run (``emu plot OUT`` redraws the figures)
 
-A part file appears whole (temp file + ``os.replace``) before its manifest line; a task is finished iff its part
-file exists, so a sweep killed at any point resumes with exactly the unfinished tasks.
+A part file appears whole (temp file + ``os.replace``) before its manifest line, which records the part's sha256;
+a task is finished iff its part file exists and verifies (``emu.sweep.results.read_part``: parsed whole, its
+sha256 as recorded, its columns and task id as written), so a sweep killed at any point resumes with exactly the
+unfinished tasks, and a damaged part is set aside as ``parts/<task_id>.parquet.corrupt`` (with a warning naming it)
+and its task run again. The folder carries emu's marker (``emu.outputs``: ``.emu-results``, kind ``sweep``).
 """
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import sys
@@ -21,12 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from emu.sweep.common import SweepError, canonical, now_iso
-from emu.sweep.results import PARTS, SweepResult, write_outputs
+from emu.sweep.results import PARTS, SweepResult, file_sha256, write_outputs
 
 if TYPE_CHECKING:  # pragma: no cover
     from emu.sweep.spec import Sweep, Task
 
 BOOKKEEPING = ("task_id", "point_id", "replicate", "seed")
+log = logging.getLogger(__name__)
 
 
 def _json_safe(value: Any) -> Any:
@@ -62,8 +67,9 @@ class Manifest:
         os.close(self.fd)
 
 
-def write_part(parts_dir: Path, task: "Task", rows: list[dict]) -> int:
-    """Write a task's rows with its identity columns, whole or not at all; return the row count."""
+def write_part(parts_dir: Path, task: "Task", rows: list[dict]) -> tuple[int, str]:
+    """Write a task's rows with its identity columns, whole or not at all (with Parquet page checksums); return
+    the row count and the file's sha256 (for the manifest, so a resume can verify the part)."""
     import pandas as pd
 
 
@@ -79,17 +85,21 @@ def write_part(parts_dir: Path, task: "Task", rows: list[dict]) -> int:
     final = parts_dir / f"{task.task_id}.parquet"
     tmp = parts_dir / f".{task.task_id}.parquet.tmp-{os.getpid()}"
     try:
-        frame.to_parquet(tmp, index=False)
+        frame.to_parquet(tmp, index=False, write_page_checksum=True)
+        sha256 = file_sha256(tmp)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return len(frame)
+    return len(frame), sha256
 
 
 def prepare_out(sweep: "Sweep", out: Path) -> None:
-    """Create or reopen ``out`` for ``sweep``; refuse a folder that holds something else."""
+    """Create or reopen ``out`` for ``sweep``; refuse a file, a folder that cannot be written, or one that holds
+    something else."""
+    from emu.outputs import check_output_dir, write_marker
 
+    check_output_dir(out, replace=False, reopen=True)
     spec_path = out / "sweep.json"
     spec = sweep.spec()
     if spec_path.exists():
@@ -109,7 +119,19 @@ def prepare_out(sweep: "Sweep", out: Path) -> None:
     (out / PARTS).mkdir(parents=True, exist_ok=True)
     for stale in (out / PARTS).glob(".*.tmp-*"):  # a part being written when a run was killed
         stale.unlink(missing_ok=True)
+    write_marker(out, "sweep")
     _atomic_write_text(spec_path, json.dumps(spec, indent=2, default=str))
+
+
+def verified_finished(out: Path) -> set[str]:
+    """The ids of tasks whose part file verifies; a damaged part is renamed ``<task_id>.parquet.corrupt`` (kept
+    for a look; a later one replaces it) with a warning naming it, so its task runs again."""
+    good, bad = SweepResult(out).check_parts()
+    for problem in bad:
+        aside = problem.path.with_name(problem.path.name + ".corrupt")
+        os.replace(problem.path, aside)
+        log.warning("%s: %s; moved to %s and its task runs again", problem.path, problem.reason, aside.name)
+    return set(good)
 
 
 def run_sweep(sweep: "Sweep", out: Path, *, backend: str, workers: Optional[int], address: Optional[str],
@@ -123,7 +145,7 @@ def run_sweep(sweep: "Sweep", out: Path, *, backend: str, workers: Optional[int]
         ray_preflight(address)
     prepare_out(sweep, out)
     parts_dir = out / PARTS
-    finished = {p.stem for p in parts_dir.glob("*.parquet")}
+    finished = verified_finished(out)
     todo = [t for t in sweep.tasks if t.task_id not in finished]
     by_id = {t.task_id: t for t in todo}
     failed = 0
@@ -134,10 +156,10 @@ def run_sweep(sweep: "Sweep", out: Path, *, backend: str, workers: Optional[int]
     def on_outcome(task_id: str, outcome: dict) -> None:
         nonlocal failed
         task = by_id[task_id]
-        status, error, tb, n_rows = outcome["status"], outcome.get("error"), outcome.get("traceback"), 0
+        status, error, tb, n_rows, sha256 = outcome["status"], outcome.get("error"), outcome.get("traceback"), 0, None
         if status == "done":
             try:
-                n_rows = write_part(parts_dir, task, outcome["rows"])
+                n_rows, sha256 = write_part(parts_dir, task, outcome["rows"])
             except Exception as exc:  # e.g. result values Parquet cannot store
                 import traceback
 
@@ -147,7 +169,7 @@ def run_sweep(sweep: "Sweep", out: Path, *, backend: str, workers: Optional[int]
         manifest.append({"task_id": task_id, "point_id": task.point_id, "replicate": task.replicate,
                          "seed": task.seed, "params": task.params, "status": status, "error": error,
                          "traceback": tb, "wall_s": outcome.get("wall_s"), "cpu_s": outcome.get("cpu_s"),
-                         "rows": n_rows, "backend": backend, "pid": outcome.get("pid"), "finished_at": now_iso()})
+                         "rows": n_rows, "part_sha256": sha256, "backend": backend, "pid": outcome.get("pid"), "finished_at": now_iso()})
         bar.update(1)
         if failed:
             bar.set_postfix(failed=failed, refresh=False)

@@ -25,7 +25,10 @@ A sweep file is TOML, parsed as data (``examples/sweep_codel_vs_droptail.toml``)
 A key is fixed, or swept in [grid], or set in [[points]]: one place only. An app evaluation is swept the same way:
 ``eval = "chatterbox"`` (a registered app: the evaluation behind ``emu eval chatterbox``) or
 ``eval = "package.module:function"`` (called as ``fn(params, seed=seed)``, returning a dict of metrics), with base
-parameters in ``[params]`` and the grid over their keys (see ``emu.sweep_tasks``).
+parameters in ``[params]`` and the grid over their keys (see ``emu.sweep.tasks``). Such a function is code, not data:
+it runs only with ``allow_code = true`` in the file (or ``--allow-code``), ``--dry-run`` never imports it, and the
+current folder is searched for it only when named with ``--code-path`` (the sweep file's folder is searched after
+the import path). Grid, point, fixed and param values must be finite: NaN and infinity are refused before any task.
 
 Seeds: a task's seed is ``SeedTree(root_seed).seed_for("task/<params as canonical JSON>/<replicate>")``, so it
 depends on the root seed, the task's parameters and its replicate index only: reordering or extending the grid
@@ -45,6 +48,7 @@ import datetime as _dt
 import hashlib
 import itertools
 import json
+import math
 import re
 import sys
 
@@ -54,14 +58,14 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 from emu.rng import SeedTree
 from emu.sweep.common import SweepError, canonical, now_iso  # noqa: F401  (re-exported)
 from emu.sweep.results import SweepResult
 
 SWEEP_KEYS = {"name", "description", "scenario", "eval", "params", "fixed", "grid", "points", "replicates",
-              "root_seed", "paired_seeds", "metrics", "warmup"}
+              "root_seed", "paired_seeds", "metrics", "warmup", "allow_code"}
 BACKENDS = ("local", "ray")
 SEED_BITS = 53  # seeds stay exact in JSON readers that use doubles
 
@@ -70,6 +74,19 @@ SEED_BITS = 53  # seeds stay exact in JSON readers that use doubles
 
 
 
+
+
+def check_finite(value: Any, where: str) -> None:
+    """Refuse NaN and infinity anywhere in a sweep value (lists and tables included), naming where."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SweepError(f"{where}: must be a finite number, got {value!r} (NaN and infinity are not allowed in a "
+                         "sweep: they would fail, or run forever, in the middle of it)")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_finite(item, f"{where}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            check_finite(item, f"{where}[{i}]")
 
 
 def _digest(text: str, n: int) -> str:
@@ -187,7 +204,14 @@ class Sweep:
         root_seed: the one seed every task's seed derives from.
         paired_seeds: the same seed for replicate r at every point (common random numbers).
         metrics: result columns that ``summary.csv`` and the plots use (default: a standard set).
-        base_dir: where relative trace paths in the grid are found (the sweep file's folder; default: cwd).
+        base_dir: where relative trace paths in the grid are found (the sweep file's folder; default: cwd); an
+            ``eval = "module:function"`` not found on the import path is looked up there too.
+        allow_code: let ``eval = "module:function"`` import and run that code (off by default: a sweep file is
+            data; the file's ``allow_code = true`` or ``--allow-code`` turns it on).
+        code_path: folders searched first for such a module (``--code-path``); the current folder is searched
+            only when named here.
+        import_code: import the eval function now to check it exists (``--dry-run`` passes False: nothing of
+            the sweep's code is imported).
     """
 
     def __init__(self, scenario: Any = None, *, eval: Optional[str] = None, params: Optional[dict] = None,
@@ -195,7 +219,8 @@ class Sweep:
                  replicates: int = 1, root_seed: int = 0, paired_seeds: bool = False,
                  metrics: Optional[list] = None, name: Optional[str] = None, description: str = "",
                  source: str = "<sweep>", base_dir: Union[str, Path, None] = None, validate: bool = True,
-                 warmup: Any = 0.0) -> None:
+                 warmup: Any = 0.0, allow_code: bool = False, code_path: Sequence[Union[str, Path]] = (),
+                 import_code: bool = True) -> None:
         from emu.scenario import Scenario, ScenarioError
 
         self.source = source
@@ -204,6 +229,15 @@ class Sweep:
         fail = self._fail
         if (scenario is None) == (eval is None):
             raise fail("give exactly one of scenario (a scenario file or table) or eval (an evaluation function)")
+        if not isinstance(allow_code, bool):
+            raise fail(f"allow_code: must be true or false, got {allow_code!r}")
+        self.allow_code = allow_code
+        if isinstance(code_path, (str, Path)):
+            code_path = [code_path]
+        for folder in code_path:
+            if not Path(folder).is_dir():
+                raise fail(f"--code-path {folder}: no such folder")
+        self.code_path = tuple(str(Path(folder).resolve()) for folder in code_path)
         if not isinstance(replicates, int) or isinstance(replicates, bool) or replicates < 1:
             raise fail(f"replicates: must be an integer >= 1, got {replicates!r}")
         if not isinstance(root_seed, int) or isinstance(root_seed, bool) or root_seed < 0:
@@ -235,9 +269,10 @@ class Sweep:
                 raise fail(f"params: expected a table, got {type(params).__name__}")
             self.base_raw = copy.deepcopy(params or {})
             self.scenario_source = source
-            if validate:
+            if validate and import_code:
+                self.check_code_allowed()
                 try:
-                    resolve_eval(eval, str(self.base_dir))
+                    resolve_eval(eval, str(self.base_dir), code_path=self.code_path, allow_code=self.allow_code)
                 except EvalNotFound as exc:
                     raise fail(str(exc)) from None
             self.name = name or f"eval-{eval.split(':')[-1]}"
@@ -269,8 +304,11 @@ class Sweep:
                 if unknown:
                     raise fail(f"metrics: unknown column(s) {unknown}; valid: {FLOW_METRICS} (and, with [[app]] "
                                "tables, the apps' metrics)")
-        for key in self.fixed:
+        for key, value in self.fixed.items():
             self._check_key(key, "fixed")
+            self._check_finite(value, f"fixed.{key}")
+        if self.kind == "eval":
+            self._check_finite(self.base_raw, "params")
 
         self.grid = {}
         for key, values in flatten(dict(grid or {})).items():
@@ -279,6 +317,7 @@ class Sweep:
                 raise fail(f"grid.{key}: also in [fixed]; a key is either fixed or swept")
             if not isinstance(values, list) or not values:
                 raise fail(f"grid.{key}: expected a non-empty list of values, got {values!r}")
+            self._check_finite(values, f"grid.{key}")
             self.grid[key] = values
         self.points = []
         for i, point in enumerate(points or []):
@@ -287,6 +326,7 @@ class Sweep:
             flat = flatten(point)
             for key in flat:
                 self._check_key(key, f"points[{i}]")
+                self._check_finite(flat[key], f"points[{i}].{key}")
                 if key in self.grid or key in self.fixed:
                     raise fail(f"points[{i}].{key}: also in [{'grid' if key in self.grid else 'fixed'}]; "
                                "a key is fixed, or swept in one place")
@@ -298,8 +338,10 @@ class Sweep:
     # -- loading ------------------------------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: Union[str, Path]) -> "Sweep":
-        """Read a sweep TOML file (paths inside it are relative to it)."""
+    def load(cls, path: Union[str, Path], *, allow_code: bool = False, code_path: Sequence[Union[str, Path]] = (),
+             import_code: bool = True) -> "Sweep":
+        """Read a sweep TOML file (paths inside it are relative to it). ``allow_code`` (``--allow-code``) or the
+        file's own ``allow_code = true`` lets an ``eval = "module:function"`` run; see ``Sweep``."""
         path = Path(path)
         if not path.exists():
             raise SweepError(f"{path}: sweep file not found")
@@ -307,10 +349,13 @@ class Sweep:
             raw = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise SweepError(f"{path}: not valid TOML: {exc}") from None
-        return cls.from_dict(raw, source=str(path), base_dir=path.parent)
+        return cls.from_dict(raw, source=str(path), base_dir=path.parent, allow_code=allow_code, code_path=code_path,
+                             import_code=import_code)
 
     @classmethod
-    def from_dict(cls, raw: dict, *, source: str = "<sweep>", base_dir: Union[str, Path, None] = None) -> "Sweep":
+    def from_dict(cls, raw: dict, *, source: str = "<sweep>", base_dir: Union[str, Path, None] = None,
+                  allow_code: bool = False, code_path: Sequence[Union[str, Path]] = (),
+                  import_code: bool = True) -> "Sweep":
         unknown = set(raw) - SWEEP_KEYS
         if unknown:
             raise SweepError(f"{source}: unknown key(s) {sorted(unknown)}; valid: {sorted(SWEEP_KEYS)}")
@@ -319,14 +364,37 @@ class Sweep:
                 raise SweepError(f"{source}: {key}: expected a table, got {type(raw[key]).__name__}")
         if "points" in raw and not isinstance(raw["points"], list):
             raise SweepError(f"{source}: points: expected an array of tables ([[points]])")
+        if not isinstance(raw.get("allow_code", False), bool):
+            raise SweepError(f"{source}: allow_code: must be true or false, got {raw['allow_code']!r}")
         return cls(raw.get("scenario"), eval=raw.get("eval"), params=raw.get("params"), grid=raw.get("grid"),
                    points=raw.get("points"), fixed=raw.get("fixed"), replicates=raw.get("replicates", 1),
                    root_seed=raw.get("root_seed", 0), paired_seeds=raw.get("paired_seeds", False),
                    metrics=raw.get("metrics"), name=raw.get("name"), description=str(raw.get("description", "")),
-                   source=source, base_dir=base_dir, warmup=raw.get("warmup", 0.0))
+                   source=source, base_dir=base_dir, warmup=raw.get("warmup", 0.0),
+                   allow_code=allow_code or raw.get("allow_code", False), code_path=code_path, import_code=import_code)
 
     def _fail(self, msg: str) -> SweepError:
         return SweepError(f"{self.source}: {msg}")
+
+    def _check_finite(self, value: Any, where: str) -> None:
+        try:
+            check_finite(value, where)
+        except SweepError as exc:
+            raise self._fail(str(exc)) from None
+
+    @property
+    def runs_code(self) -> bool:
+        """Whether the tasks import and run Python code named in the sweep (``eval = "module:function"``)."""
+        from emu.sweep.tasks import is_code_ref
+
+        return self.kind == "eval" and is_code_ref(self.eval)
+
+    def check_code_allowed(self) -> None:
+        """Refuse to go on when the sweep runs code it was not allowed to (see ``allow_code``)."""
+        if self.runs_code and not self.allow_code:
+            raise self._fail(f"eval = {self.eval!r} imports and runs Python code; a sweep file is data, so this "
+                             "needs an explicit opt-in: allow_code = true in the file, or --allow-code on the "
+                             "command line (Sweep(..., allow_code=True) in Python)")
 
     def _check_key(self, key: str, where: str) -> None:
         try:
@@ -388,7 +456,7 @@ class Sweep:
             return {"kind": "scenario", "raw": raw, "source": self.scenario_source, "seed": task.seed,
                     "warmup_s": self.warmup_s}
         return {"kind": "eval", "eval": self.eval, "eval_params": raw, "seed": task.seed,
-                "search_dir": str(self.base_dir)}
+                "search_dir": str(self.base_dir), "allow_code": self.allow_code, "code_path": list(self.code_path)}
 
     def validate(self) -> None:
         """Build every grid point's scenario now, so a bad value fails before anything runs or is written."""
@@ -438,6 +506,7 @@ class Sweep:
         """
         from emu.sweep.run import run_sweep
 
+        self.check_code_allowed()
         if backend not in BACKENDS:
             raise SweepError(f"backend: unknown {backend!r}; valid: {', '.join(BACKENDS)}")
         if workers is not None and (not isinstance(workers, int) or workers < 1):

@@ -15,15 +15,10 @@ comes from ``SeedTree(seed).rng(name)``, as in the emulator's components.
 """
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
 import os
-import sys
 import time
 import traceback
-from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 # Evaluations a sweep file can name (``eval = "NAME"``) besides the registered apps (``emu.apps.names()``, called
 # as ``spec.run_evaluation``): name -> "module:function" called as ``fn(params: dict, *, seed: int)``.
@@ -36,45 +31,33 @@ class EvalNotFound(ValueError):
     """An ``eval`` target that does not resolve to a callable; the message lists the registered names."""
 
 
-def _import_beside(module_name: str, search_dir: Optional[str]) -> Any:
-    """Import ``module_name`` from the import path, else from ``search_dir`` (the sweep file's folder): the module
-    ``search_dir/a/b.py`` (or package ``search_dir/a/b/``) for ``a.b``."""
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or ""
-        if not search_dir or not (module_name == missing or module_name.startswith(missing + ".")):
-            raise  # the module exists but something it imports does not
-    base = Path(search_dir).joinpath(*module_name.split("."))
-    path = base.with_suffix(".py") if base.with_suffix(".py").is_file() else base / "__init__.py"
-    if not path.is_file():
-        raise ModuleNotFoundError(f"No module named {module_name!r} on the path nor in {search_dir}",
-                                  name=module_name)
-    # a name of its own, so a file beside one sweep never shadows a module of the same name elsewhere
-    unique = f"_emu_sweep_local.{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}.{module_name}"
-    if unique in sys.modules:
-        return sys.modules[unique]
-    spec = importlib.util.spec_from_file_location(unique, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[unique] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(unique, None)
-        raise
-    return module
+class CodeNotAllowed(EvalNotFound):
+    """A ``module:function`` eval target in a sweep that did not opt in to running code (``allow_code``)."""
 
 
-def resolve_eval(target: str, search_dir: Optional[str] = None) -> tuple[Callable[..., Any], str]:
+def is_code_ref(target: Any) -> bool:
+    """Whether an ``eval`` target names Python code to import (``"package.module:function"``), not a registered
+    evaluation."""
+    return isinstance(target, str) and ":" in (target[len("eval:"):] if target.startswith("eval:") else target)
+
+
+def resolve_eval(target: str, search_dir: Optional[str] = None, *, code_path: Sequence[str] = (),
+                 allow_code: bool = False) -> tuple[Callable[..., Any], str]:
     """``"chatterbox"`` or ``"eval:chatterbox"`` (registered names) or ``"package.module:function"`` (called as
-    ``fn(params, seed=seed)``) -> ``(function, convention)``. A module not found on the import path is looked up
-    in ``search_dir`` (the sweep file's folder)."""
+    ``fn(params, seed=seed)``) -> ``(function, convention)``.
+
+    A ``module:function`` target is imported only with ``allow_code``; it is looked up in each ``code_path``
+    folder, then on the import path without the current folder, then in ``search_dir`` (the sweep file's folder)
+    (``emu.plugins.import_ref``)."""
     if not isinstance(target, str) or not target:
         raise EvalNotFound(f"eval: expected a registered name or 'module:function', got {target!r}")
     from emu.apps.registry import get as get_app, names as app_names
 
     name = target[len("eval:"):] if target.startswith("eval:") else target
     if ":" in name:
+        if not allow_code:
+            raise CodeNotAllowed(f"eval: {target!r} is Python code, imported and run by the sweep; allow it with "
+                                 "allow_code = true in the sweep file or --allow-code (Sweep(..., allow_code=True))")
         path, style = name, "params"
     elif name in EVAL_REGISTRY:
         path, style = EVAL_REGISTRY[name], "params"
@@ -90,12 +73,15 @@ def resolve_eval(target: str, search_dir: Optional[str] = None) -> tuple[Callabl
         raise EvalNotFound(f"eval: unknown {target!r}; registered: {sorted(EVAL_REGISTRY) + app_names()} "
                            "(or give 'package.module:function')")
     module_name, _, attr = path.partition(":")
+    from emu.plugins import import_ref
+
     try:
-        module = _import_beside(module_name, search_dir)
+        fn = import_ref(path, f"eval {target!r}", code_path=code_path, beside=[search_dir] if search_dir else [],
+                        trust_cwd=False)
     except ImportError as exc:
-        where = f" (looked on the path and in {search_dir})" if search_dir else ""
-        raise EvalNotFound(f"eval: {target!r} -> {path}: cannot import {module_name}{where}: {exc}") from None
-    fn = getattr(module, attr, None)
+        raise EvalNotFound(f"eval: {target!r} -> {path}: cannot import {module_name}: {exc}") from None
+    except ValueError as exc:  # no such attribute (or the module raised ValueError on import)
+        raise EvalNotFound(f"eval: {target!r} -> {path}: {exc}") from None
     if not callable(fn):
         raise EvalNotFound(f"eval: {target!r} -> {path}: {module_name} has no function {attr!r}")
     return fn, style
@@ -156,7 +142,8 @@ def run_scenario_task(payload: dict) -> list[dict]:
 
 
 def run_eval_task(payload: dict) -> list[dict]:
-    fn, style = resolve_eval(payload["eval"], payload.get("search_dir"))
+    fn, style = resolve_eval(payload["eval"], payload.get("search_dir"), code_path=payload.get("code_path", ()),
+                             allow_code=payload.get("allow_code", False))
     params, where = payload["eval_params"], f"eval {payload['eval']!r}"
     if style == "app":
         kwargs = dict(params)
