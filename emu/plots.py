@@ -156,19 +156,62 @@ def plot_tables(out_dir: Path, tables: dict[str, pd.DataFrame], title: Optional[
     return made
 
 
+# the columns each figure reads from a results directory's tables (label columns first, the rest numeric)
+TABLE_COLUMNS = {
+    "packets": (("flow",), ("delivered_s", "delay_s", "qdelay_s")),
+    "throughput": (("flow",), ("time_s", "throughput_bps")),
+    "delay_hist": (("flow",), ("upper_edge_s", "count")),
+    "capacity": (("link",), ("time_s", "capacity_bps")),
+    "flows": (("flow",), ()),
+}
+TIMESERIES_COLUMNS = (("key",), ("time_s",))
+
+
+def read_table_file(path: Path, labels: tuple[str, ...] = (), numeric: tuple[str, ...] = ()) -> pd.DataFrame:
+    """One table of a results directory, checked: parsed whole (a CSV must end with a complete line: a cut-off
+    file is refused, not drawn short), the ``labels`` and ``numeric`` columns present, the ``numeric`` ones
+    numbers. Every failure is a ``ValueError`` naming the file."""
+    path = Path(path)
+    try:
+        if path.suffix == ".csv":
+            with open(path, "rb") as f:
+                f.seek(0, 2)
+                size = f.tell()
+                if size:
+                    f.seek(size - 1)
+                    if f.read(1) != b"\n":
+                        raise ValueError("truncated: its last line is incomplete")
+            frame = pd.read_csv(path)
+        else:
+            frame = pd.read_parquet(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot be read ({' '.join(str(exc).split())[:200]})") from None
+    except Exception as exc:  # pandas and pyarrow parse errors come in many types
+        raise ValueError(f"{path}: not a readable table ({' '.join(str(exc).split())[:200]})") from None
+    missing = [c for c in labels + numeric if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; it has {list(frame.columns)}")
+    for column in numeric if len(frame) else ():  # a header-only CSV reads as text columns
+        if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]):
+            raise ValueError(f"{path}: column {column!r} must hold numbers, found {frame[column].dtype} values")
+    return frame
+
+
 def read_tables(results_dir: Path) -> dict[str, pd.DataFrame]:
-    """Load the tables a results directory holds (Parquet preferred over CSV)."""
+    """Load the tables a results directory holds (Parquet preferred over CSV), each checked by
+    ``read_table_file``."""
     results_dir = Path(results_dir)
     if not (results_dir / "summary.json").exists():
         raise FileNotFoundError(f"{results_dir}: not a results directory (no summary.json)")
-    names = ["packets", "throughput", "delay_hist", "flows", "capacity"]
-    names += sorted({p.stem for p in results_dir.glob("timeseries_*.*")})
+    names = list(TABLE_COLUMNS)
+    names += sorted({p.stem for p in results_dir.glob("timeseries_*.*") if p.suffix in (".csv", ".parquet")})
     tables = {}
     for name in names:
-        for ext, reader in ((".parquet", pd.read_parquet), (".csv", pd.read_csv)):
+        labels, numeric = TABLE_COLUMNS.get(name, TIMESERIES_COLUMNS)
+        for ext in (".parquet", ".csv"):
             path = results_dir / f"{name}{ext}"
             if path.exists():
-                tables[name] = reader(path)
+                tables[name] = read_table_file(path, labels, numeric)
                 break
     return tables
 
@@ -177,4 +220,11 @@ def read_title(results_dir: Path) -> str:
     """The plot title of a results directory, from the provenance in its summary.json."""
     import json
 
-    return plot_title(json.loads((Path(results_dir) / "summary.json").read_text()).get("meta"))
+    path = Path(results_dir) / "summary.json"
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{path}: not readable JSON ({' '.join(str(exc).split())[:200]})") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("meta", {}), dict):
+        raise ValueError(f"{path}: expected a JSON object with a 'meta' object")
+    return plot_title(summary.get("meta"))
