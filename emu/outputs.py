@@ -95,20 +95,20 @@ def clean_stale(out: Union[str, Path]) -> list[Path]:
     return done
 
 
-def _probe_writable(folder: Path, what: str) -> None:
+def _probe_writable(folder: Path, what: str, out: Path) -> None:
     """Create and remove a folder inside ``folder`` (or its nearest existing ancestor): the one check that holds
-    for every user, root included, and for read-only mounts."""
+    for every user, root included, and for read-only mounts. Messages name ``out``, the path the user gave."""
     probe = folder
     while not probe.exists():
         if probe.parent == probe:
             break
         probe = probe.parent
     if not probe.is_dir():
-        raise NotADirectoryError(f"{what} {folder}: {probe} is a file, not a folder")
+        raise NotADirectoryError(f"{what} {out}: {probe} is a file, not a folder")
     try:
         Path(tempfile.mkdtemp(prefix=".emu-write-probe-", dir=probe)).rmdir()
     except OSError as exc:
-        raise PermissionError(f"{what} {folder}: cannot write in {probe} ({exc.strerror or exc})") from None
+        raise PermissionError(f"{what} {out}: cannot write in {probe} ({exc.strerror or exc})") from None
 
 
 def check_output_dir(out: Union[str, Path], *, replace: bool, flag: str = "--out", force_flag: str = "--force",
@@ -123,7 +123,7 @@ def check_output_dir(out: Union[str, Path], *, replace: bool, flag: str = "--out
         raise FileNotFoundError(f"{flag} {out}: a broken symbolic link")
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{flag} {out}: is a file, not a folder; give a folder to write the results into")
-    _probe_writable(out.parent if str(out.parent) else Path("."), flag)
+    _probe_writable(out.parent if str(out.parent) else Path("."), flag, out)
     clean_stale(out)
     if out.is_dir():
         try:
@@ -131,7 +131,7 @@ def check_output_dir(out: Union[str, Path], *, replace: bool, flag: str = "--out
         except OSError as exc:
             raise PermissionError(f"{flag} {out}: cannot list it ({exc.strerror or exc})") from None
         if reopen:
-            _probe_writable(out, flag)
+            _probe_writable(out, flag, out)
         elif not empty:
             if not has_marker(out):
                 raise FileExistsError(f"{flag} {out}: exists, is not empty and was not written by emu (no {MARKER} "

@@ -67,7 +67,10 @@ def _import_module(name: str, code_path: list[Path], beside: list[Path], trust_c
     places = [*(f"--code-path {d}" for d in code_path), "the import path" + ("" if trust_cwd else
                                                                            " (the current folder left out)"),
               *map(str, beside)]
-    raise ModuleNotFoundError(f"No module named {name!r} in {', '.join(places)}", name=name)
+    hint = ""
+    if not trust_cwd and _module_file(Path.cwd(), name) is not None:
+        hint = f"; the current folder ({Path.cwd()}) has one, but it is searched only when named (--code-path .)"
+    raise ModuleNotFoundError(f"No module named {name!r} in {', '.join(places)}{hint}", name=name)
 
 
 def _module_file(folder: Path, name: str) -> Optional[Path]:
