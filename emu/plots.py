@@ -216,8 +216,8 @@ def read_tables(results_dir: Path) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def read_title(results_dir: Path) -> str:
-    """The plot title of a results directory, from the provenance in its summary.json."""
+def read_summary(results_dir: Path) -> dict:
+    """A results directory's summary.json, checked to be a JSON object whose ``meta`` is one; errors name it."""
     import json
 
     path = Path(results_dir) / "summary.json"
@@ -227,4 +227,9 @@ def read_title(results_dir: Path) -> str:
         raise ValueError(f"{path}: not readable JSON ({' '.join(str(exc).split())[:200]})") from None
     if not isinstance(summary, dict) or not isinstance(summary.get("meta", {}), dict):
         raise ValueError(f"{path}: expected a JSON object with a 'meta' object")
-    return plot_title(summary.get("meta"))
+    return summary
+
+
+def read_title(results_dir: Path) -> str:
+    """The plot title of a results directory, from the provenance in its summary.json."""
+    return plot_title(read_summary(results_dir).get("meta"))

@@ -88,13 +88,12 @@ def _source_text(source: Optional[str], base: Path) -> Optional[tuple[Path, str]
     return None
 
 
-def _csv(folder: Path, name: str) -> Optional[pd.DataFrame]:
-    path = folder / f"{name}.csv"
-    if path.exists():
-        return pd.read_csv(path)
-    path = folder / f"{name}.parquet"
-    if path.exists():
-        return pd.read_parquet(path)
+def _csv(folder: Path, name: str, labels: tuple[str, ...] = ()) -> Optional[pd.DataFrame]:
+    from emu.plots import read_table_file
+
+    for path in (folder / f"{name}.csv", folder / f"{name}.parquet"):
+        if path.exists():
+            return read_table_file(path, labels)  # a damaged table is named, not drawn
     return None
 
 
@@ -110,7 +109,9 @@ def _display_flows(flows: list[dict]) -> pd.DataFrame:
 
 
 def _run_sections(folder: Path) -> tuple[str, list[str]]:
-    summary = json.loads((folder / "summary.json").read_text())
+    from emu.plots import read_summary
+
+    summary = read_summary(folder)
     meta = dict(summary.get("meta", {}))
     captures = meta.pop("captures", [])
     raw = meta.pop("scenario_raw", None)
@@ -131,7 +132,7 @@ def _run_sections(folder: Path) -> tuple[str, list[str]]:
     full = pd.DataFrame(summary.get("flows", []))
     sections.append("<details><summary>every per-flow column (SI units)</summary>" + _table(full) + "</details>")
     sections.append("<h2>Links</h2>" + _table(pd.DataFrame(summary.get("links", []))))
-    drops = _csv(folder, "drops")
+    drops = _csv(folder, "drops", ("where", "reason", "flow"))
     if drops is not None and len(drops):
         if "count" in drops:
             by = drops.groupby(["where", "reason"], as_index=False)["count"].sum()
@@ -152,6 +153,7 @@ def _sweep_sections(folder: Path) -> tuple[str, list[str]]:
     from emu.sweep.results import SweepResult
 
     result = SweepResult(folder)
+    result.verified_parts()  # a damaged part is named, not reported on
     spec = dict(result.spec)
     points = spec.pop("points", [])
     title = f"sweep {spec.get('name', folder.name)}"

@@ -63,9 +63,10 @@ def test_a_damaged_part_is_named_by_plot_and_rerun_on_resume(damage, finished, t
     victim, other = _parts(out)[1], _parts(out)[2]
     victim.write_bytes(DAMAGE[damage](victim.read_bytes(), other.read_bytes()))
 
-    assert main(["plot", str(out)]) == 2  # reported by name, no traceback
-    err = capsys.readouterr().err
-    assert err.startswith(f"emu: error: {victim}: corrupt sweep part") and len(err.strip().splitlines()) == 1
+    for command in ("plot", "report"):  # reported by name, no traceback
+        assert main([command, str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"emu: error: {victim}: corrupt sweep part") and len(err.strip().splitlines()) == 1
 
     with caplog.at_level("WARNING"):
         result = Sweep(eval="dummy", grid={"x": [1.0, 2.0]}, replicates=2, root_seed=3).run(out, workers=1,
@@ -156,6 +157,26 @@ def test_plot_names_a_damaged_table_of_a_run_folder(damage, run_dir, tmp_path, c
     assert main(["plot", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"emu: error: {out / name}: ") and expected in err and len(err.strip().splitlines()) == 1
+
+
+REPORT_DAMAGE = {
+    "drops.csv without its columns": ("drops.csv", lambda p: p.write_text("a,b\n1,2\n"),
+                                      "missing column(s) ['where', 'reason', 'flow']"),
+    "drops.csv cut off": ("drops.csv", _cut, "truncated"),
+    "summary.json not JSON": ("summary.json", lambda p: p.write_text("{"), "not readable JSON"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(REPORT_DAMAGE))
+def test_report_names_a_damaged_file_of_a_run_folder(damage, run_dir, tmp_path, capsys):
+    name, spoil, expected = REPORT_DAMAGE[damage]
+    out = tmp_path / "r"
+    shutil.copytree(run_dir, out)
+    assert main(["report", str(out)]) == 0  # intact: fine
+    spoil(out / name)
+    assert main(["report", str(out)]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith(f"emu: error: {out / name}: ") and expected in err
 
 
 def test_plot_redraws_an_intact_run_folder(run_dir, tmp_path, capsys):

@@ -192,6 +192,15 @@ class SweepResult:
                 bad.append(exc)
         return good, bad
 
+    def verified_parts(self) -> dict[str, pd.DataFrame]:
+        """``{task_id: rows}`` of every part file; the first damaged one raises ``CorruptPart`` naming it."""
+        good, bad = self.check_parts()
+        if bad:
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise CorruptPart(bad[0].path, f"{bad[0].reason}{more}; rerun the sweep with the same --out to redo "
+                                           "its task")
+        return good
+
     @property
     def n_tasks(self) -> int:
         return int(self.spec.get("n_tasks", 0))
@@ -218,12 +227,7 @@ class SweepResult:
     def table(self) -> pd.DataFrame:
         """Every finished task's rows, one frame, in grid order then replicate. A corrupt part file raises
         ``CorruptPart`` naming it (rerunning the sweep redoes that task)."""
-        good, bad = self.check_parts()
-        if bad:
-            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-            raise CorruptPart(bad[0].path, f"{bad[0].reason}{more}; rerun the sweep with the same --out to redo "
-                                           "its task")
-        frames = [f for f in good.values() if len(f.columns)]
+        frames = [f for f in self.verified_parts().values() if len(f.columns)]
         if not frames:
             return pd.DataFrame(columns=list(BOOKKEEPING))
         table = pd.concat(frames, ignore_index=True)
