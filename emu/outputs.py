@@ -164,8 +164,10 @@ def replace_dir(staged: Union[str, Path], out: Union[str, Path]) -> Path:
     if not out.is_dir() or (any(out.iterdir()) and not has_marker(out)):
         raise FileExistsError(f"{out}: exists and was not written by emu (no {MARKER} marker); not replaced")
     backup = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if backup.exists():  # this process replaced NAME before and was interrupted; that copy is older still
-        shutil.rmtree(backup)
+    n = 0
+    while backup.exists():  # never removed here: clean_stale judges what is left of other runs
+        n += 1
+        backup = out.with_name(f".{out.name}.old-{os.getpid()}-{n}")
     os.rename(out, backup)
     try:
         os.rename(staged, out)
