@@ -118,7 +118,19 @@ def check_output_dir(out: Union[str, Path], *, replace: bool, flag: str = "--out
     refused with a message naming it. ``reopen``: an existing folder is written into, not replaced (a sweep resumes;
     its caller checks what the folder holds).
     Stale staging folders of ``out`` are cleaned first (see ``clean_stale``)."""
-    out = Path(out)
+    out = given = Path(out)
+    if out.name in ("", ".", ".."):
+        out = Path(os.path.abspath(out))
+    if not out.name:
+        raise ValueError(f"{flag} {given}: the file system root cannot be a results folder")
+    try:
+        cwd = Path.cwd().resolve()
+    except OSError:  # the current folder was removed
+        cwd = None
+    where = Path(os.path.abspath(out)).resolve()
+    if not reopen and cwd is not None and (where == cwd or where in cwd.parents):
+        raise ValueError(f"{flag} {given}: is the current folder (or holds it); a results folder is swapped in whole "
+                         f"by rename, so give a folder of its own, e.g. {flag} runs/NAME")
     if out.is_symlink() and not out.exists():
         raise FileNotFoundError(f"{flag} {out}: a broken symbolic link")
     if out.exists() and not out.is_dir():

@@ -236,6 +236,15 @@ def _bad_out(kind: str, tmp_path: Path) -> tuple[list[str], str]:
     if kind == "broken link":
         (tmp_path / "link").symlink_to(tmp_path / "nowhere")
         return ["--out", str(tmp_path / "link")], "broken symbolic link"
+    if kind == "the current folder":
+        os.chdir(tmp_path)  # restored by the test's monkeypatch.chdir
+        return ["--out", "."], "--out .: is the current folder (or holds it)"
+    if kind == "a folder holding the current one":
+        (tmp_path / "deeper").mkdir()
+        os.chdir(tmp_path / "deeper")
+        return ["--out", ".."], "--out ..: is the current folder (or holds it)"
+    if kind == "the root":
+        return ["--out", "/"], "--out /: the file system root cannot be a results folder"
     if kind == "format xml":
         return ["--out", str(tmp_path / "o"), "--format", "xml"], "--format: unknown format 'xml'; valid: csv"
     if kind == "format empty":
@@ -243,11 +252,13 @@ def _bad_out(kind: str, tmp_path: Path) -> tuple[list[str], str]:
     raise AssertionError(kind)
 
 
-BAD_OUTPUTS = ["a file", "inside a file", "unwritable", "broken link", "format xml", "format empty"]
+BAD_OUTPUTS = ["a file", "inside a file", "unwritable", "broken link", "the current folder",
+               "a folder holding the current one", "the root", "format xml", "format empty"]
 
 
 @pytest.mark.parametrize("kind", BAD_OUTPUTS)
-def test_bad_outputs_fail_before_the_simulation(kind, tmp_path, capsys, no_simulation):
+def test_bad_outputs_fail_before_the_simulation(kind, tmp_path, capsys, no_simulation, monkeypatch):
+    monkeypatch.chdir(REPO)  # the chdir of some cases is undone after the test
     flags, expected = _bad_out(kind, tmp_path)
     before = sorted(p.name for p in tmp_path.iterdir())
     code = main(["run", str(EXAMPLE), *flags, "--no-progress"])
