@@ -16,7 +16,6 @@
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -27,6 +26,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import pandas as pd
 
+from emu.apps.artifacts import sha256_file
 from emu.sweep.common import SweepError
 
 log = logging.getLogger(__name__)
@@ -100,14 +100,6 @@ class CorruptPart(SweepError):
         self.reason = reason
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def read_part(path: Path, sha256: Optional[str] = None) -> pd.DataFrame:
     """A part file parsed whole and checked: its sha256 against the one recorded when it was written (``sha256``,
     from the manifest; parts written by older versions have none), Parquet page checksums, the bookkeeping
@@ -116,7 +108,7 @@ def read_part(path: Path, sha256: Optional[str] = None) -> pd.DataFrame:
 
     path = Path(path)
     try:
-        if sha256 is not None and file_sha256(path) != sha256:
+        if sha256 is not None and sha256_file(path) != sha256:
             raise CorruptPart(path, "its sha256 differs from the one recorded in manifest.jsonl when it was written")
         frame = pq.read_table(path, page_checksum_verification=True).to_pandas()
     except CorruptPart:

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from emu.sweep.common import SweepError, canonical, now_iso
-from emu.sweep.results import PARTS, SweepResult, file_sha256, write_outputs
+from emu.apps.artifacts import sha256_file
+from emu.sweep.results import PARTS, SweepResult, write_outputs
 
 if TYPE_CHECKING:  # pragma: no cover
     from emu.sweep.spec import Sweep, Task
@@ -86,7 +87,7 @@ def write_part(parts_dir: Path, task: "Task", rows: list[dict]) -> tuple[int, st
     tmp = parts_dir / f".{task.task_id}.parquet.tmp-{os.getpid()}"
     try:
         frame.to_parquet(tmp, index=False, write_page_checksum=True)
-        sha256 = file_sha256(tmp)
+        sha256 = sha256_file(tmp)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
