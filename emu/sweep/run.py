@@ -170,7 +170,8 @@ def run_sweep(sweep: "Sweep", out: Path, *, backend: str, workers: Optional[int]
         manifest.append({"task_id": task_id, "point_id": task.point_id, "replicate": task.replicate,
                          "seed": task.seed, "params": task.params, "status": status, "error": error,
                          "traceback": tb, "wall_s": outcome.get("wall_s"), "cpu_s": outcome.get("cpu_s"),
-                         "rows": n_rows, "part_sha256": sha256, "backend": backend, "pid": outcome.get("pid"), "finished_at": now_iso()})
+                         "rows": n_rows, "part_sha256": sha256, "backend": backend, "pid": outcome.get("pid"),
+                         "finished_at": now_iso()})
         bar.update(1)
         if failed:
             bar.set_postfix(failed=failed, refresh=False)
