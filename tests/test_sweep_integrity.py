@@ -78,6 +78,14 @@ def test_a_damaged_part_is_named_by_plot_and_rerun_on_resume(damage, finished, t
     assert len([r for r in _manifest(out) if r["task_id"] == victim.stem]) == 2
 
 
+@pytest.mark.parametrize("text, expected", [("{", "not readable JSON"), ("[1]", "expected a JSON object")])
+def test_plot_names_a_damaged_sweep_json(text, expected, finished, tmp_path, capsys):
+    out = _copy(finished, tmp_path)
+    (out / "sweep.json").write_text(text)
+    assert main(["plot", str(out)]) == 2
+    assert capsys.readouterr().err.startswith(f"emu: error: {out / 'sweep.json'}: {expected}")
+
+
 def test_parts_without_a_recorded_hash_are_still_parsed_whole(finished, tmp_path):
     out = _copy(finished, tmp_path)
     lines = [{k: v for k, v in r.items() if k != "part_sha256"} for r in _manifest(out)]  # an older sweep

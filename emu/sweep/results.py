@@ -147,7 +147,12 @@ class SweepResult:
         if not is_sweep_dir(self.out_dir):
             raise FileNotFoundError(f"{self.out_dir}: not a sweep results folder (no sweep.json)")
         spec_path = self.out_dir / "sweep.json"
-        self.spec = json.loads(spec_path.read_text()) if spec_path.exists() else {}
+        try:
+            self.spec = json.loads(spec_path.read_text()) if spec_path.exists() else {}
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise SweepError(f"{spec_path}: not readable JSON ({' '.join(str(exc).split())[:200]})") from None
+        if not isinstance(self.spec, dict):
+            raise SweepError(f"{spec_path}: expected a JSON object, got {type(self.spec).__name__}")
 
     def __repr__(self) -> str:
         return (f"SweepResult({str(self.out_dir)!r}: {self.n_done} done, {self.n_failed} failed, "
