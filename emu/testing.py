@@ -272,8 +272,9 @@ def _run_values(sides: dict[str, Callable[[int], Any]], metric: Metric, seeds: l
     for i, seed in enumerate(seeds):
         for side, fn in sides.items():
             params = {"fn": fn, "metric": metric, "flow": flow, "app": app}
+            # emu's own function running the caller's: code the caller chose to run (allow_code)
             jobs.append((f"{side}:{i}", {"kind": "eval", "eval": "emu.testing:_measure_task", "eval_params": params,
-                                         "seed": seed}))
+                                         "seed": seed, "allow_code": True}))
     failures: list[str] = []
 
     def on_outcome(task_id: str, outcome: dict) -> None:
