@@ -4,6 +4,7 @@
 - Reno under random loss follows Mathis et al. (1997): rate = 1.22 MSS / (RTT sqrt(p)), within 25 %;
 - Prague and Cubic share a 100 Mbit/s DualPI2 bottleneck (RFC 9332): L queue p99 <= 2 ms, C queue mean
   15 +- 5 ms (the PI2 target), rate ratio within [0.5, 2];
+- Prague's alpha averages to the marking probability of a link that CE-marks packets at random;
 - Prague through a FIFO without marking falls back to Reno-like behaviour and does not starve Cubic;
 - Prague and Cubic through DualPI2 on a real cellular capacity trace: the L4S flow's p99 delay is below the
   classic flow's.
@@ -19,8 +20,9 @@ import os
 import numpy as np
 import pytest
 
-from emu import BernoulliLossConfig, Sim, dumbbell
-from emu.transport import open_stream
+from emu import BernoulliLossConfig, Network, Sim, dumbbell
+from emu.packet import CE, NOT_ECT
+from emu.transport import KIND_DATA, open_stream
 
 
 def _flow_stats(sim, name, t0_s, t1_s):
@@ -76,7 +78,6 @@ def test_reno_throughput_follows_mathis_under_random_loss(p, duration_s):
 
 
 def test_prague_and_cubic_share_dualpi2():
-    pytest.importorskip("emu.queues.dualpi2", reason="needs emu/queues/dualpi2.py")
     sim = Sim(seed=1)
     net = dumbbell(sim, 2, bottleneck_rate="100Mbps", bottleneck_delay="10ms", queue="dualpi2",
                    queue_params={"preset": "rfc9332"})
@@ -111,13 +112,50 @@ def test_prague_without_marking_behaves_like_reno_and_does_not_starve_cubic():
     assert prague_rate == pytest.approx(rates["reno"][0], rel=0.2)     # Reno-like fallback
 
 
+class RandomMarker:
+    """Sets CE on each ECN-capable data packet with probability ``p`` (its own seeded stream), then forwards."""
+
+    def __init__(self, sim, out, p):
+        self.out = out
+        self.p = p
+        self.rng = sim.rng("marker")
+
+    def receive(self, pkt):
+        if pkt.kind == KIND_DATA and pkt.ecn != NOT_ECT and self.rng.random() < self.p:
+            pkt.ecn = CE
+        self.out.receive(pkt)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3])
+def test_prague_alpha_tracks_a_steady_marking_probability(p):
+    # Every data packet is CE-marked with probability p on a 20 Mbit/s, 20 ms RTT path; the window stays near
+    # 2 (1 - p) / p segments, far below the BDP, so nothing queues and nothing is lost. alpha, the EWMA of the
+    # per-round marked fraction (RFC 8257 §3.3), must average to p: sampled every 10 ms from 2 s to 12 s.
+    sim = Sim(seed=3)
+    net = Network(sim)
+    a, b = net.host("a"), net.host("b")
+    net.link(a, b, rate="20Mbps", delay="10ms", queue_params={"limit_pkts": 10_000})
+    net.build_routes()
+    fwd = net.links[("a", "b")]
+    fwd.out = RandomMarker(sim, b, p)
+    s, _ = open_stream(sim, a, b, cc="prague", bulk=True, flow="prague")
+    alphas = []
+
+    def sample(_):
+        alphas.append(s.cc.alpha)
+        sim.call_in(0.01, sample)
+
+    sim.call_at(2.0, sample)
+    sim.run(until_s=12.0)
+    assert s.retransmitted_pkts == 0
+    assert float(np.mean(alphas)) == pytest.approx(p, abs=0.02), np.mean(alphas)
+
+
 def test_prague_and_cubic_on_a_cellular_trace(shared_traces):
     # shared_traces (tests/conftest.py) skips with a reason when ../shared/traces is absent.
     trace = os.path.join(str(shared_traces), "mahimahi", "Verizon-LTE-short.down")
     if not os.path.exists(trace):
         pytest.skip(f"trace {trace} not found")
-    pytest.importorskip("emu.links.trace_link", reason="needs emu/links/trace_link.py")
-    pytest.importorskip("emu.queues.dualpi2", reason="needs emu/queues/dualpi2.py")
     sim = Sim(seed=1)
     net = dumbbell(sim, 2, bottleneck_delay="10ms", queue="dualpi2", queue_params={"preset": "rfc9332"},
                    trace=trace)
