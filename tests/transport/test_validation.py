@@ -53,6 +53,7 @@ def test_cubic_fills_one_bdp_droptail_bottleneck():
     sim.run(until_s=14.0)
     st = _flow_stats(sim, "cubic", 2.0, 14.0)
     utilisation = st["rate_bps"] / rate_bps
+    print(f"Cubic, one-BDP DropTail: utilisation {utilisation:.3f}")
     assert utilisation >= 0.95, utilisation
     assert s.cc.congestion_events >= 2                                 # it did fill the buffer and back off
     assert s.rto_count == 0
@@ -75,6 +76,7 @@ def test_reno_throughput_follows_mathis_under_random_loss(p, duration_s):
     goodput_bps = (r.bytes_in_order - b0) * 8 / (duration_s - warmup_s)
     rtt = float(np.mean(rtts))
     mathis_bps = 1.22 * s.config.mss_bytes * 8 / (rtt * math.sqrt(p))
+    print(f"Reno at p = {p}: {goodput_bps / mathis_bps:.2f}x the Mathis et al. rate")
     assert goodput_bps == pytest.approx(mathis_bps, rel=0.25), (goodput_bps, mathis_bps)
 
 
@@ -89,6 +91,8 @@ def test_prague_and_cubic_share_dualpi2():
     l_p99 = float(np.percentile(l4s["qdelay_s"], 99))
     c_mean = float(np.mean(classic["qdelay_s"]))
     ratio = l4s["rate_bps"] / classic["rate_bps"]
+    print(f"DualPI2: L sojourn p99 {l_p99 * 1e3:.2f} ms, C sojourn mean {c_mean * 1e3:.1f} ms, "
+          f"Prague/Cubic {ratio:.2f}")
     assert l_p99 <= 0.002, l_p99
     assert 0.010 <= c_mean <= 0.020, c_mean
     assert 0.5 <= ratio <= 2.0, ratio
@@ -109,6 +113,7 @@ def test_prague_without_marking_behaves_like_reno_and_does_not_starve_cubic():
             assert a.ce_bytes_total == 0 and a.cc.congestion_events > 0     # it reacted to losses
     prague_rate, cubic_rate = rates["prague"]
     ratio = prague_rate / cubic_rate
+    print(f"FIFO without marking: Prague/Cubic {ratio:.2f}")
     assert 0.4 <= ratio <= 2.5, ratio                                 # neither starves the other
     # Without marks Prague's responses are Reno's (beta 0.5 on loss, one MSS per round): the same run, to the byte.
     assert rates["prague"] == rates["reno"]
@@ -165,6 +170,8 @@ def test_prague_and_cubic_on_a_cellular_trace(shared_traces):
     sim.run(until_s=30.0)
     l4s = _flow_stats(sim, "a", 5.0, 30.0)
     classic = _flow_stats(sim, "b", 5.0, 30.0)
+    print(f"Verizon LTE, DualPI2: p99 delay Prague {np.percentile(l4s['delay_s'], 99) * 1e3:.0f} ms, "
+          f"Cubic {np.percentile(classic['delay_s'], 99) * 1e3:.0f} ms")
     assert l4s["rate_bps"] > 0.5e6 and classic["rate_bps"] > 0.5e6
     assert np.percentile(l4s["delay_s"], 99) < np.percentile(classic["delay_s"], 99)
     assert np.mean(l4s["qdelay_s"]) < np.mean(classic["qdelay_s"])
