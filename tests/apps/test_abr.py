@@ -170,14 +170,18 @@ def test_bad_configs_name_the_field():
         ChunkSimulator(flat_video(), flat_trace(8.0), start=0)
 
 
-def test_eval_unknown_scheme_and_folder_fail_early(shared_traces):
+def test_eval_unknown_scheme_and_folder_fail_early(tmp_path):
     import emu.apps
 
     spec = emu.apps.get("abr")
     with pytest.raises(ValueError, match="unknown scheme 'foo'"):
         spec.run_evaluation(schemes=("foo",))
+    video = tmp_path / "video"                       # a synthetic chunk-size folder: no shared data needed
+    video.mkdir()
+    for level in range(N_LEVELS):
+        (video / f"video_size_{level}").write_text(f"{100_000 * (level + 1)}\n" * (N_CHUNKS + 1))
     with pytest.raises(FileNotFoundError, match="nope"):
-        spec.run_evaluation(schemes=("bba",), traces="nope")
+        spec.run_evaluation(schemes=("bba",), traces=str(tmp_path / "nope"), video=str(video))
 
 
 # -- packet level -----------------------------------------------------------------------------------------------
