@@ -60,10 +60,16 @@ def test_codel_example_uses_a_responsive_flow_and_holds_the_queue():
     assert flows.loc["download", "throughput_bps"] > 8e6     # the download takes most of what video leaves
 
 
-def test_mixed_apps_example_installs_every_registered_app():
+def test_mixed_apps_example_installs_every_registered_app(tmp_path, monkeypatch):
     import emu.apps
+    from emu.apps.abr.video import N_CHUNKS, N_LEVELS
 
     pytest.importorskip("torch")
+    video = tmp_path / "video"                   # the ABR app's chunk sizes: a synthetic folder, no shared data
+    video.mkdir()
+    for level in range(N_LEVELS):
+        (video / f"video_size_{level}").write_text(f"{100_000 * (level + 1)}\n" * (N_CHUNKS + 1))
+    monkeypatch.setenv("EMU_ABR_VIDEO_DIR", str(video))
     scenario = Scenario.load(EXAMPLES / "mixed_apps.toml")
     assert sorted(a.app for a in scenario.apps) == sorted(emu.apps.names())
     assert set(scenario.streams) == {"prague0", "cubic0"}
