@@ -195,11 +195,16 @@ def two_flows_rtt(*, rate_bps: float = 20e6, rtt_a_s: float = 0.020, rtt_b_s: fl
 
 
 def prague_step(*, rate_bps: float = 50e6, rtt_s: float = 0.020, step_thresh_s: float = 0.001,
-                pacing: bool = True, duration_s: float = 20.0, warmup_s: float = 5.0, seed: int = 1,
-                record: str = "full") -> RunResult:
-    """One Prague flow through DualPI2 (Linux preset) whose L queue marks every packet above a step threshold."""
+                step_thresh_pkts: Optional[int] = None, pacing: bool = True, duration_s: float = 20.0,
+                warmup_s: float = 5.0, seed: int = 1, record: str = "full") -> RunResult:
+    """One Prague flow through DualPI2 (Linux preset) whose L queue marks every packet above a step threshold:
+    ``step_thresh_s`` of sojourn, or, if ``step_thresh_pkts`` is set, that many packets left in the L queue
+    (Linux ``step_thresh`` in packets)."""
+    params: dict = {"preset": "linux", "l_step_thresh_s": step_thresh_s}
+    if step_thresh_pkts is not None:
+        params["l_step_thresh_pkts"] = step_thresh_pkts
     return _run([("prague", "prague", rtt_s, {})], rate_bps=rate_bps, queue="dualpi2",
-                queue_params={"preset": "linux", "l_step_thresh_s": step_thresh_s}, duration_s=duration_s,
+                queue_params=params, duration_s=duration_s,
                 warmup_s=warmup_s, pacing=pacing, seed=seed, record=record)
 
 
