@@ -4,6 +4,8 @@
     python benchmarks/bench_ns3_validation.py --ns3-python /tmp/ns3/bin/python            # the table
     python benchmarks/bench_ns3_validation.py --ns3-python /tmp/ns3/bin/python --markdown # as in docs/l4s.md
     python benchmarks/bench_ns3_validation.py --json                                      # one object per row
+    python benchmarks/bench_ns3_validation.py --ns3-python /tmp/ns3/bin/python --json --only "reno, 10 Mb/s, 1 BDP, pacing off" \
+        --duration-s 12 --cwnd-log-s 10.2 10.8    # ns-3's every cwnd change around one reduction
 
 Without ``--ns3-python`` (or ``EMU_NS3_PYTHON``), or when that interpreter cannot import ns-3, the ns-3 rows
 are skipped with a message and only emu's rows are printed; nothing in emu or its tests needs ns-3.
@@ -104,6 +106,7 @@ def summarise(sim: str, sc: dict, got: dict) -> dict:
         if len(t) >= 2:
             periods.append((t[-1] - t[0]) / (len(t) - 1))
     row = {"scenario": sc["name"], "sim": sim,
+           **({"cwnd_log": [f.get("cwnd_log") for f in flows]} if any("cwnd_log" in f for f in flows) else {}),
            "goodput_mbps": sum(f["goodput_bps"] for f in flows) / 1e6, "utilisation": got["utilisation"],
            "mean_cwnd_pkts": sum(f["mean_cwnd_pkts"] for f in flows), "mean_queue_pkts": got["mean_queue_pkts"],
            "reductions": reductions, "drops": drops,
@@ -149,8 +152,16 @@ def main() -> None:
     parser.add_argument("--warmup-s", type=float, default=8.0)
     parser.add_argument("--json", action="store_true", help="one JSON object per row")
     parser.add_argument("--markdown", action="store_true", help="a Markdown table")
+    parser.add_argument("--only", default=None, help="run only the scenarios whose name contains this text")
+    parser.add_argument("--cwnd-log-s", type=float, nargs=2, default=None, metavar=("T0", "T1"),
+                        help="with --json: ns-3 rows also list every cwnd change in [T0, T1) (cwnd_log)")
     args = parser.parse_args()
     scs = scenarios(args.duration_s, args.warmup_s)
+    if args.only:
+        scs = [sc for sc in scs if args.only in sc["name"]]
+    if args.cwnd_log_s:
+        for sc in scs:
+            sc["cwnd_log_s"] = list(args.cwnd_log_s)
     proc = None
     note = ""
     if not args.ns3_python:

@@ -15,6 +15,9 @@ The bottleneck queue: a queue disc holding ``limit_pkts - 1`` packets in front o
 ``FifoQueueDisc``; the step marker is ``RedQueueDisc`` with ``MinTh = MaxTh = step``, ``QW = 1`` (instantaneous
 length), not gentle, ECN marking instead of dropping (the DCTCP set-up of ns-3's ``dctcp-example.cc``).
 
+With ``"cwnd_log_s": [t0, t1]`` in a scenario, every cwnd change in [t0, t1) is returned too (``cwnd_log``:
+time, segments), for looking at one reduction closely.
+
 Per flow: goodput over [warmup_s, duration_s) from the sink, window reductions (entries into CWR, Recovery or
 Loss from Open/Disorder, timed), bottleneck drops of the flow's packets, mean cwnd sampled every 10 ms; mean
 bottleneck queue (queue disc + device queue) sampled every 10 ms.
@@ -39,10 +42,16 @@ using namespace ns3;
 struct Probe {
     double cwnd = 0.0;
     std::vector<double> reductions;
+    std::vector<std::pair<double, double>> cwnd_log;   // (time, cwnd bytes) inside [log_from, log_to)
 };
+double log_from = 0.0, log_to = -1.0;
 std::vector<Probe> probes(8);
 std::map<uint32_t, uint64_t> drops_by_src;
-void OnCwnd(Probe* p, uint32_t, uint32_t v) { p->cwnd = v; }
+void OnCwnd(Probe* p, uint32_t, uint32_t v) {
+    p->cwnd = v;
+    double t = Simulator::Now().GetSeconds();
+    if (t >= log_from && t < log_to) { p->cwnd_log.push_back({t, (double)v}); }
+}
 void OnState(Probe* p, TcpSocketState::TcpCongState_t from, TcpSocketState::TcpCongState_t to) {
     bool was_open = from == TcpSocketState::CA_OPEN || from == TcpSocketState::CA_DISORDER;
     bool reduced = to == TcpSocketState::CA_CWR || to == TcpSocketState::CA_RECOVERY || to == TcpSocketState::CA_LOSS;
@@ -59,7 +68,7 @@ void Watch(Ptr<Socket> s, int i, uint32_t initial_cwnd) {
 }
 void WatchDrops(Ptr<QueueDisc> q) { q->TraceConnectWithoutContext("Drop", MakeCallback(&OnDrop)); }
 uint64_t Drops(uint32_t addr) { return drops_by_src.count(addr) ? drops_by_src[addr] : 0; }
-void Reset() { probes.assign(8, Probe()); drops_by_src.clear(); }
+void Reset(double from, double to) { probes.assign(8, Probe()); drops_by_src.clear(); log_from = from; log_to = to; }
 }
 """
 
@@ -71,7 +80,8 @@ def run(sc: dict, ns, cppyy) -> dict:
     """One scenario: ``{"flows": [{"cc", "rtt_s"}], "rate_bps", "limit_pkts", "queue": "droptail" | "step",
     "step_pkts", "pacing", "duration_s", "warmup_s", "seed"}``."""
     em = cppyy.gbl.emuval
-    em.Reset()
+    log_s = sc.get("cwnd_log_s") or (0.0, -1.0)
+    em.Reset(float(log_s[0]), float(log_s[1]))
     ns.Ipv4AddressGenerator.Reset()
     ns.RngSeedManager.SetSeed(1)
     ns.RngSeedManager.SetRun(int(sc.get("seed", 1)))
@@ -198,6 +208,8 @@ def run(sc: dict, ns, cppyy) -> dict:
             "drops": int(em.Drops(src_addrs[i].Get()) - drops0[i]),
             "mean_cwnd_pkts": cwnd_sum[i] / max(1, samples),
         })
+        if sc.get("cwnd_log_s"):
+            out_flows[-1]["cwnd_log"] = [(p.first, p.second / MSS_BYTES) for p in em.probes[i].cwnd_log]
     total = sum(f["goodput_bps"] for f in out_flows)
     ns.Simulator.Destroy()
     return {"name": sc["name"], "flows": out_flows, "utilisation": total * PKT_BYTES / MSS_BYTES / rate_bps,
