@@ -101,7 +101,8 @@ def main() -> None:
         print(f"  vs bare SimPy        {r['ratio_vs_simpy_ceiling']:8.3f}   (heap events per wall second / "
               f"bare SimPy timeouts per wall second, same run)")
         print(f"  heap events          {r['events_per_packet']:8.2f} per delivered packet (data + ACK), "
-              f"{r['events_per_data_packet']:.2f} per data packet; {r['acks_per_data_packet']:.2f} ACKs per data packet")
+              f"{r['events_per_data_packet']:.2f} per data packet; "
+              f"{r['acks_per_data_packet']:.2f} ACKs per data packet")
         print(f"  L sojourn p99        {r['l_sojourn_p99_s'] * 1e3:8.3f} ms")
         print(f"  C sojourn mean       {r['c_sojourn_mean_s'] * 1e3:8.3f} ms")
         print(f"  throughput ratio     {r['throughput_ratio']:8.2f} (Prague / Cubic), utilisation "

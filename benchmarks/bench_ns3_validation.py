@@ -4,8 +4,9 @@
     python benchmarks/bench_ns3_validation.py --ns3-python /tmp/ns3/bin/python            # the table
     python benchmarks/bench_ns3_validation.py --ns3-python /tmp/ns3/bin/python --markdown # as in docs/l4s.md
     python benchmarks/bench_ns3_validation.py --json                                      # one object per row
-    python benchmarks/bench_ns3_validation.py --ns3-python /tmp/ns3/bin/python --json --only "reno, 10 Mb/s, 1 BDP, pacing off" \
-        --duration-s 12 --cwnd-log-s 10.2 10.8    # ns-3's every cwnd change around one reduction
+    python benchmarks/bench_ns3_validation.py --ns3-python /tmp/ns3/bin/python --json \
+        --only "reno, 10 Mb/s, 1 BDP, pacing off" --duration-s 12 --cwnd-log-s 11.1 11.5
+                                          # ns-3's every cwnd change around one reduction
 
 Without ``--ns3-python`` (or ``EMU_NS3_PYTHON``), or when that interpreter cannot import ns-3, the ns-3 rows
 are skipped with a message and only emu's rows are printed; nothing in emu or its tests needs ns-3.

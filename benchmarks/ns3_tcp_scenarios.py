@@ -159,7 +159,8 @@ def run(sc: dict, ns, cppyy) -> dict:
     sinks, apps = [], []
     for i in range(n):
         port = 5000 + i
-        sh = ns.PacketSinkHelper("ns3::TcpSocketFactory", ns.InetSocketAddress(ns.Ipv4Address.GetAny(), port).ConvertTo())
+        anywhere = ns.InetSocketAddress(ns.Ipv4Address.GetAny(), port).ConvertTo()
+        sh = ns.PacketSinkHelper("ns3::TcpSocketFactory", anywhere)
         sapp = sh.Install(mid.Get(1))
         sapp.Start(ns.Seconds(0.0))
         sinks.append(sapp.Get(0).GetObject[ns.PacketSink]())
