@@ -55,14 +55,20 @@ def reno_sawtooth_period_s(rate_bps: float, rtt_s: float, buffer_pkts: float, pk
 
 
 def cubic_period_s(rate_bps: float, rtt_s: float, buffer_pkts: float, c: float = 0.4, beta: float = 0.7,
-                   pkt_bytes: int = PKT_BYTES) -> float:
+                   pkt_bytes: int = PKT_BYTES, arithmetic: str = "rfc9438") -> float:
     """Time between two reductions of a lone CUBIC flow whose peak stays at ``W_max = BDP + B + 1``: the window
     climbs back from ``beta * W_max`` along the cubic curve in ``K`` seconds (RFC 9438 eq. 2) or, if sooner,
     along the Reno-friendly line (``alpha_cubic = 3 (1 - beta) / (1 + beta)`` segments per round, §4.3, a round
-    lasting ``max(RTT0, W / C)``); plus the detection and recovery rounds."""
+    lasting ``max(RTT0, W / C)``); plus the detection and recovery rounds.
+
+    ``arithmetic="linux"`` (``CubicConfig.target_arithmetic``): the target, truncated to whole segments and taken
+    one RTT ahead, is ``W_max`` once the curve is within one segment of it, ``cbrt(1 / C)`` seconds before ``K``;
+    one more round climbs the last segment."""
     pkts_per_s = rate_bps / 8.0 / pkt_bytes
     w_max = bdp_pkts(rate_bps, rtt_s, pkt_bytes) + buffer_pkts + 1.0
     k_s = (w_max * (1.0 - beta) / c) ** (1.0 / 3.0)
+    if arithmetic == "linux":
+        k_s = max(0.0, k_s - (1.0 / c) ** (1.0 / 3.0) - rtt_s) + _rtt_at(w_max, rtt_s, pkts_per_s)
     alpha = 3.0 * (1.0 - beta) / (1.0 + beta)
     w, reno_s = beta * w_max, 0.0
     while w < w_max and reno_s < k_s:
