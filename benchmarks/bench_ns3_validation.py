@@ -20,6 +20,8 @@ queue that CE-marks every packet above a step of ``STEP_PKTS`` packets (emu: Dua
 The ns-3 side is ``benchmarks/ns3_tcp_scenarios.py`` (run in ns-3's interpreter, all scenarios in one process,
 concurrently with emu's runs). Columns: goodput, utilisation (whole packets), mean cwnd and mean bottleneck
 queue (sampled every 10 ms), drops per window reduction, mean time between reductions (sawtooth period).
+Cubic rows run in emu twice: ``emu`` with RFC 9438's continuous curve (the default) and ``emu-L`` with
+``CubicConfig(target_arithmetic="linux")``, the whole-segment arithmetic of Linux and ns-3.
 """
 from __future__ import annotations
 
@@ -61,13 +63,16 @@ def scenarios(duration_s: float, warmup_s: float) -> list[dict]:
     return out
 
 
-def run_emu(sc: dict) -> dict:
+def run_emu(sc: dict, cubic_params: dict | None = None) -> dict:
+    """One scenario in emu; ``cubic_params`` go to every Cubic flow (``{"target_arithmetic": "linux"}``)."""
     start = time.perf_counter()
     kw = {"duration_s": sc["duration_s"], "warmup_s": sc["warmup_s"], "pacing": sc["pacing"]}
     if sc["kind"] == "single":
-        r = v.single_flow(sc["cc"], rate_bps=sc["rate_bps"], rtt_s=RTT_S, buffer_bdp=sc["buffer_bdp"], **kw)
+        r = v.single_flow(sc["cc"], rate_bps=sc["rate_bps"], rtt_s=RTT_S, buffer_bdp=sc["buffer_bdp"],
+                          cc_params=cubic_params if sc["cc"] == "cubic" else None, **kw)
     elif sc["kind"] == "two":
-        r = v.two_flows_rtt(rate_bps=sc["rate_bps"], rtt_a_s=0.020, rtt_b_s=0.080, **kw)
+        r = v.two_flows_rtt(rate_bps=sc["rate_bps"], rtt_a_s=0.020, rtt_b_s=0.080, cubic_params=cubic_params,
+                            **kw)
     else:
         r = v.prague_step(rate_bps=sc["rate_bps"], rtt_s=0.020, step_thresh_pkts=sc["step_pkts"], **kw)
     flows = [{"cc": f.cc, "goodput_bps": f.goodput_bps, "reductions": f.reductions,
@@ -171,7 +176,11 @@ def main() -> None:
         note = f"ns-3 skipped: {args.ns3_python} not found"
     else:
         proc = start_ns3(args.ns3_python, scs)
-    emu_rows = [summarise("emu", sc, run_emu(sc)) for sc in scs]
+    emu_rows = []
+    for sc in scs:
+        emu_rows.append(summarise("emu", sc, run_emu(sc)))
+        if "cubic" in sc["name"].lower():   # also with Linux's whole-segment Cubic arithmetic
+            emu_rows.append(summarise("emu-L", sc, run_emu(sc, {"target_arithmetic": "linux"})))
     ns3_rows: dict[str, dict] = {}
     if proc is not None:
         got, err = finish_ns3(proc)
@@ -182,9 +191,10 @@ def main() -> None:
     if note:
         print(note, file=sys.stderr)
     rows = []
-    for r in emu_rows:
+    for i, r in enumerate(emu_rows):
         rows.append(r)
-        if r["scenario"] in ns3_rows:
+        last = i + 1 == len(emu_rows) or emu_rows[i + 1]["scenario"] != r["scenario"]
+        if last and r["scenario"] in ns3_rows:
             rows.append(ns3_rows[r["scenario"]])
     if args.json:
         for r in rows:

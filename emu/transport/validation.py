@@ -192,10 +192,12 @@ def single_flow(cc: str = "reno", *, rate_bps: float = 10e6, rtt_s: float = 0.04
 
 def two_flows_rtt(*, rate_bps: float = 20e6, rtt_a_s: float = 0.020, rtt_b_s: float = 0.080,
                   buffer_bdp: float = 1.0, pacing: bool = True, duration_s: float = 30.0, warmup_s: float = 5.0,
-                  seed: int = 1, record: str = "full") -> RunResult:
-    """Two Cubic flows with different base RTTs; the buffer is ``buffer_bdp`` BDPs of the longer RTT."""
+                  seed: int = 1, record: str = "full", cubic_params: Optional[dict] = None) -> RunResult:
+    """Two Cubic flows with different base RTTs; the buffer is ``buffer_bdp`` BDPs of the longer RTT.
+    ``cubic_params``: more config for both controllers (``{"target_arithmetic": "linux"}``)."""
     limit = max(2, int(round(buffer_bdp * bdp_pkts(rate_bps, max(rtt_a_s, rtt_b_s)))))
-    return _run([("cubic_a", "cubic", rtt_a_s, {"hystart": False}), ("cubic_b", "cubic", rtt_b_s, {"hystart": False})],
+    params = {"hystart": False, **(cubic_params or {})}
+    return _run([("cubic_a", "cubic", rtt_a_s, dict(params)), ("cubic_b", "cubic", rtt_b_s, dict(params))],
                 rate_bps=rate_bps, queue="droptail", queue_params={"limit_pkts": limit}, duration_s=duration_s,
                 warmup_s=warmup_s, pacing=pacing, seed=seed, record=record)
 
