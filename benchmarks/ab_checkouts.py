@@ -3,11 +3,14 @@
     git archive <old-commit> | (mkdir -p /tmp/before && tar -x -C /tmp/before)
     python benchmarks/ab_checkouts.py /tmp/before .                 # both workloads, 3 rounds
     python benchmarks/ab_checkouts.py /tmp/before . --workload l4s --rounds 5
+    python benchmarks/ab_checkouts.py /tmp/before . --workload calls --l4s-s 5     # function calls, load-free
 
 Workloads (each run in a fresh interpreter whose ``PYTHONPATH`` is the checkout):
 
 - ``l4s``: ``emu.experiments.l4s_coexistence`` (Prague + Cubic, 100 Mbit/s DualPI2, 20 ms), ``--l4s-s`` simulated
   seconds: simulated seconds per wall second and per CPU second;
+- ``calls``: Python function calls of the ``l4s`` workload, counted by ``cProfile`` (one run each; the count
+  is deterministic, so it measures the work per simulated second without the noise of other load);
 - ``core``: ``benchmarks/bench_core.py``'s emu and ns.py runs (Poisson, 90 % of 100 Mbit/s, 4 s simulated):
   packets per wall second and the emu / ns.py ratio.
 
@@ -25,6 +28,10 @@ import sys
 L4S = ("import json, time; from emu.experiments import l4s_coexistence as f; "
        "w, c = time.perf_counter(), time.process_time(); f(duration_s={d}, warmup_s=1.0); "
        "print(json.dumps({{'wall_s': time.perf_counter() - w, 'cpu_s': time.process_time() - c}}))")
+# Python function calls of the L4S workload (cProfile): deterministic, so unaffected by other load.
+CALLS = ("import cProfile, json, pstats; from emu.experiments import l4s_coexistence as f; "
+         "p = cProfile.Profile(); p.enable(); f(duration_s={d}, warmup_s=1.0); p.disable(); "
+         "print(json.dumps({{'calls': pstats.Stats(p).total_calls}}))")
 CORE = ("import json, sys, time; sys.path.insert(0, 'benchmarks'); import bench_core as b; "
         "b.run_emu(0.2); b.run_nspy(0.2); "   # imports and first-call set-up outside the timed runs
         "c = time.process_time(); n, dt = b.run_emu(4.0); ce = time.process_time() - c; "
@@ -43,7 +50,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("before")
     parser.add_argument("after")
-    parser.add_argument("--workload", choices=("l4s", "core", "both"), default="both")
+    parser.add_argument("--workload", choices=("l4s", "core", "calls", "both"), default="both",
+                        help="both: l4s and core")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--l4s-s", type=float, default=10.0)
     args = parser.parse_args()
@@ -60,6 +68,11 @@ def main() -> None:
             out[f"l4s_realtime_factor_{k}"] = round(args.l4s_s / best[k]["wall_s"], 2)
             out[f"l4s_sim_s_per_cpu_s_{k}"] = round(args.l4s_s / best[k]["cpu_s"], 2)
         out["l4s_speedup_cpu"] = round(best["before"]["cpu_s"] / best["after"]["cpu_s"], 3)
+    if args.workload == "calls":
+        calls = {k: run(d, CALLS.format(d=args.l4s_s))["calls"] for k, d in sides.items()}
+        for k in sides:
+            out[f"l4s_calls_per_sim_s_{k}"] = round(calls[k] / args.l4s_s)
+        out["l4s_calls_after_over_before"] = round(calls["after"] / calls["before"], 4)
     if args.workload in ("core", "both"):
         best = {k: {} for k in sides}
         for _ in range(args.rounds):

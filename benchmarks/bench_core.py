@@ -10,7 +10,7 @@ packets, a 1000-packet buffer, 10 ms propagation, a sink, 10 s simulated (~75 k 
 Each simulator runs ``--repeats`` times, interleaved; the best run counts (the least disturbed by other load).
 ns-3 runs too when the pip ``ns3`` package is importable, or in another interpreter given by ``--ns3-python``
 (the pip ``ns3`` and ``ns-py`` packages both install a top-level ``ns`` package, so they cannot share one
-environment: ``python -m venv /tmp/ns3 && /tmp/ns3/bin/pip install ns3 numpy``).
+environment: ``python -m venv /tmp/ns3 && /tmp/ns3/bin/pip install ns3``; ``--ns3-only`` needs no numpy there).
 """
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # this checkout's emu
 
@@ -55,6 +54,7 @@ EMU_EVENTS: dict[str, float] = {}
 
 
 def run_nspy(sim_s: float = SIM_S, seed: int = 1) -> tuple[int, float]:
+    import numpy as np
     import simpy
     from ns.packet.dist_generator import DistPacketGenerator
     from ns.packet.sink import PacketSink
@@ -141,6 +141,8 @@ def run_ns3_elsewhere(python: str) -> tuple[int, float] | None:
     """ns-3 in another interpreter (this file with ``--ns3-only``); None if it cannot run there."""
     done = subprocess.run([python, os.path.abspath(__file__), "--ns3-only"], capture_output=True, text=True)
     if done.returncode != 0:
+        tail = [line for line in done.stderr.splitlines() if line.strip() and "materialize" not in line][-3:]
+        print(f"ns-3 run in {python} failed: {' | '.join(tail)}", file=sys.stderr)
         return None
     got = json.loads(done.stdout.strip().splitlines()[-1])
     return got["pkts"], got["wall_s"]

@@ -4,7 +4,8 @@
     python benchmarks/bench_tcp_validation.py --json     # one JSON object per row
 
 Rows: lone Reno and Cubic flows through DropTail of 1 and 0.25 BDP (10 and 20 Mbit/s, 40 ms, pacing off and on),
-Cubic with the RFC 9438 fractional fast-convergence test, two Cubic flows with 20 and 80 ms RTTs, and Prague
+Cubic with the RFC 9438 fractional fast-convergence test, Cubic with Linux's whole-segment arithmetic
+(``target_arithmetic="linux"``), two Cubic flows with 20 and 80 ms RTTs, and Prague
 through DualPI2 with a 1-ms step. Columns: utilisation, window reductions, drops per reduction, mean cycle
 period and its closed form (Reno: AIMD rounds + detection + recovery round; Cubic: RFC 9438 K + the same two
 rounds; see the module docstring of ``emu.transport.validation``).
@@ -30,13 +31,16 @@ def rows(duration_s: float) -> list[dict]:
         ("cubic", 20e6, 1.0, False, {}), ("cubic", 20e6, 1.0, True, {}),
         ("cubic", 20e6, 0.25, False, {}),
         ("cubic", 20e6, 1.0, False, {"fast_convergence_compare": "rfc9438"}),
+        ("cubic", 20e6, 1.0, False, {"target_arithmetic": "linux"}),
     ]:
         r = v.single_flow(cc, rate_bps=rate, rtt_s=0.040, buffer_bdp=buf, pacing=pacing, duration_s=duration_s,
                           warmup_s=8.0, cc_params=params)
         f = r.flows[0]
         b = round(buf * v.bdp_pkts(rate, 0.040))
-        closed = (v.reno_sawtooth_period_s(rate, 0.040, b) if cc == "reno" else v.cubic_period_s(rate, 0.040, b))
-        label = cc + (" (RFC 9438 FC)" if params else "")
+        closed = (v.reno_sawtooth_period_s(rate, 0.040, b) if cc == "reno" else
+                  v.cubic_period_s(rate, 0.040, b, arithmetic=params.get("target_arithmetic", "rfc9438")))
+        label = cc + (" (RFC 9438 FC)" if "fast_convergence_compare" in params else
+                      " (Linux arithmetic)" if "target_arithmetic" in params else "")
         out.append({"scenario": f"{label}, {rate / 1e6:g} Mb/s, {buf:g} BDP, pacing {'on' if pacing else 'off'}",
                     "utilisation": r.utilisation, "reductions": f.reductions,
                     "drops_per_reduction": f.drops_per_reduction, "period_s": f.mean_period_s,

@@ -13,8 +13,11 @@ import numpy as np
 
 def l4s_coexistence(*, rate: Any = "100Mbps", rtt_s: float = 0.020, duration_s: float = 10.0,
                     warmup_s: float = 3.0, preset: str = "rfc9332", seed: int = 1, trace: Any = None,
-                    record: str = "full") -> dict:
+                    record: str = "full", delayed_ack: bool = False) -> dict:
     """Run Prague vs Cubic over DualPI2 and return its numbers plus the finished ``sim``.
+
+    ``delayed_ack``: both receivers ACK every second segment or after 40 ms (``StreamConfig.delayed_ack``,
+    RFC 5681 §4.2), instead of every segment.
 
     Returns a dict with ``l_sojourn_p99_s`` (Prague packets' queueing delay, i.e. the L queue),
     ``c_sojourn_mean_s`` (Cubic packets', the C queue), ``throughput_ratio`` (Prague / Cubic),
@@ -38,8 +41,8 @@ def l4s_coexistence(*, rate: Any = "100Mbps", rtt_s: float = 0.020, duration_s: 
         net.link(server, client, rate=rate, delay=rtt_s / 2, queue="dualpi2", queue_params={"preset": preset},
                  reverse_queue_params={"limit_pkts": 100_000})
     net.build_routes()
-    open_stream(sim, server, client, cc="prague", bulk=True, flow="prague")
-    open_stream(sim, server, client, cc="cubic", bulk=True, flow="cubic")
+    open_stream(sim, server, client, cc="prague", bulk=True, flow="prague", delayed_ack=delayed_ack)
+    open_stream(sim, server, client, cc="cubic", bulk=True, flow="cubic", delayed_ack=delayed_ack)
     sim.run(until_s=duration_s)
     out: dict = {"sim": sim, "network": net}
     if record == "full":

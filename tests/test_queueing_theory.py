@@ -30,7 +30,9 @@ def _mean_wait_s(size_dist: str, seed: int) -> float:
 def test_md1_mean_wait_within_5_percent():
     service_s = SIZE_BYTES * 8 / RATE_BPS
     expected = LOAD * service_s / (2 * (1 - LOAD))
-    assert _mean_wait_s("fixed", seed=11) == pytest.approx(expected, rel=0.05)
+    got = _mean_wait_s("fixed", seed=11)
+    print(f"M/D/1 mean wait {got * 1e3:.4f} ms against {expected * 1e3:.4f} ms: {100 * (got / expected - 1):+.2f} %")
+    assert got == pytest.approx(expected, rel=0.05)
 
 
 def test_mm1_mean_wait_within_5_percent():
@@ -39,4 +41,6 @@ def test_mm1_mean_wait_within_5_percent():
     service_s = mean_size * 8 / RATE_BPS
     rho = LOAD * mean_size / SIZE_BYTES
     expected = rho * service_s / (1 - rho)
-    assert _mean_wait_s("exponential", seed=12) == pytest.approx(expected, rel=0.05)
+    got = _mean_wait_s("exponential", seed=12)
+    print(f"M/M/1 mean wait {got * 1e3:.4f} ms against {expected * 1e3:.4f} ms: {100 * (got / expected - 1):+.2f} %")
+    assert got == pytest.approx(expected, rel=0.05)

@@ -34,6 +34,9 @@ def test_worked_example_on_the_real_trace(shared_traces, capsys):
     with capsys.disabled():
         print("\n" + printed)
     assert "geometric mean over 8 paired seeds" in printed
+    # The output docs/testing.md quotes (ratio, interval, p-value and every seed's values) is this run's, exactly.
+    quoted = re.search(r"-k real_trace` prints:\s*```\n(.*?)```", DOC.read_text(), re.S).group(1)
+    assert " ".join(quoted.split()) in " ".join(printed.split()), (quoted, printed)
 
 
 def synthetic_trace(path, seconds: int = 30, seed: int = 7):

@@ -230,6 +230,7 @@ class StreamSender:
         self._counters = sim.records.flows[self.flow_id]
         self._src = host.name
         self._send_fn: Optional[Callable[[Packet], None]] = None
+        self._pkt_ids = sim.pkt_ids
         self._mss = cfg.mss_bytes
         self._hdr = cfg.header_bytes
         self._pacing = cfg.pacing
@@ -393,8 +394,7 @@ class StreamSender:
                 self._next_send_s = start + (length + self._hdr) * 8.0 / rate
 
     def _transmit(self, seg: int, length: int, now: float, new: bool) -> None:
-        sim = self.sim
-        pid = next(sim.pkt_ids)
+        pid = next(self._pkt_ids)
         ecn = self.cc.ecn
         if not new:
             i = seg - self._base
@@ -506,7 +506,7 @@ class StreamSender:
         else:
             new_ce = 0
         cc = self.cc
-        lost_bytes, lost_sent_s = self._rack_detect(now)
+        lost_bytes, lost_sent_s = self._rack_detect(now) if self._xq else (0, -INF)
         if lost_bytes:
             self._rtx_credit = True
             if self._snd_una >= self._recovery_seq:
@@ -751,6 +751,8 @@ class StreamReceiver:
         self.ce_bytes = 0
         self.acks_sent = 0
         self._max_blocks = cfg.max_sack_blocks
+        self._pkt_ids = sim.pkt_ids
+        self._ack_bytes = cfg.ack_bytes
         # Delayed ACKs.
         self._delack = cfg.delayed_ack
         self._unacked = 0
@@ -878,11 +880,12 @@ class StreamReceiver:
         self._unacked = 0
         if self._delack_timer is not None:
             self._delack_timer.cancel()
-        info = AckInfo(self.rcv_nxt, self.sack_blocks(), self.ce_bytes, pkt.created_s, now - pkt.created_s,
-                       pkt.qdelay_s, pkt.seq, self.rx_bytes)
-        sim = self.sim
-        pid = next(sim.pkt_ids)
-        size = self.config.ack_bytes
+        # No held ranges and no SACK history: sack_blocks() would return () (the common in-order case).
+        sacks = self.sack_blocks() if self._o_starts or self._recent else ()
+        info = AckInfo(self.rcv_nxt, sacks, self.ce_bytes, pkt.created_s, now - pkt.created_s, pkt.qdelay_s,
+                       pkt.seq, self.rx_bytes)
+        pid = next(self._pkt_ids)
+        size = self._ack_bytes
         ack = Packet(pid, self._ack_flow_id, self._host_name, pkt.src, size, now, self.port, pkt.sport, NOT_ECT,
                      self.rcv_nxt, KIND_ACK, info)
         self.acks_sent += 1

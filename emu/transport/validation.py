@@ -55,14 +55,20 @@ def reno_sawtooth_period_s(rate_bps: float, rtt_s: float, buffer_pkts: float, pk
 
 
 def cubic_period_s(rate_bps: float, rtt_s: float, buffer_pkts: float, c: float = 0.4, beta: float = 0.7,
-                   pkt_bytes: int = PKT_BYTES) -> float:
+                   pkt_bytes: int = PKT_BYTES, arithmetic: str = "rfc9438") -> float:
     """Time between two reductions of a lone CUBIC flow whose peak stays at ``W_max = BDP + B + 1``: the window
     climbs back from ``beta * W_max`` along the cubic curve in ``K`` seconds (RFC 9438 eq. 2) or, if sooner,
     along the Reno-friendly line (``alpha_cubic = 3 (1 - beta) / (1 + beta)`` segments per round, §4.3, a round
-    lasting ``max(RTT0, W / C)``); plus the detection and recovery rounds."""
+    lasting ``max(RTT0, W / C)``); plus the detection and recovery rounds.
+
+    ``arithmetic="linux"`` (``CubicConfig.target_arithmetic``): the target, truncated to whole segments and taken
+    one RTT ahead, is ``W_max`` once the curve is within one segment of it, ``cbrt(1 / C)`` seconds before ``K``;
+    one more round climbs the last segment."""
     pkts_per_s = rate_bps / 8.0 / pkt_bytes
     w_max = bdp_pkts(rate_bps, rtt_s, pkt_bytes) + buffer_pkts + 1.0
     k_s = (w_max * (1.0 - beta) / c) ** (1.0 / 3.0)
+    if arithmetic == "linux":
+        k_s = max(0.0, k_s - (1.0 / c) ** (1.0 / 3.0) - rtt_s) + _rtt_at(w_max, rtt_s, pkts_per_s)
     alpha = 3.0 * (1.0 - beta) / (1.0 + beta)
     w, reno_s = beta * w_max, 0.0
     while w < w_max and reno_s < k_s:
@@ -186,20 +192,27 @@ def single_flow(cc: str = "reno", *, rate_bps: float = 10e6, rtt_s: float = 0.04
 
 def two_flows_rtt(*, rate_bps: float = 20e6, rtt_a_s: float = 0.020, rtt_b_s: float = 0.080,
                   buffer_bdp: float = 1.0, pacing: bool = True, duration_s: float = 30.0, warmup_s: float = 5.0,
-                  seed: int = 1, record: str = "full") -> RunResult:
-    """Two Cubic flows with different base RTTs; the buffer is ``buffer_bdp`` BDPs of the longer RTT."""
+                  seed: int = 1, record: str = "full", cubic_params: Optional[dict] = None) -> RunResult:
+    """Two Cubic flows with different base RTTs; the buffer is ``buffer_bdp`` BDPs of the longer RTT.
+    ``cubic_params``: more config for both controllers (``{"target_arithmetic": "linux"}``)."""
     limit = max(2, int(round(buffer_bdp * bdp_pkts(rate_bps, max(rtt_a_s, rtt_b_s)))))
-    return _run([("cubic_a", "cubic", rtt_a_s, {"hystart": False}), ("cubic_b", "cubic", rtt_b_s, {"hystart": False})],
+    params = {"hystart": False, **(cubic_params or {})}
+    return _run([("cubic_a", "cubic", rtt_a_s, dict(params)), ("cubic_b", "cubic", rtt_b_s, dict(params))],
                 rate_bps=rate_bps, queue="droptail", queue_params={"limit_pkts": limit}, duration_s=duration_s,
                 warmup_s=warmup_s, pacing=pacing, seed=seed, record=record)
 
 
 def prague_step(*, rate_bps: float = 50e6, rtt_s: float = 0.020, step_thresh_s: float = 0.001,
-                pacing: bool = True, duration_s: float = 20.0, warmup_s: float = 5.0, seed: int = 1,
-                record: str = "full") -> RunResult:
-    """One Prague flow through DualPI2 (Linux preset) whose L queue marks every packet above a step threshold."""
+                step_thresh_pkts: Optional[int] = None, pacing: bool = True, duration_s: float = 20.0,
+                warmup_s: float = 5.0, seed: int = 1, record: str = "full") -> RunResult:
+    """One Prague flow through DualPI2 (Linux preset) whose L queue marks every packet above a step threshold:
+    ``step_thresh_s`` of sojourn, or, if ``step_thresh_pkts`` is set, that many packets left in the L queue
+    (Linux ``step_thresh`` in packets)."""
+    params: dict = {"preset": "linux", "l_step_thresh_s": step_thresh_s}
+    if step_thresh_pkts is not None:
+        params["l_step_thresh_pkts"] = step_thresh_pkts
     return _run([("prague", "prague", rtt_s, {})], rate_bps=rate_bps, queue="dualpi2",
-                queue_params={"preset": "linux", "l_step_thresh_s": step_thresh_s}, duration_s=duration_s,
+                queue_params=params, duration_s=duration_s,
                 warmup_s=warmup_s, pacing=pacing, seed=seed, record=record)
 
 

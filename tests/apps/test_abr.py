@@ -116,13 +116,24 @@ def test_mpc_picks_top_level_on_a_fast_link_and_bottom_on_a_slow_one(video):
     assert max(slow.levels) <= 1
 
 
-@pytest.mark.parametrize("folder,limit", [("pensieve-hsdpa", 0), ("oboe", 100)])
+# README and docs/abr.md (seed 0, chunk level, the same trace sets): QoE / bitrate / rebuffer / smooth.
+QUOTED_BASELINES = {
+    "pensieve-hsdpa": {"bba": (0.673, 1.163, 0.030, 0.361), "mpc": (0.797, 1.180, 0.056, 0.144)},
+    "oboe": {"bba": (1.930, 2.385, 0.005, 0.435), "mpc": (2.208, 2.441, 0.014, 0.174)},
+}
+
+
+@pytest.mark.parametrize("folder,limit", [("pensieve-hsdpa", 0), ("oboe", 50)])
 def test_bba_below_mpc_on_test_sources(shared_traces, video, folder, limit):
     from emu.apps.abr.eval import AbrEvalConfig, evaluate
 
     out = evaluate(AbrEvalConfig(traces=folder, limit=limit), schemes=("bba", "mpc"), seed=0)
     assert out["bba"]["qoe"] < out["mpc"]["qoe"]
-    assert out["bba"]["n_traces"] == out["mpc"]["n_traces"] > 50
+    assert out["bba"]["n_traces"] == out["mpc"]["n_traces"] >= 50
+    for scheme, quoted in QUOTED_BASELINES[folder].items():     # the table's figures, to their three decimals
+        row = out[scheme]
+        got = (row["qoe"], row["bitrate_mbps"], row["rebuffer_s"], row["smooth_mbps"])
+        assert got == pytest.approx(quoted, abs=0.0005 + 1e-9), (scheme, got)
 
 
 # -- bad input --------------------------------------------------------------------------------------------------
@@ -159,14 +170,18 @@ def test_bad_configs_name_the_field():
         ChunkSimulator(flat_video(), flat_trace(8.0), start=0)
 
 
-def test_eval_unknown_scheme_and_folder_fail_early(shared_traces):
+def test_eval_unknown_scheme_and_folder_fail_early(tmp_path):
     import emu.apps
 
     spec = emu.apps.get("abr")
     with pytest.raises(ValueError, match="unknown scheme 'foo'"):
         spec.run_evaluation(schemes=("foo",))
+    video = tmp_path / "video"                       # a synthetic chunk-size folder: no shared data needed
+    video.mkdir()
+    for level in range(N_LEVELS):
+        (video / f"video_size_{level}").write_text(f"{100_000 * (level + 1)}\n" * (N_CHUNKS + 1))
     with pytest.raises(FileNotFoundError, match="nope"):
-        spec.run_evaluation(schemes=("bba",), traces="nope")
+        spec.run_evaluation(schemes=("bba",), traces=str(tmp_path / "nope"), video=str(video))
 
 
 # -- packet level -----------------------------------------------------------------------------------------------

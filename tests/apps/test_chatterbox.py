@@ -47,6 +47,17 @@ def test_token_source_is_seeded_and_validated():
         TokenSourceConfig(inter_token_s=0)
 
 
+def test_committed_corpus_matches_its_description():
+    # docs/chatterbox.md: 96 responses of 200-800 tokens, mean 4.1 bytes a token.
+    from emu.apps.chatterbox.corpus import load_responses
+
+    responses = load_responses()
+    lengths = [len(r) for r in responses]
+    assert len(responses) == 96 and min(lengths) >= 200 and max(lengths) <= 800
+    mean_bytes = sum(len(tok.encode()) for r in responses for tok in r) / sum(lengths)
+    assert mean_bytes == pytest.approx(4.1, abs=0.05)
+
+
 def test_timeline_file_round_trip_and_errors(tmp_path):
     tl = TokenTimeline(np.array([0.05, 0.08]), ("Hello", ' "world"\n'))
     path = tmp_path / "t.tsv"

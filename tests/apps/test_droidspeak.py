@@ -12,15 +12,14 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("constriction")
 pytest.importorskip("tokenizers")
 
-from emu.apps.artifacts import CardError, card_path  # noqa: E402
+from emu.apps.artifacts import CardError  # noqa: E402
 from emu.apps.droidspeak import corpora  # noqa: E402
-from emu.apps.droidspeak.variants import APP, VARIANTS  # noqa: E402
+from emu.apps.droidspeak.variants import APP  # noqa: E402
 
 
 def _missing() -> str | None:
-    for name in (*VARIANTS, "profile"):
-        if not card_path(APP, name).is_file():
-            return f"committed droidspeak model {name!r} missing (emu train droidspeak-variants / -profile)"
+    """Why these tests cannot run here: only the Debian text corpora may be absent (they come from packages outside
+    the project); a missing committed model is a defect, caught by test_droidspeak_transfer.py::test_committed_models_are_present."""
     for name in corpora.CORPORA:
         if not corpora.available(name):
             return f"the {name} corpus is not installed ({corpora.CORPORA[name].patterns[0]})"

@@ -165,3 +165,12 @@ def test_per_layer_coding_matches_whole_cache_sizes():
     assert np.abs(coded.decoded - h).max() < 0.05 * np.abs(h).max()
     with pytest.raises(ValueError, match="codec"):
         encode_layer(kv, "gzip", 0, 6)
+
+
+def test_committed_models_are_present():
+    # A missing committed model is a defect: this fails (test_droidspeak.py skips only for missing Debian text).
+    from emu.apps.artifacts import card_path
+    from emu.apps.droidspeak.variants import APP, VARIANTS
+
+    missing = [name for name in (*VARIANTS, "profile") if not card_path(APP, name).is_file()]
+    assert not missing, f"committed droidspeak models missing: {missing} (emu train droidspeak-variants / -profile)"

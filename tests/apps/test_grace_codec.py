@@ -117,6 +117,25 @@ def test_any_subset_of_packets_decodes(codec, clip):
     assert not mask.any() and not got.any()
 
 
+def test_rate_points_give_the_documented_bitrates():
+    # docs/grace.md: on carphone (a chain of 40 P-frames from the true first frame, no loss) the five rate points
+    # give 45, 75, 116, 181 and 274 kbit/s (200-byte payloads, packets' coded bytes).
+    torch.set_num_threads(1)
+    full = load_clip("carphone", max_frames=40)
+    codec = NeuralCodec(load_model("grace"), use_mask=True)
+    kbps = []
+    for q in range(5):
+        ref = to_tensor(full.frames[0])
+        bits = []
+        for t in range(1, len(full.frames)):
+            sym = codec.latent(full.frames[t], ref, q)
+            enc = codec.packetise(sym, q, t, 200)
+            bits.append(enc.size_bytes * 8)
+            ref = codec.reconstruct(sym, ref, q)
+        kbps.append(float(np.mean(bits)) * full.fps / 1000)
+    assert kbps == pytest.approx([45, 75, 116, 181, 274], abs=0.6)
+
+
 def test_reed_solomon_any_k_of_n():
     data = bytes(range(256)) * 7
     for red, k_expect in ((0.2, 9), (0.5, 9)):

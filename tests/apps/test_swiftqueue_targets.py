@@ -17,8 +17,12 @@ Targets of the issue (paper numbers in brackets) and what the code reliably achi
   as an arithmetic mean after this release's TCP fidelity fixes). Target
   not reached (gap documented).
 - Cross flows' throughput not reduced by more than 10 %: asserted per run, as specified.
+- Control: "always L with probes" (the same traffic with no choice) on the same runs; SwiftQueue equals it within 5 %
+  and keeps >= 99 % in L (what the docs claim), while still choosing C for some packets.
 """
 from __future__ import annotations
+
+import math
 
 import pytest
 
@@ -31,15 +35,17 @@ MIN_MAE_GAIN = 0.08        # measured 0.150 overall (per trace 0.04-0.21), minus
 MAX_P99_RATIO = 1.05
 MAX_CROSS_LOSS = 0.10      # the issue's bound: cross throughput reduced by at most 10 %
 SEEDS = (0, 1)
+MIN_L_SHARE = 0.99         # docs: 99.2-100 % of the media packets in L (measured here 0.9945-1.0000)
+MAX_P99_VS_CONTROL = 1.05  # |log| of SwiftQueue / always-L-with-probes p99 (measured 1.00; per run 0.95-1.03)
 
 
 @pytest.fixture(scope="module")
 def models(shared_traces_module):
+    # A committed model missing is a defect: this fails, it does not skip.
     from emu.apps.artifacts import models_dir, read_card
 
     path = models_dir("swiftqueue")
-    if not (path / "swiftqueue.card.json").is_file():
-        pytest.skip("emu/models/swiftqueue not trained")
+    assert (path / "swiftqueue.card.json").is_file(), f"committed model card missing in {path}"
     pytest.importorskip("torch")
     assert not set(TEST_TRACES) & set(read_card("swiftqueue", "swiftqueue")["data"]["train_traces"])
     return str(path)
@@ -53,6 +59,35 @@ def shared_traces_module():
     if path is None:
         pytest.skip("real traces folder ../shared/traces not found beside the checkout (set EMU_TRACES_DIR)")
     return path
+
+
+RUNS = [(trace, seed) for trace in TEST_TRACES for seed in SEEDS]
+
+
+def _always_l_with_probes():
+    from emu.apps.swiftqueue.policies import PerFlowPolicy
+    from emu.packet import ECT1
+
+    return PerFlowPolicy(ECT1, probes=True)
+
+
+@pytest.fixture(scope="module")
+def paired_runs(models):
+    """``run(k, scheme)``: the metrics of run k (trace x seed) under ``swiftqueue``, ``perflow_l4s`` or
+    ``always_l_probes`` (every packet ECT(1) plus SwiftQueue's probe per frame: its traffic without its choices)."""
+    from functools import lru_cache
+
+    from emu.apps.swiftqueue.scenario import ScenarioConfig, run, summarize
+
+    @lru_cache(maxsize=None)
+    def one(k: int, scheme: str) -> dict:
+        trace, seed = RUNS[k]
+        cfg = ScenarioConfig(trace=trace, duration_s=30.0, models_dir=models)
+        if scheme == "always_l_probes":
+            return summarize(run(cfg, "perflow_l4s", seed=seed, policy=_always_l_with_probes))
+        return summarize(run(cfg, scheme, seed=seed))
+
+    return one
 
 
 def test_transformer_mae_beats_best_nonlearned_on_unseen_traces(models):
@@ -74,30 +109,39 @@ def test_transformer_mae_beats_best_nonlearned_on_unseen_traces(models):
     assert gain >= MIN_MAE_GAIN, gain
 
 
-def test_swiftqueue_p99_and_cross_throughput_vs_perflow_l4s(models):
+def test_swiftqueue_p99_and_cross_throughput_vs_perflow_l4s(paired_runs):
     """Paired by run (trace x seed) and judged by emu.testing: the ratio is the geometric mean of the per-run
     p99 ratios, with its bootstrap interval printed."""
-    from functools import lru_cache
-
-    from emu.apps.swiftqueue.eval import evaluate
-    from emu.apps.swiftqueue.scenario import ScenarioConfig
     from emu.testing import compare
-
-    runs = [(trace, seed) for trace in TEST_TRACES for seed in SEEDS]
-
-    @lru_cache(maxsize=None)
-    def run(k: int) -> dict:
-        trace, seed = runs[k]
-        return evaluate(ScenarioConfig(trace=trace, duration_s=30.0, models_dir=models), seed=seed,
-                        schemes=("swiftqueue", "perflow_l4s"))
 
     # the first round's metric (delivered packets only); the tail with losses is judged in the named scenarios
     # (test_swiftqueue_scenarios.py): here 2-19 % losses put most p99s at the deadline
-    result = compare(lambda k: run(k)["perflow_l4s"], lambda k: run(k)["swiftqueue"], metric="p99_delivered_s",
-                     seeds=range(len(runs)))
+    result = compare(lambda k: paired_runs(k, "perflow_l4s"), lambda k: paired_runs(k, "swiftqueue"),
+                     metric="p99_delivered_s", seeds=range(len(RUNS)))
     print(result.describe())
-    for k, (trace, seed) in enumerate(runs):
-        sq, l4s = run(k)["swiftqueue"], run(k)["perflow_l4s"]
+    for k, (trace, seed) in enumerate(RUNS):
+        sq, l4s = paired_runs(k, "swiftqueue"), paired_runs(k, "perflow_l4s")
         assert sq["cross_bps"] >= (1.0 - MAX_CROSS_LOSS) * l4s["cross_bps"], (trace, seed, sq, l4s)
         assert sq["app_bps"] >= 0.9 * l4s["app_bps"], (trace, seed)
     assert result.ratio <= MAX_P99_RATIO, result.format_table()
+
+
+def test_swiftqueue_against_always_l_with_probes(paired_runs):
+    """The control that would pass if the marking rule were broken: every packet in L plus the same probe per frame.
+
+    What the docs claim and what holds (docs/swiftqueue.md, "Results"): SwiftQueue keeps 99.2-100 % of the media
+    packets in L, so its p99 differences against per-flow L4S are the probes' effect on the run, not better choices.
+    Asserted: it does choose (C for some packets on some run, so it is not the control under another name), keeps
+    >= MIN_L_SHARE in L on every run, and its p99 equals the control's within MAX_P99_VS_CONTROL (geometric mean over
+    the paired runs). Measured on these runs: L share 0.9945-1.0000, p99 ratio to the control 0.95-1.03 per run,
+    1.00 overall; identical where it sent every packet to L. It does not beat the control (no target met)."""
+    from emu.testing import compare
+
+    result = compare(lambda k: paired_runs(k, "always_l_probes"), lambda k: paired_runs(k, "swiftqueue"),
+                     metric="p99_delivered_s", seeds=range(len(RUNS)))
+    print(result.describe())
+    shares = [paired_runs(k, "swiftqueue")["l_share"] for k in range(len(RUNS))]
+    assert all(paired_runs(k, "always_l_probes")["l_share"] == 1.0 for k in range(len(RUNS)))
+    assert min(shares) >= MIN_L_SHARE, shares
+    assert min(shares) < 1.0, shares                       # some C choices: a live decision rule
+    assert abs(math.log(result.ratio)) <= math.log(MAX_P99_VS_CONTROL), result.format_table()

@@ -249,6 +249,17 @@ def test_log_stats_match_the_readme(rel, ref):
     _check_stats(rel, ref, 1)
 
 
+@needs_traces
+def test_outage_stats_quoted_in_docs_traces():
+    # docs/traces.md quotes these for `emu trace stats mahimahi/TMobile-UMTS-driving.down`.
+    path = TRACES / "mahimahi/TMobile-UMTS-driving.down"
+    if not path.is_file():
+        pytest.skip(f"{path} is not in {TRACES}")
+    st = trace_stats(path)
+    assert (st["zero_capacity_s"], st["near_zero_capacity_s"]) == (32, 77)
+    assert st["longest_outage_s"] == pytest.approx(5.753) and st["longest_outage_at_s"] == pytest.approx(48.785)
+
+
 # -- outages and capacity over time ------------------------------------------------------------------------------
 
 def test_stats_count_zero_and_near_zero_seconds_and_the_longest_outage(tmp_path):

@@ -304,6 +304,7 @@ def test_responsive_saturating_load_median_sojourn_near_target():
     q = CoDelQueue()
     deps, soj = run_aimd_flows(q)
     med = float(np.median(soj))
+    print(f"CoDel, responsive flows at 1.2x: median sojourn {med * 1e3:.1f} ms")
     assert 0.002 <= med <= 0.015
     assert (deps < 20.0).sum() * SVC_S / 20.0 > 0.95  # utilisation
     assert drops(q) > 0
@@ -324,6 +325,7 @@ def test_unresponsive_overload_droptail_fills_codel_does_not():
     assert np.median(soj_dt[deps_dt > 10.0]) >= 1.19
     q = CoDelQueue()
     deps, soj = serve(q, arrivals)
+    print(f"CoDel, unresponsive 1.2x: median sojourn {np.median(soj) * 1e3:.1f} ms, max {soj.max() * 1e3:.1f} ms")
     assert np.median(soj) < 0.2
     assert soj.max() < 0.4
     assert q.stats.drops.get("overflow", 0) == 0

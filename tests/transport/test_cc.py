@@ -182,9 +182,42 @@ def test_cubic_follows_w_cubic_over_an_epoch():
     assert cc.k_s == pytest.approx(k)
 
 
+def test_cubic_reno_friendly_window_literal_values():
+    # RFC 9438 §4.3 by hand: beta = 0.7 gives alpha_cubic = 3 (1 - 0.7) / (1 + 0.7) = 0.9 / 1.7 = 0.529412.
+    # A loss at 10 packets leaves cwnd = W_est = 7 and W_max = 10. Every ACK below arrives at the epoch start
+    # (t = 0), where W_cubic(0) = W_max - C K^3 = 10 - 3 = 7 < W_est, so cwnd = W_est after each ACK, and
+    # W_est += alpha_cubic * 1 / cwnd per acknowledged segment:
+    #   1st ACK: 7 + 0.529412 / 7 = 7.075630;  2nd: 7.075630 + 0.529412 / 7.075630 = 7.150452;  3rd: 7.224491.
+    # Once W_est reaches W_max the increment is 1 / cwnd (alpha = 1): the 48th ACK takes 9.947435 to 10.000656,
+    # the 49th adds 1 / 10.000656 (10.100650), where alpha_cubic alone would give 10.053593.
+    cc = CubicCC(initial_cwnd_pkts=10, hystart=False)
+    cc.on_loss(loss(1.0, 0.99))
+    assert cc.cwnd_bytes / MSS == pytest.approx(7.0)
+    windows = []
+    for _ in range(49):
+        cc.on_ack(ack(1.05, 1.01, rtt_s=0.01, srtt_s=0.01))
+        windows.append(cc.cwnd_bytes / MSS)
+    assert windows[:3] == pytest.approx([7.075630, 7.150452, 7.224491], abs=1e-6)
+    assert windows[46] == pytest.approx(9.947435, abs=1e-6)
+    assert windows[47] == pytest.approx(10.000656, abs=1e-6)
+    assert windows[48] == pytest.approx(10.100650, abs=1e-6)
+
+
+def test_cubic_without_reno_friendly_stays_on_the_cubic_curve():
+    # The same ACKs with the Reno-friendly region off: cwnd moves towards W_cubic(t + RTT) = 10 + 0.4 (0.01 -
+    # cbrt(7.5))^3 = 7.045744 only, by (target - cwnd) / cwnd per ACK, so it stays below that target.
+    cc = CubicCC(initial_cwnd_pkts=10, hystart=False, reno_friendly=False)
+    cc.on_loss(loss(1.0, 0.99))
+    for _ in range(49):
+        cc.on_ack(ack(1.05, 1.01, rtt_s=0.01, srtt_s=0.01))
+    assert 7.04 < cc.cwnd_bytes / MSS < 7.045744
+
+
 def test_cubic_reno_friendly_region():
     # Small window, short RTT: the Reno-friendly estimate (alpha_cubic = 0.53 segments per RTT) outgrows the
-    # cubic curve (W_max = 10, K = 1.96 s), and then sets cwnd (RFC 9438 §4.3).
+    # cubic curve (W_max = 10, K = cbrt(7.5) = 1.957 s), and then sets cwnd (RFC 9438 §4.3). After 50 rounds
+    # of 10 ms (0.5 s into the epoch) W_cubic = 10 + 0.4 (0.5 - 1.957)^3 = 8.76 segments, and the window is
+    # well above it (W_est grows by at least 0.53 segments per round from 7).
     cc = CubicCC(initial_cwnd_pkts=10, hystart=False)
     cc.on_loss(loss(1.0, 0.99))                            # W_max = 10, cwnd = 7 packets
     rtt = 0.01
@@ -196,8 +229,7 @@ def test_cubic_reno_friendly_region():
             cc.on_ack(ack(t + i * rtt / n, sent + 1e-6, rtt_s=rtt, srtt_s=rtt))
         t += rtt
         sent = t - rtt / 2
-    assert cc.cwnd_bytes / MSS == pytest.approx(cc.w_est_pkts)
-    assert cc.w_est_pkts > w_cubic_pkts(t - cc.epoch_s, cc.w_max_pkts, cc.k_s) + 5
+    assert cc.cwnd_bytes / MSS > 7 + 0.53 * 45 > 8.76 + 20
 
 
 def test_hystart_exits_slow_start_on_rtt_increase():
@@ -231,6 +263,47 @@ def test_prague_alpha_updates_once_per_round_from_ce_fraction():
         assert cc.alpha == 0.0
     cc.on_ack(ack(0.20, 0.10))                             # sent at the round start: round ends
     assert cc.alpha == pytest.approx(dctcp_alpha(0.0, 1 / 5))   # 1 of 5 segments marked -> 0.0125
+
+
+def _prague_round(cc, t0_s, marked):
+    """One round after the round that ended at ``t0_s``: ACKs for segments sent before ``t0_s`` (``marked[i]``:
+    CE on the i-th), closed by an ACK for a segment sent at ``t0_s``; returns the time that round ends."""
+    for i, ce in enumerate(marked[:-1]):
+        cc.on_ack(ack(t0_s + 0.01 * (i + 1), t0_s - 0.09 + 0.01 * i, ce=MSS if ce else 0))
+    end_s = t0_s + 0.1
+    cc.on_ack(ack(end_s, t0_s, ce=MSS if marked[-1] else 0))
+    return end_s
+
+
+def test_prague_alpha_literal_values_after_marked_fractions():
+    # RFC 8257 §3.3 with g = 1/16, alpha starting at 1 (draft §2.3.2), one update per round, by hand:
+    #   first ACK, unmarked (F = 0):        alpha = 15/16                                  = 0.9375
+    #   2 of 4 segments marked (F = 0.5):   0.9375 * 15/16 + 0.5/16                        = 0.91015625
+    #   4 of 4 marked (F = 1):              0.91015625 * 15/16 + 1/16                      = 0.915771484375
+    #   none of 4 marked (F = 0):           0.915771484375 * 15/16                         = 0.858535766601...
+    #   1 of 8 marked (F = 0.125):          0.858535766601 * 15/16 + 0.125/16              = 0.812689781189
+    cc = PragueCC()
+    assert cc.alpha == 1.0
+    cc.on_ack(ack(0.10, 0.00))
+    assert cc.alpha == 0.9375
+    t = 0.10
+    expected = [0.91015625, 0.915771484375, 0.858535766601, 0.812689781189]
+    patterns = [(1, 0, 1, 0), (1, 1, 1, 1), (0, 0, 0, 0), (0, 0, 1, 0, 0, 0, 0, 0)]
+    for marked, alpha in zip(patterns, expected):
+        t = _prague_round(cc, t, marked)
+        assert cc.alpha == pytest.approx(alpha, abs=1e-12)
+
+
+def test_prague_alpha_converges_to_a_steady_marked_fraction():
+    # A constant marked fraction F: alpha_n = F + (alpha_0 - F) (15/16)^n, so after 100 rounds from alpha = 1 it
+    # is within 0.8 * (15/16)^100 = 1.3e-3 of F = 0.25.
+    cc = PragueCC()
+    cc.on_ack(ack(0.10, 0.00, ce=MSS))                     # F = 1 in the first round: alpha stays 1
+    t = 0.10
+    for _ in range(100):
+        t = _prague_round(cc, t, (1, 0, 0, 0))
+    assert cc.alpha == pytest.approx(0.25 + 0.75 * (15 / 16) ** 100, abs=1e-9)
+    assert abs(cc.alpha - 0.25) < 1.3e-3
 
 
 def test_prague_ce_reduction_alpha_half_once_per_rtt():

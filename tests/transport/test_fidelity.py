@@ -130,3 +130,40 @@ def test_cubic_small_buffer_period_follows_the_reno_friendly_line():
     k_s = (v.bdp_pkts(rate, rtt) + buffer_pkts + 1) * 0.3 / 0.4
     assert v.cubic_period_s(rate, rtt, buffer_pkts) < 0.6 * k_s ** (1 / 3)      # the Reno-friendly branch
     assert f.mean_period_s == pytest.approx(v.cubic_period_s(rate, rtt, buffer_pkts), rel=0.08)
+
+
+def test_cubic_linux_target_arithmetic_climbs_through_the_plateau():
+    # Previous peak 100 segments, window 99.9, half a second before K: one RTT ahead the continuous curve is
+    # 0.05 segment below W_max, so RFC 9438 arithmetic moves the window by (99.95 - 99.9) / 99.9 per segment;
+    # Linux's truncated offset (0) makes the target W_max itself and, in whole segments,
+    # cnt = 99 // (100 - 99) = 99 ACKed segments per one-segment step.
+    from emu.transport.cc.cubic import cubic_k_s
+    grown = {}
+    for mode in ("rfc9438", "linux"):
+        cc = CubicCC(initial_cwnd_pkts=99, hystart=False, target_arithmetic=mode)
+        cc.cwnd_bytes = cc.ssthresh_bytes = 99.9 * MSS
+        cc.w_max_pkts = 100.0
+        cc.min_rtt_s = cc.srtt_s = 0.040
+        k_s = cubic_k_s(100.0, 99.0)
+        cc.epoch_s, cc.k_s, cc.cwnd_epoch_pkts, cc.w_est_pkts = 0.0, k_s, 99.0, 0.0
+        w = cc.cwnd_bytes
+        cc.on_ack(ack(k_s - 0.54, k_s - 0.6))
+        grown[mode] = (cc.cwnd_bytes - w) / MSS
+    assert grown["linux"] == pytest.approx(1.0 / 99.0)
+    assert grown["rfc9438"] < 0.1 * grown["linux"]
+    with pytest.raises(ValueError, match="target_arithmetic"):
+        CubicCC(target_arithmetic="bsd")
+
+
+def test_cubic_linux_target_arithmetic_period():
+    # 20 Mbit/s, 40 ms, 1 BDP, pacing off: with Linux's arithmetic the window regains W_max cbrt(1 / C) = 1.36 s
+    # before K, so cycles are shorter than RFC 9438's; the closed form with arithmetic="linux" says how much.
+    rate, rtt = 20e6, 0.040
+    buffer_pkts = round(v.bdp_pkts(rate, rtt))
+    r = v.single_flow("cubic", rate_bps=rate, rtt_s=rtt, pacing=False, duration_s=45.0, warmup_s=8.0,
+                      cc_params={"target_arithmetic": "linux"})
+    f = r.flows[0]
+    assert f.rto_count == 0 and f.drops_per_reduction == pytest.approx(1.0, abs=0.15)
+    closed = v.cubic_period_s(rate, rtt, buffer_pkts, arithmetic="linux")
+    assert closed < 0.8 * v.cubic_period_s(rate, rtt, buffer_pkts)
+    assert f.mean_period_s == pytest.approx(closed, rel=0.08)

@@ -317,6 +317,23 @@ def test_accecn_ce_bytes_are_counted_exactly():
             assert r.acks_sent < r.rx_pkts
 
 
+def test_prague_alpha_is_the_marked_fraction_with_or_without_delayed_acks():
+    # Every fourth segment CE-marked: RFC 8257 §3.3's alpha converges to the marked fraction 0.25. With delayed
+    # ACKs one ACK may cover a marked and an unmarked segment; the AccECN byte counter keeps the per-round
+    # fraction exact, and the CE-state change triggers an immediate ACK, so alpha converges to the same value.
+    alphas = {}
+    for delayed in (False, True):
+        sim = Sim(seed=1)
+        net, a, b, fwd, rev = two_hosts(sim, mark=set(range(0, 40_000, 4)))
+        s, r = open_stream(sim, a, b, cc="prague", bulk=True, delayed_ack=delayed)
+        sim.run(until_s=3.0)
+        if delayed:
+            assert r.acks_sent < 0.8 * r.rx_pkts
+        alphas[delayed] = s.cc.alpha
+    assert alphas[False] == pytest.approx(0.25, abs=0.02)
+    assert alphas[True] == pytest.approx(0.25, abs=0.02)
+
+
 def test_ecn_codepoints_on_the_wire():
     cases = (("prague", None, ECT1, ECT1), ("cubic", True, ECT0, NOT_ECT), ("cubic", None, NOT_ECT, NOT_ECT),
              ("reno", True, ECT0, NOT_ECT))

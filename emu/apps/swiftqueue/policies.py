@@ -6,7 +6,8 @@ other queue (``emu.apps.swiftqueue.app``). ``start(endpoint)`` is called when th
 frame); ``stats()`` adds the policy's own counters to the endpoint's metrics.
 
 - ``PerFlowPolicy(ECT1)`` — per-flow L4S, the status quo SwiftQueue is compared with: every packet ECT(1).
-- ``PerFlowPolicy(ECT0)`` — per-flow Classic: every packet ECT(0).
+- ``PerFlowPolicy(ECT0)`` — per-flow Classic: every packet ECT(0). ``PerFlowPolicy(ECT1, probes=True)``: always L
+  with probes, the control for SwiftQueue's decisions (same packets and probes, no choice).
 - ``ExplorePolicy`` — data collection: each packet ECT(1) with probability ``p_l`` (drawn per run from
   ``U(p_min, p_max)`` unless given), with probes.
 - ``PredictivePolicy(predictor)`` — SwiftQueue: predict each packet's latency in both queues and mark ECT(1)
@@ -51,12 +52,18 @@ class Policy:
 
 
 class PerFlowPolicy(Policy):
+    """Every packet ``ecn``; ``probes=True`` adds the predictive policies' probe per frame into the other queue
+    (the "always L with probes" control: SwiftQueue's traffic without its decisions)."""
+
     probes = False
 
-    def __init__(self, ecn: int = ECT1) -> None:
+    def __init__(self, ecn: int = ECT1, probes: bool = False) -> None:
         if ecn not in (ECT1, ECT0):
             raise ValueError(f"ecn: must be ECT1 or ECT0, got {ecn!r}")
+        if not isinstance(probes, bool):
+            raise ValueError(f"probes: must be True or False, got {probes!r}")
         self.ecn = int(ecn)
+        self.probes = probes
 
     def mark_frame(self, sender: Any, now_s: float, sizes: list) -> list:
         return [self.ecn] * len(sizes)

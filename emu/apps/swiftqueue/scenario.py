@@ -36,7 +36,7 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -239,8 +239,10 @@ def cross_names(config: ScenarioConfig) -> list[tuple[str, str]]:
             for i in range(getattr(config, count_field))]
 
 
-def build(config: ScenarioConfig, scheme: str, seed: int = 0, *, gate: bool = True) -> ScenarioRun:
-    """Build the run (nothing simulated yet); the app's marking policy is ``scheme``."""
+def build(config: ScenarioConfig, scheme: str, seed: int = 0, *, gate: bool = True,
+          policy: Optional[Callable[[], Any]] = None) -> ScenarioRun:
+    """Build the run (nothing simulated yet); the app's marking policy is ``scheme``, or ``policy()`` when a policy
+    factory is given (``SwiftQueueConfig.policy``: it replaces the scheme's policy)."""
     sim = Sim(seed=seed)
     preset = DualPI2Config.linux() if config.queue_preset == "linux" else DualPI2Config.rfc9332()
     # The AQM draws from "bottleneck.queue", as the committed models' training data did (same seed, same data).
@@ -265,13 +267,15 @@ def build(config: ScenarioConfig, scheme: str, seed: int = 0, *, gate: bool = Tr
     app_rate = app_rate_for(config, mean_rate)
     endpoint = install(topo.net, "swiftqueue", src=topo.senders[0], dst=topo.receivers[0], scheme=scheme,
                        start_s=0.0, rate_bps=app_rate, duration_s=config.duration_s, warmup_s=config.warmup_s,
-                       ghosts=config.ghosts, models_dir=config.models_dir, margin_s=config.margin_s, gate=gate)
+                       ghosts=config.ghosts, models_dir=config.models_dir, margin_s=config.margin_s, gate=gate,
+                       policy=policy)
     return ScenarioRun(config, sim, topo, endpoint, app_rate, mean_rate)
 
 
-def run(config: ScenarioConfig, scheme: str, seed: int = 0, *, gate: bool = True) -> ScenarioRun:
+def run(config: ScenarioConfig, scheme: str, seed: int = 0, *, gate: bool = True,
+        policy: Optional[Callable[[], Any]] = None) -> ScenarioRun:
     """Build and simulate until the app is done (``duration_s`` plus the endpoint's drain time)."""
-    r = build(config, scheme, seed, gate=gate)
+    r = build(config, scheme, seed, gate=gate, policy=policy)
     run_until_done(r.sim, [r.endpoint], horizon_s=config.duration_s + DRAIN_S)
     return r
 

@@ -23,7 +23,19 @@ How that test compares (``fast_convergence_compare``):
   window within a segment of the previous peak) does not fire it.
 - ``"rfc9438"``: the fractional comparison of RFC 9438 §4.7 (``cwnd < W_max`` on real numbers). With the
   window a fraction of a segment short of the previous peak it fires about every other cycle, which shortens
-  the cycles and adds drops compared with deployed stacks; kept for RFC-literal runs. A timeout (§4.8) sets ``cwnd`` to one segment and restarts from slow start.
+  the cycles and adds drops compared with deployed stacks; kept for RFC-literal runs.
+
+How the curve is followed (``target_arithmetic``):
+
+- ``"rfc9438"`` (default): the continuous curve above, with a fractional window.
+- ``"linux"``: as Linux ``tcp_cubic.c`` (``bictcp_update``) and ns-3's ``TcpCubic::Update``: the curve's offset
+  ``C |t - K|^3`` is truncated to whole segments and the window grows one segment per
+  ``floor(cwnd / (target - cwnd))`` acknowledged segments (at least 2), with ``t`` taken one min RTT ahead.
+  While the continuous curve is within one segment of ``W_max`` (``|t - K| < cbrt(1 / C)``, 1.36 s at C = 0.4)
+  the truncated target is ``W_max`` itself, so the window keeps climbing one segment per round through what is
+  the plateau of the continuous curve: cycles are shorter (docs/l4s.md, the ns-3 comparison).
+
+A timeout (§4.8) sets ``cwnd`` to one segment and restarts from slow start.
 HyStart++ (RFC 9406) is on by default, as CUBIC is usually deployed with a HyStart variant.
 """
 from __future__ import annotations
@@ -42,6 +54,7 @@ class CubicConfig(WindowConfig):
     beta: float = 0.7              # RFC 9438 §5.1 beta_cubic
     fast_convergence: bool = True  # RFC 9438 §4.7
     fast_convergence_compare: str = "linux"   # "linux": whole segments (tcp_cubic.c); "rfc9438": fractional
+    target_arithmetic: str = "rfc9438"   # "rfc9438": continuous curve; "linux": whole segments (bictcp_update)
     reno_friendly: bool = True     # RFC 9438 §4.3
     hystart: bool = True           # RFC 9406 HyStart++ (delay-increase exit)
     ecn: bool = False              # RFC 3168 ECT(0) sender
@@ -50,9 +63,9 @@ class CubicConfig(WindowConfig):
         super().__post_init__()
         check_number("c", self.c, lo=0, lo_open=True)
         check_number("beta", self.beta, lo=0, hi=1, lo_open=True, hi_open=True)
-        if self.fast_convergence_compare not in ("linux", "rfc9438"):
-            raise ValueError(f"fast_convergence_compare: must be 'linux' or 'rfc9438', "
-                             f"got {self.fast_convergence_compare!r}")
+        for name in ("fast_convergence_compare", "target_arithmetic"):
+            if getattr(self, name) not in ("linux", "rfc9438"):
+                raise ValueError(f"{name}: must be 'linux' or 'rfc9438', got {getattr(self, name)!r}")
         for name in ("fast_convergence", "reno_friendly", "ecn"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: must be True or False, got {getattr(self, name)!r}")
@@ -117,19 +130,35 @@ class CubicCC(WindowCC):
         cwnd_pkts = self.cwnd_bytes / mss
         acked_pkts = acked / mss
         t = s.now_s - self.epoch_s
-        rtt = self.srtt_s if self.srtt_s > 0 else max(s.rtt_s, 0.0)
-        target = w_cubic_pkts(t + rtt, self.w_max_pkts, self.k_s, c)
-        if target < cwnd_pkts:
-            target = cwnd_pkts
-        elif target > 1.5 * cwnd_pkts:
-            target = 1.5 * cwnd_pkts
-        new_pkts = cwnd_pkts + (target - cwnd_pkts) / cwnd_pkts * acked_pkts
+        if self.config.target_arithmetic == "linux":
+            new_pkts = cwnd_pkts + acked_pkts / self._linux_cnt(t, cwnd_pkts)
+        else:
+            rtt = self.srtt_s if self.srtt_s > 0 else max(s.rtt_s, 0.0)
+            target = w_cubic_pkts(t + rtt, self.w_max_pkts, self.k_s, c)
+            if target < cwnd_pkts:
+                target = cwnd_pkts
+            elif target > 1.5 * cwnd_pkts:
+                target = 1.5 * cwnd_pkts
+            new_pkts = cwnd_pkts + (target - cwnd_pkts) / cwnd_pkts * acked_pkts
         if self.config.reno_friendly:
             alpha = 1.0 if self.w_est_pkts >= self.w_max_pkts else self.alpha_cubic   # §4.3
             self.w_est_pkts += alpha * acked_pkts / cwnd_pkts
             if w_cubic_pkts(t, self.w_max_pkts, self.k_s, c) < self.w_est_pkts and self.w_est_pkts > new_pkts:
                 new_pkts = self.w_est_pkts
         self.cwnd_bytes = new_pkts * mss
+
+    def _linux_cnt(self, t_s: float, cwnd_pkts: float) -> int:
+        """Linux ``tcp_cubic.c`` ``bictcp_update``: acknowledged segments per one-segment increase. The target is
+        the cubic curve at ``t + min RTT`` with the offset ``C |t - K|^3`` truncated to whole segments, and
+        ``cnt = cwnd / (target - cwnd)`` in integers (at least 2: at most 1.5x per round trip)."""
+        rtt = self.min_rtt_s if self.min_rtt_s < math.inf else max(self.srtt_s, 0.0)
+        t = t_s + rtt
+        origin = math.floor(self.w_max_pkts + 1e-9)
+        delta = math.floor(self.config.c * abs(t - self.k_s) ** 3)
+        target = origin - delta if t < self.k_s else origin + delta
+        cwnd = math.floor(cwnd_pkts + 1e-9)
+        cnt = cwnd // (target - cwnd) if target > cwnd else 100 * cwnd
+        return max(cnt, 2)
 
     # -- congestion events ----------------------------------------------------------------------------------------
 
