@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from emu.apps.base import Endpoint, InstallContext, finite_or_nan
-from emu.apps.kvfetch.controller import (BudgetController, ChunkMenu, Controller, FixedController, Observation,
-                                         SloSplitController)
+from emu.apps.kvfetch.controller import (FORGET_S, HALF_LIFE_S, PRIOR_BPS, BandwidthMemory, BudgetController,
+                                         ChunkMenu, Controller, FixedController, Observation, SloSplitController)
 from emu.apps.kvfetch.menu import (AC_DECODE_ELEMENTS_PER_S, DEQUANT_ELEMENTS_PER_S, MAX_CONTEXT, MIN_CONTEXT,
                                    PREFILL_TOKENS_PER_S, ComputeModel)
 from emu.validate import check_bool, check_int, check_number
@@ -47,7 +47,9 @@ class KVFetchConfig:
     context_tokens: int = 2048
     chunk_tokens: int = 512               # apps.md §4.4: the released 1500-token chunks scaled to the small model
     slo_s: float = 1.0
-    prior_bps: float = 20e6               # throughput assumed before the first measurement [DESIGN]
+    prior_bps: float = PRIOR_BPS          # throughput assumed before the first measurement [DESIGN]
+    half_life_s: float = HALF_LIFE_S      # the connection's memory (``BandwidthMemory``) when none is given
+    forget_s: float = FORGET_S
     query_tokens: int = 32
     delta: bool = False                   # CacheGen levels with the paper's delta-to-anchor encoding
     prefill_tok_s: float = PREFILL_TOKENS_PER_S
@@ -57,6 +59,8 @@ class KVFetchConfig:
     cc: str = "cubic"
     models_dir: Optional[str] = None      # where the committed model is (when the endpoint builds its menu)
     menu: Optional[ChunkMenu] = field(default=None, compare=False)  # precomputed options (else built at start)
+    # The connection's throughput memory: give the same object to the fetches of one connection (else a fresh one).
+    memory: Optional[BandwidthMemory] = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         check_int("context_tokens", self.context_tokens, lo=MIN_CONTEXT, hi=MAX_CONTEXT)
@@ -70,16 +74,24 @@ class KVFetchConfig:
             raise ValueError(f"cc: must be a congestion-control name, got {self.cc!r}")
         if self.menu is not None and not isinstance(self.menu, ChunkMenu):
             raise ValueError(f"menu: must be a ChunkMenu or None, got {type(self.menu).__name__}")
+        if self.memory is not None and not isinstance(self.memory, BandwidthMemory):
+            raise ValueError(f"memory: must be a BandwidthMemory or None, got {type(self.memory).__name__}")
+        self.new_memory()  # validates half_life_s and forget_s
         self.compute()  # validates the three rates
+
+    def new_memory(self) -> BandwidthMemory:
+        """A connection's memory with this config's prior and decay."""
+        return BandwidthMemory(self.prior_bps, self.half_life_s, self.forget_s)
 
     def compute(self) -> ComputeModel:
         return ComputeModel(prefill_tok_s=self.prefill_tok_s, decode_el_s=self.decode_el_s,
                             dequant_el_s=self.dequant_el_s)
 
 
-def make_controller(scheme: str, config: KVFetchConfig) -> Controller:
+def make_controller(scheme: str, config: KVFetchConfig, memory: Optional[BandwidthMemory] = None) -> Controller:
+    """The scheme's controller; the adaptive one chooses each request's start on ``memory`` (the connection's)."""
     if scheme == "cachegen":
-        return BudgetController(config.slo_s, config.prior_bps)
+        return BudgetController(config.slo_s, config.prior_bps, memory=memory)
     if scheme == "code_rule":
         return SloSplitController(config.slo_s, config.prior_bps)
     if scheme in FIXED:
@@ -94,7 +106,8 @@ class KVFetch(Endpoint):
 
     def __init__(self, ctx: InstallContext) -> None:
         super().__init__(ctx)
-        self.controller = make_controller(self.scheme, self.config)
+        self.memory = self.config.memory if self.config.memory is not None else self.config.new_memory()
+        self.controller = make_controller(self.scheme, self.config, self.memory)
         self.menu: Optional[ChunkMenu] = self.config.menu
         self.choices: list[str] = []
         self.chunk_bytes: list[int] = []
@@ -107,9 +120,17 @@ class KVFetch(Endpoint):
         self._ends: list[int] = []                # stream offset where each chosen chunk ends
         self._next_chunk = 0
         self._samples: deque = deque()            # (time, delivered bytes) of recent ACKs
+        self._first_sample: Optional[tuple[float, int]] = None
+        self.measured_bps = math.nan              # what this fetch taught the connection's memory
         self._gpu_free_s = 0.0                    # absolute time
         self._gpu_est_s = 0.0                     # the sender's estimate of the same
         self._arrived = 0
+        self._kv_written = 0                      # bytes of KV options written (a measurement needs some)
+        self.hedged = False                       # this request hedged (see ``_start_hedge``)
+        self._text_ends: list[int] = []           # hedge: stream offset where each chunk's text ends
+        self._kv_ends: list[tuple[int, int]] = [] # hedge: (chunk, stream offset where its KV ends)
+        self._text_at: list[float] = []           # hedge: arrival time of each chunk's text
+        self._kv_at: dict[int, float] = {}        # hedge: arrival time of a chunk's KV
         self.data: Any = None
         self.request: Any = None
         if self.menu is not None:
@@ -141,8 +162,32 @@ class KVFetch(Endpoint):
     # -- server -------------------------------------------------------------------------------------------------
 
     def _on_request(self, total: int, now_s: float) -> None:
-        if total >= REQUEST_BYTES and self._next_chunk == 0 and not self._ends:
-            self._send_next(now_s)
+        if total >= REQUEST_BYTES and self._next_chunk == 0 and not self._ends and not self.hedged:
+            self.controller.begin(now_s)
+            menu = self.menu
+            if self.controller.hedge and "text" in menu.nbytes and menu.levels and menu.n_chunks > 1:
+                self._start_hedge()
+            else:
+                self._send_next(now_s)
+
+    def _start_hedge(self) -> None:
+        """A request on a connection that has measured nothing (recently): the text of every chunk, then the
+        smallest level's KV of every chunk but the first, all written at once. The receiver recomputes each chunk
+        from its text unless that chunk's KV has arrived by the time it gets to it, so the request is never slower
+        than text recompute, and the KV it streams measures the path for the next request [DESIGN]."""
+        menu = self.menu
+        self.hedged = True
+        self._next_chunk = menu.n_chunks
+        offset = 0
+        for i in range(menu.n_chunks):
+            offset += int(menu.nbytes["text"][i])
+            self._text_ends.append(offset)
+        level = menu.levels[-1]
+        for i in range(1, menu.n_chunks):
+            offset += int(menu.nbytes[level][i])
+            self._kv_ends.append((i, offset))
+        self._kv_written = offset - self._text_ends[-1]
+        self.data.write(offset)
 
     def _throughput(self, now_s: float) -> Optional[float]:
         s = self._samples
@@ -166,6 +211,8 @@ class KVFetch(Endpoint):
         self.chunk_bytes.append(nbytes)
         self.throughput_est_bps.append(thr)
         self._ends.append(self.data.written_bytes + nbytes)
+        if option != "text":
+            self._kv_written += nbytes
         # The sender's estimate of the receiver's compute queue (for the text decision).
         est_thr = thr or getattr(self.controller, "prior_bps", None) or 1e7
         arrive_est = now_s + (queued + nbytes) * 8.0 / est_thr
@@ -176,12 +223,17 @@ class KVFetch(Endpoint):
     def _on_ack(self, sample: Any) -> None:
         if not sample.app_limited:   # an app-limited sender measures its own pauses, not the path
             self._samples.append((sample.now_s, sample.delivered_bytes))
-        if self._next_chunk < self.menu.n_chunks and self.data.unsent_bytes == 0:
+            if self._first_sample is None:
+                self._first_sample = (sample.now_s, sample.delivered_bytes)
+        if not self.hedged and self._next_chunk < self.menu.n_chunks and self.data.unsent_bytes == 0:
             self._send_next(sample.now_s)
 
     # -- client -------------------------------------------------------------------------------------------------
 
     def _on_data(self, total: int, now_s: float) -> None:
+        if self.hedged:
+            self._on_hedged_data(total, now_s)
+            return
         while self._arrived < len(self._ends) and total >= self._ends[self._arrived]:
             i = self._arrived
             option = self.choices[i]
@@ -190,10 +242,49 @@ class KVFetch(Endpoint):
             self._gpu_free_s = begin + self.menu.gpu_s[option][i]
             self.processed_s.append(self._gpu_free_s - self.start_s)
             self._arrived += 1
+        self._finish_if_done(now_s)
+
+    def _on_hedged_data(self, total: int, now_s: float) -> None:
+        while len(self._text_at) < len(self._text_ends) and total >= self._text_ends[len(self._text_at)]:
+            self._text_at.append(now_s)
+        while self._kv_ends and total >= self._kv_ends[0][1]:
+            self._kv_at[self._kv_ends.pop(0)[0]] = now_s
+        level = self.menu.levels[-1]
+        while self._arrived < len(self._text_at):
+            i = self._arrived
+            begin = max(self._gpu_free_s, self._text_at[i])
+            kv_at = self._kv_at.get(i)
+            if kv_at is not None and kv_at <= begin:
+                option, got = level, kv_at
+            elif now_s >= begin or not any(j == i for j, _ in self._kv_ends):
+                option, got = "text", self._text_at[i]   # the KV, if any, arrives after the receiver is free
+            else:
+                break                                     # the KV may still arrive before the receiver is free
+            self.choices.append(option)
+            self.chunk_bytes.append(int(self.menu.nbytes[option][i]))
+            self.throughput_est_bps.append(None)
+            self.arrived_s.append(got - self.start_s)
+            self._gpu_free_s = begin + self.menu.gpu_s[option][i]
+            self.processed_s.append(self._gpu_free_s - self.start_s)
+            self._arrived += 1
+        self._finish_if_done(now_s)
+
+    def _finish_if_done(self, now_s: float) -> None:
         if self._arrived == self.menu.n_chunks and not self._done:
-            self.fetch_s = self.arrived_s[-1]
+            self.fetch_s = max(self.arrived_s)
             self.ttft_s = self.processed_s[-1] + self.menu.query_prefill_s
             self._done = True
+            self._remember(now_s)
+
+    def _remember(self, now_s: float) -> None:
+        """Teach the connection's memory this fetch's delivery rate (first to last ACK not limited by the sender),
+        if any KV was sent: a fetch of text alone is a few kB, whose rate says nothing about the path."""
+        if self._kv_written == 0 or self._first_sample is None:
+            return
+        (t0, b0), (t1, b1) = self._first_sample, self._samples[-1]
+        if t1 - t0 > 1e-4 and b1 > b0:
+            self.measured_bps = (b1 - b0) * 8.0 / (t1 - t0)
+            self.memory.update(self.measured_bps, now_s)
 
     # -- contract -----------------------------------------------------------------------------------------------
 
@@ -203,7 +294,8 @@ class KVFetch(Endpoint):
 
     @property
     def sent_bytes(self) -> int:
-        return int(sum(self.chunk_bytes))
+        """Bytes written to the data stream (a hedged request counts the KV it did not use)."""
+        return int(self.data.written_bytes) if self.data is not None else 0
 
     def result(self) -> dict[str, Any]:
         return {
@@ -213,6 +305,7 @@ class KVFetch(Endpoint):
             "chunks": len(self.choices),
             "slo_met": float(self.ttft_s <= self.config.slo_s) if self._done else math.nan,
             "choices": ",".join(self.choices),
+            "measured_bps": finite_or_nan(self.measured_bps),
         }
 
 

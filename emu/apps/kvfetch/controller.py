@@ -109,13 +109,21 @@ class BandwidthMemory:
         self.last_s = float(now_s)
         self.samples += 1
 
+    def recent(self, now_s: float) -> Optional[float]:
+        """The measured average (no decay) if the last measurement is younger than ``forget_s`` at ``now_s``, else
+        None: for a controller that probes the path itself when the memory is stale (``BudgetController``)."""
+        if self.last_s is None or now_s + self.clock_offset_s - self.last_s >= self.forget_s:
+            return None
+        return self.estimate_bps
+
     def estimate(self, now_s: float) -> float:
         """The estimate at ``now_s`` (the last one, decayed toward the prior since it was made)."""
         if self.last_s is None:
             return self.prior_bps
         age = max(0.0, now_s + self.clock_offset_s - self.last_s)
         keep = 0.5 ** (age / self.forget_s)
-        return keep * self.estimate_bps + (1.0 - keep) * self.prior_bps
+        # Geometric: halfway to the prior is the geometric mean (a rate's scale, not its offset, is what is known).
+        return math.exp(keep * math.log(self.estimate_bps) + (1.0 - keep) * math.log(self.prior_bps))
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,9 @@ class Observation:
 
 class Controller(Protocol):
     name: str
+    hedge: bool     # set by ``begin``: send this request as a hedge (``app.KVFetch._start_hedge``)
+
+    def begin(self, now_s: float) -> None: ...
 
     def choose(self, chunk: int, obs: Observation, menu: ChunkMenu) -> str: ...
 
@@ -136,6 +147,10 @@ class FixedController:
     def __init__(self, option: str) -> None:
         self.option = option
         self.name = option
+        self.hedge = False
+
+    def begin(self, now_s: float) -> None:
+        pass
 
     def choose(self, chunk: int, obs: Observation, menu: ChunkMenu) -> str:
         return self.option
@@ -154,16 +169,25 @@ class BudgetController:
         self.slo_s = slo_s
         self.prior_bps = prior_bps
         self.memory = memory
+        self.informed = False      # the start estimate comes from a recent measurement, not the prior alone
+        self.hedge = False
 
     def begin(self, now_s: float) -> None:
         """A new request at ``now_s``: with a ``memory``, its first chunk is chosen on what the connection has
-        shown (``memory.estimate``) instead of the fixed prior."""
+        shown (``memory.estimate``) instead of the fixed prior; if the memory has no recent measurement
+        (``memory.knows``), the request hedges (text of every chunk plus the KV of the later ones)."""
         if self.memory is not None:
-            self.prior_bps = self.memory.estimate(now_s)
+            recent = self.memory.recent(now_s)
+            self.informed = recent is not None
+            self.prior_bps = recent if recent is not None else self.memory.estimate(now_s)
+            self.hedge = not self.informed
 
     def choose(self, chunk: int, obs: Observation, menu: ChunkMenu) -> str:
-        if obs.throughput_bps is None and chunk > 0:
-            # Text chunks do not measure the path: after the first chunk, probe with the smallest level.
+        if not menu.levels:
+            return "text"
+        if obs.throughput_bps is None and chunk > 0 and not self.informed:
+            # Text chunks do not measure the path: after the first chunk, probe with the smallest level (unless
+            # the connection's memory already knows the path).
             return menu.levels[-1]
         thr = obs.throughput_bps if obs.throughput_bps else self.prior_bps
         n_left = menu.n_chunks - chunk
@@ -174,15 +198,15 @@ class BudgetController:
         for level in menu.levels:
             if menu.nbytes[level][chunk] * 8.0 / thr <= share_s:
                 return level
+        smallest = menu.levels[-1]
+        if "text" not in menu.nbytes:    # a menu of KV levels only: the smallest is the fastest
+            return smallest
         # No level fits its share: text costs (almost) no network time but receiver compute.
         text_done_s = max(obs.gpu_free_s, net_free_s) + menu.gpu_s["text"][chunk]
-        if "text" in menu.nbytes and text_done_s <= self.slo_s - menu.query_prefill_s:
+        if text_done_s <= self.slo_s - menu.query_prefill_s:
             return "text"
-        smallest = menu.levels[-1]
         kv_done_s = net_free_s + menu.nbytes[smallest][chunk] * 8.0 / thr + menu.gpu_s[smallest][chunk]
-        if "text" in menu.nbytes and text_done_s < kv_done_s:
-            return "text"
-        return smallest
+        return "text" if text_done_s < kv_done_s else smallest
 
 
 RELEASED_CODE_LEVELS = ("level3", "level2", "level1")   # the levels config_selection tries, best first
@@ -198,6 +222,10 @@ class SloSplitController:
             raise ValueError(f"slo_s: must be > 0, got {slo_s!r}")
         self.slo_s = slo_s
         self.prior_bps = prior_bps
+        self.hedge = False
+
+    def begin(self, now_s: float) -> None:
+        pass
 
     def choose(self, chunk: int, obs: Observation, menu: ChunkMenu) -> str:
         thr = obs.throughput_bps if obs.throughput_bps else self.prior_bps
