@@ -122,8 +122,7 @@ class BandwidthMemory:
             return self.prior_bps
         age = max(0.0, now_s + self.clock_offset_s - self.last_s)
         keep = 0.5 ** (age / self.forget_s)
-        # Geometric: halfway to the prior is the geometric mean (a rate's scale, not its offset, is what is known).
-        return math.exp(keep * math.log(self.estimate_bps) + (1.0 - keep) * math.log(self.prior_bps))
+        return keep * self.estimate_bps + (1.0 - keep) * self.prior_bps
 
 
 @dataclass(frozen=True)

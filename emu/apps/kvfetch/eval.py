@@ -51,6 +51,8 @@ class KVFetchEvalConfig:
     chunk_tokens: int = field(default=512, metadata=_help("tokens per streamed chunk"))
     slo_s: float = field(default=1.0, metadata=_help("TTFT target in s"))
     trials: int = field(default=12, metadata=_help("fetches per scheme, spread over the trace"))
+    request_gap_s: Optional[float] = field(default=None, metadata=_help(
+        "requests this many seconds apart from a seeded start, instead of spread over the trace"))
     contexts: int = field(default=1, metadata=_help("held-out contexts (fetches cycle through them)"))
     cont_tokens: int = field(default=256, metadata=_help("continuation tokens scored for perplexity"))
     query_tokens: int = field(default=32, metadata=_help("query tokens prefilled after the last chunk"))
@@ -79,6 +81,8 @@ class KVFetchEvalConfig:
             raise ValueError("trace: give a trace, or a constant link with rate_bps")
         check_number("rtt_s", self.rtt_s, lo=1e-4, hi=5.0)
         check_int("trials", self.trials, lo=1, hi=10_000)
+        if self.request_gap_s is not None:
+            check_number("request_gap_s", self.request_gap_s, lo=0.0, hi=1e6)
         check_int("contexts", self.contexts, lo=1, hi=64)
         check_int("cont_tokens", self.cont_tokens, lo=2, hi=4096)
         check_number("horizon_s", self.horizon_s, lo=1.0, hi=1e5)
@@ -136,15 +140,21 @@ class QualityCache:
         return self._memo[choices]
 
 
-def trial_offsets(config: KVFetchEvalConfig, seed: int) -> list[float]:
-    """Request times: one per ``trials``, spread evenly over the trace with a seeded jitter."""
+def trial_offsets(config: KVFetchEvalConfig, seed: int, duration_s: Optional[float] = None) -> list[float]:
+    """Request times (increasing): one per ``trials``, spread evenly over the trace with a seeded jitter, or
+    ``request_gap_s`` apart from a seeded start. ``duration_s``: the trace's period, if already known."""
     rng = SeedTree(seed).rng("kvfetch.trials")
+    gap = config.request_gap_s
     if config.trace is None:   # a constant link: requests 10 s apart (the connection's memory sees ages)
-        return [float(k * 10.0) for k in range(config.trials)]
-    from emu.links.tracefile import load_trace, resolve_trace_path
+        return [float(k * (10.0 if gap is None else gap)) for k in range(config.trials)]
+    if duration_s is None:
+        from emu.links.tracefile import load_trace, resolve_trace_path
 
-    duration = load_trace(resolve_trace_path(config.trace)).period_s
-    usable = max(1.0, duration - 20.0)
+        duration_s = load_trace(resolve_trace_path(config.trace)).period_s
+    usable = max(1.0, duration_s - 20.0)
+    if gap is not None:        # the trace loops past its end
+        start = float(rng.uniform(0, usable))
+        return [start + k * gap for k in range(config.trials)]
     step = usable / config.trials
     return [float(k * step + rng.uniform(0, step)) for k in range(config.trials)]
 
@@ -197,12 +207,12 @@ def evaluate(config: KVFetchEvalConfig, *, schemes: tuple[str, ...] = SCHEMES, s
         menus.append(make_menu(prep, compute, n_layers=model.cfg.n_layers, channels=model.cfg.kv_channels,
                                query_tokens=config.query_tokens))
         qualities.append(QualityCache(model, prep))
-    offsets = trial_offsets(config, seed)
     schedule = None
     if config.trace is not None:
         from emu.links.tracefile import load_trace
 
         schedule = load_trace(config.trace)
+    offsets = trial_offsets(config, seed, None if schedule is None else schedule.period_s)
     reference_ppl = float(np.mean([q.reference.ppl for q in qualities]))
     fp16_bytes = float(np.mean([p.kv.size * 2 for p in preps]))
     out: dict[str, dict] = {}
