@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from emu.apps.base import Endpoint, InstallContext, finite_or_nan
-from emu.apps.kvfetch.controller import (FORGET_S, HALF_LIFE_S, PRIOR_BPS, BandwidthMemory, BudgetController,
-                                         ChunkMenu, Controller, FixedController, Observation, SloSplitController)
+from emu.apps.kvfetch.controller import (FORGET_S, HALF_LIFE_S, HEDGE, PRIOR_BPS, BandwidthMemory,
+                                         BudgetController, ChunkMenu, Controller, FixedController, Observation,
+                                         SloSplitController)
 from emu.apps.kvfetch.menu import (AC_DECODE_ELEMENTS_PER_S, DEQUANT_ELEMENTS_PER_S, MAX_CONTEXT, MIN_CONTEXT,
                                    PREFILL_TOKENS_PER_S, ComputeModel)
 from emu.validate import check_bool, check_int, check_number
@@ -117,7 +118,12 @@ class KVFetch(Endpoint):
         self.fetch_s = math.nan                   # last byte delivered, since the request
         self.ttft_s = math.nan
         self._done = False
-        self._ends: list[int] = []                # stream offset where each chosen chunk ends
+        self.sent: list[str] = []                 # what the server sent per chunk (``HEDGE`` + level: text and KV)
+        self._plan: list[tuple[bool, Optional[str]]] = []   # per chunk: text sent?, KV option sent (or None)
+        self._parts: deque = deque()              # (stream offset where a part ends, chunk, "text" | "kv")
+        self._written = 0
+        self._text_at: dict[int, float] = {}      # arrival time of a chunk's text
+        self._kv_at: dict[int, float] = {}        # arrival time of a chunk's KV
         self._next_chunk = 0
         self._samples: deque = deque()            # (time, delivered bytes) of recent ACKs
         self._first_sample: Optional[tuple[float, int]] = None
@@ -125,12 +131,8 @@ class KVFetch(Endpoint):
         self._gpu_free_s = 0.0                    # absolute time
         self._gpu_est_s = 0.0                     # the sender's estimate of the same
         self._arrived = 0
-        self._kv_written = 0                      # bytes of KV options written (a measurement needs some)
-        self.hedged = False                       # this request hedged (see ``_start_hedge``)
-        self._text_ends: list[int] = []           # hedge: stream offset where each chunk's text ends
-        self._kv_ends: list[tuple[int, int]] = [] # hedge: (chunk, stream offset where its KV ends)
-        self._text_at: list[float] = []           # hedge: arrival time of each chunk's text
-        self._kv_at: dict[int, float] = {}        # hedge: arrival time of a chunk's KV
+        self._kv_written = 0                      # bytes of KV written (a measurement needs some)
+        self.hedged = False                       # this request hedged (``_start_hedge``)
         self.data: Any = None
         self.request: Any = None
         if self.menu is not None:
@@ -162,7 +164,7 @@ class KVFetch(Endpoint):
     # -- server -------------------------------------------------------------------------------------------------
 
     def _on_request(self, total: int, now_s: float) -> None:
-        if total >= REQUEST_BYTES and self._next_chunk == 0 and not self._ends and not self.hedged:
+        if total >= REQUEST_BYTES and self._next_chunk == 0 and not self._plan:
             self.controller.begin(now_s)
             menu = self.menu
             if self.controller.hedge and "text" in menu.nbytes and menu.levels and menu.n_chunks > 1:
@@ -170,24 +172,45 @@ class KVFetch(Endpoint):
             else:
                 self._send_next(now_s)
 
+    def _write(self, chunk: int, has_text: bool, kv: Optional[str]) -> int:
+        """Plan chunk ``chunk`` (its text, its KV at option ``kv``, or both: see ``_process``); returns the bytes
+        to write."""
+        nbytes = 0
+        if has_text:
+            nbytes += int(self.menu.nbytes["text"][chunk])
+            self._parts.append((self._written + nbytes, chunk, "text"))
+        if kv is not None:
+            n_kv = int(self.menu.nbytes[kv][chunk])
+            nbytes += n_kv
+            self._kv_written += n_kv
+            self._parts.append((self._written + nbytes, chunk, "kv"))
+        self._plan.append((has_text, kv))
+        self._written += nbytes
+        self.chunk_bytes.append(nbytes)
+        return nbytes
+
     def _start_hedge(self) -> None:
         """A request on a connection that has measured nothing (recently): the text of every chunk, then the
         smallest level's KV of every chunk but the first, all written at once. The receiver recomputes each chunk
-        from its text unless that chunk's KV has arrived by the time it gets to it, so the request is never slower
-        than text recompute, and the KV it streams measures the path for the next request [DESIGN]."""
+        from its text unless that chunk's KV has arrived by the time it gets to it, so the request is about as fast
+        as text recompute or faster, and the KV it streams measures the path for the next request [DESIGN]."""
         menu = self.menu
         self.hedged = True
-        self._next_chunk = menu.n_chunks
-        offset = 0
-        for i in range(menu.n_chunks):
-            offset += int(menu.nbytes["text"][i])
-            self._text_ends.append(offset)
         level = menu.levels[-1]
+        parts = []
+        for i in range(menu.n_chunks):   # every text first, then the KV, in chunk order
+            self._plan.append((True, level if i > 0 else None))
+            self._written += int(menu.nbytes["text"][i])
+            parts.append((self._written, i, "text"))
+            self.sent.append(HEDGE + level if i > 0 else "text")
         for i in range(1, menu.n_chunks):
-            offset += int(menu.nbytes[level][i])
-            self._kv_ends.append((i, offset))
-        self._kv_written = offset - self._text_ends[-1]
-        self.data.write(offset)
+            self._written += int(menu.nbytes[level][i])
+            self._kv_written += int(menu.nbytes[level][i])
+            parts.append((self._written, i, "kv"))
+        self._parts.extend(parts)
+        self._next_chunk = menu.n_chunks
+        self.throughput_est_bps.extend([None] * menu.n_chunks)
+        self.data.write(self._written)
 
     def _throughput(self, now_s: float) -> Optional[float]:
         s = self._samples
@@ -204,19 +227,17 @@ class KVFetch(Endpoint):
         queued = self.data.written_bytes - self.data.delivered_bytes
         obs = Observation(now_s - self.start_s, thr, queued, max(0.0, self._gpu_est_s - self.start_s))
         option = self.controller.choose(i, obs, menu)
-        if option not in menu.nbytes:
+        hedged = option.startswith(HEDGE)
+        kv = option[len(HEDGE):] if hedged else (None if option == "text" else option)
+        if (kv is not None and kv not in menu.nbytes) or ((hedged or kv is None) and "text" not in menu.nbytes):
             raise ValueError(f"controller {self.scheme!r} chose {option!r}; options: {menu.options}")
-        nbytes = int(menu.nbytes[option][i])
-        self.choices.append(option)
-        self.chunk_bytes.append(nbytes)
+        self.sent.append(option)
         self.throughput_est_bps.append(thr)
-        self._ends.append(self.data.written_bytes + nbytes)
-        if option != "text":
-            self._kv_written += nbytes
+        nbytes = self._write(i, hedged or kv is None, kv)
         # The sender's estimate of the receiver's compute queue (for the text decision).
         est_thr = thr or getattr(self.controller, "prior_bps", None) or 1e7
         arrive_est = now_s + (queued + nbytes) * 8.0 / est_thr
-        self._gpu_est_s = max(self._gpu_est_s, arrive_est) + menu.gpu_s[option][i]
+        self._gpu_est_s = max(self._gpu_est_s, arrive_est) + menu.gpu_s[kv or "text"][i]
         self._next_chunk += 1
         self.data.write(nbytes)
 
@@ -225,56 +246,51 @@ class KVFetch(Endpoint):
             self._samples.append((sample.now_s, sample.delivered_bytes))
             if self._first_sample is None:
                 self._first_sample = (sample.now_s, sample.delivered_bytes)
-        if not self.hedged and self._next_chunk < self.menu.n_chunks and self.data.unsent_bytes == 0:
+        if self._next_chunk < self.menu.n_chunks and self.data.unsent_bytes == 0:
             self._send_next(sample.now_s)
 
     # -- client -------------------------------------------------------------------------------------------------
 
     def _on_data(self, total: int, now_s: float) -> None:
-        if self.hedged:
-            self._on_hedged_data(total, now_s)
-            return
-        while self._arrived < len(self._ends) and total >= self._ends[self._arrived]:
-            i = self._arrived
-            option = self.choices[i]
-            self.arrived_s.append(now_s - self.start_s)
-            begin = max(now_s, self._gpu_free_s)
-            self._gpu_free_s = begin + self.menu.gpu_s[option][i]
-            self.processed_s.append(self._gpu_free_s - self.start_s)
-            self._arrived += 1
-        self._finish_if_done(now_s)
-
-    def _on_hedged_data(self, total: int, now_s: float) -> None:
-        while len(self._text_at) < len(self._text_ends) and total >= self._text_ends[len(self._text_at)]:
-            self._text_at.append(now_s)
-        while self._kv_ends and total >= self._kv_ends[0][1]:
-            self._kv_at[self._kv_ends.pop(0)[0]] = now_s
-        level = self.menu.levels[-1]
-        while self._arrived < len(self._text_at):
-            i = self._arrived
-            begin = max(self._gpu_free_s, self._text_at[i])
-            kv_at = self._kv_at.get(i)
-            if kv_at is not None and kv_at <= begin:
-                option, got = level, kv_at
-            elif now_s >= begin or not any(j == i for j, _ in self._kv_ends):
-                option, got = "text", self._text_at[i]   # the KV, if any, arrives after the receiver is free
-            else:
-                break                                     # the KV may still arrive before the receiver is free
-            self.choices.append(option)
-            self.chunk_bytes.append(int(self.menu.nbytes[option][i]))
-            self.throughput_est_bps.append(None)
-            self.arrived_s.append(got - self.start_s)
-            self._gpu_free_s = begin + self.menu.gpu_s[option][i]
-            self.processed_s.append(self._gpu_free_s - self.start_s)
-            self._arrived += 1
-        self._finish_if_done(now_s)
-
-    def _finish_if_done(self, now_s: float) -> None:
+        parts = self._parts
+        while parts and total >= parts[0][0]:
+            _, chunk, kind = parts.popleft()
+            (self._text_at if kind == "text" else self._kv_at)[chunk] = now_s
+        self._process(now_s)
         if self._arrived == self.menu.n_chunks and not self._done:
             self.fetch_s = max(self.arrived_s)
             self.ttft_s = self.processed_s[-1] + self.menu.query_prefill_s
             self._done = True
             self._remember(now_s)
+
+    def _process(self, now_s: float) -> None:
+        """The receiver's compute queue: one processor, chunks in order. A chunk sent as KV alone waits for its KV,
+        one sent as text is recomputed; one sent as both is decoded if its KV is there when the processor gets to
+        it, else recomputed from its text (no waiting: never later than recompute)."""
+        menu = self.menu
+        while self._arrived < len(self._plan):
+            i = self._arrived
+            has_text, kv = self._plan[i]
+            text_at, kv_at = self._text_at.get(i), self._kv_at.get(i)
+            if not has_text:
+                if kv_at is None:
+                    break
+                option, got, begin = kv, kv_at, max(self._gpu_free_s, kv_at)
+            else:
+                if text_at is None:
+                    break
+                begin = max(self._gpu_free_s, text_at)
+                if kv is not None and kv_at is not None and kv_at <= begin:
+                    option, got = kv, kv_at
+                elif kv is None or now_s >= begin:   # the KV, if any, arrives after the processor is free
+                    option, got = "text", text_at
+                else:
+                    break                           # the KV may still arrive before the processor is free
+            self.choices.append(option)
+            self.arrived_s.append(got - self.start_s)
+            self._gpu_free_s = begin + menu.gpu_s[option][i]
+            self.processed_s.append(self._gpu_free_s - self.start_s)
+            self._arrived += 1
 
     def _remember(self, now_s: float) -> None:
         """Teach the connection's memory this fetch's delivery rate (first to last ACK not limited by the sender),

@@ -66,6 +66,7 @@ class ChunkMenu:
         return tuple(self.nbytes)
 
 
+HEDGE = "text+"          # an option "text+<level>": the chunk's text and its KV; the receiver uses what is there
 PRIOR_BPS = 20e6          # kvfetch's prior (its eval's ``prior_bps``) [DESIGN]
 HALF_LIFE_S = 10.0        # [DESIGN]: a few fetches' worth of memory on a cellular trace
 FORGET_S = 60.0           # [DESIGN]: back halfway to the prior after a minute without a measurement
@@ -204,8 +205,12 @@ class BudgetController:
         text_done_s = max(obs.gpu_free_s, net_free_s) + menu.gpu_s["text"][chunk]
         if text_done_s <= self.slo_s - menu.query_prefill_s:
             return "text"
-        kv_done_s = net_free_s + menu.nbytes[smallest][chunk] * 8.0 / thr + menu.gpu_s[smallest][chunk]
-        return "text" if text_done_s < kv_done_s else smallest
+        arrive_s = net_free_s + menu.nbytes[smallest][chunk] * 8.0 / thr
+        if text_done_s < arrive_s + menu.gpu_s[smallest][chunk]:
+            return "text"
+        # KV expected before the receiver is through its backlog: send the text too, so that a late KV (the
+        # estimate was high) costs no more than the recompute it replaced [DESIGN].
+        return HEDGE + smallest if arrive_s <= obs.gpu_free_s else smallest
 
 
 RELEASED_CODE_LEVELS = ("level3", "level2", "level1")   # the levels config_selection tries, best first
