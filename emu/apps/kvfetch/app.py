@@ -133,6 +133,7 @@ class KVFetch(Endpoint):
         self._arrived = 0
         self._kv_written = 0                      # bytes of KV written (a measurement needs some)
         self.hedged = False                       # this request hedged (``_start_hedge``)
+        self._wake_at = math.nan                  # when the receiver looks again at a chunk sent as text and KV
         self.data: Any = None
         self.request: Any = None
         if self.menu is not None:
@@ -257,11 +258,18 @@ class KVFetch(Endpoint):
             _, chunk, kind = parts.popleft()
             (self._text_at if kind == "text" else self._kv_at)[chunk] = now_s
         self._process(now_s)
+        self._finish(now_s)
+
+    def _finish(self, now_s: float) -> None:
         if self._arrived == self.menu.n_chunks and not self._done:
             self.fetch_s = max(self.arrived_s)
             self.ttft_s = self.processed_s[-1] + self.menu.query_prefill_s
             self._done = True
             self._remember(now_s)
+
+    def _wake(self, _: Any = None) -> None:
+        self._process(self.sim.now_s)
+        self._finish(self.sim.now_s)
 
     def _process(self, now_s: float) -> None:
         """The receiver's compute queue: one processor, chunks in order. A chunk sent as KV alone waits for its KV,
@@ -284,8 +292,11 @@ class KVFetch(Endpoint):
                     option, got = kv, kv_at
                 elif kv is None or now_s >= begin:   # the KV, if any, arrives after the processor is free
                     option, got = "text", text_at
-                else:
-                    break                           # the KV may still arrive before the processor is free
+                else:                               # the KV may still arrive before the processor is free:
+                    if self._wake_at != begin:      # look again then, even if no data comes (an outage)
+                        self._wake_at = begin
+                        self.sim.call_at(max(begin, self.sim.now_s), self._wake)
+                    break
             self.choices.append(option)
             self.arrived_s.append(got - self.start_s)
             self._gpu_free_s = begin + menu.gpu_s[option][i]
