@@ -95,7 +95,8 @@ def test_adaptive_mean_ttft_within_10pct_of_text_and_the_best_level(trace, menu)
 
 
 @pytest.mark.parametrize("trace", ["lumos5g/5G/5g_trace_26_walking", "oboe/oboe_trace_98.txt",
-                                   "mahimahi/Verizon-LTE-short.down", "fcc-hsdpa/train/trace_925800_http---www.ebay.com",
+                                   "mahimahi/Verizon-LTE-short.down",
+                                   "fcc-hsdpa/train/trace_925800_http---www.ebay.com",
                                    "multipath-wifi-cellular/8_5_wifi.csv"])
 def test_level0_is_the_fastest_fixed_level(trace, menu):
     if shared_traces_dir() is None:

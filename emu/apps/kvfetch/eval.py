@@ -9,8 +9,8 @@ What runs (everything from one seed):
    access-bottleneck network (``emu.topologies.access_bottleneck``: the trace started at the request time, ``rtt_s``
    base RTT, Cubic), installed with ``emu.apps.install`` like any app: ``cachegen`` (adaptive,
    ``BudgetController``; one ``BandwidthMemory`` carried across its requests in time order, like one connection,
-   so each request starts on what the earlier ones measured), ``code_rule`` (the released controller's rule), ``quant8``, ``quant4``, ``text`` and
-   each fixed level. All schemes see the same request times (paired comparison).
+   so each request starts on what the earlier ones measured), ``code_rule`` (the released controller's rule),
+   ``quant8``, ``quant4``, ``text`` and each fixed level. All schemes see the same request times (paired comparison).
 3. Quality of what each fetch delivered: the chosen chunks are decoded (text chunks recomputed from their tokens
    after the decoded chunks before them) and the model continues the held-out text from that cache:
    ``ppl_increase_pct`` against the original cache, next-token accuracy.
@@ -30,6 +30,7 @@ from emu.apps.kvfetch.app import SCHEMES, KVFetchConfig
 from emu.apps.kvfetch.controller import FORGET_S, HALF_LIFE_S, PRIOR_BPS, BandwidthMemory
 from emu.apps.kvfetch.menu import (AC_DECODE_ELEMENTS_PER_S, DEQUANT_ELEMENTS_PER_S, MAX_CONTEXT, MIN_CONTEXT,
                                    PREFILL_TOKENS_PER_S, Prepared)
+from emu.apps.requests import request_offsets, run_request
 from emu.rng import SeedTree
 from emu.validate import check_int, check_number
 
@@ -141,22 +142,10 @@ class QualityCache:
 
 
 def trial_offsets(config: KVFetchEvalConfig, seed: int, duration_s: Optional[float] = None) -> list[float]:
-    """Request times (increasing): one per ``trials``, spread evenly over the trace with a seeded jitter, or
-    ``request_gap_s`` apart from a seeded start. ``duration_s``: the trace's period, if already known."""
-    rng = SeedTree(seed).rng("kvfetch.trials")
-    gap = config.request_gap_s
-    if config.trace is None:   # a constant link: requests 10 s apart (the connection's memory sees ages)
-        return [float(k * (10.0 if gap is None else gap)) for k in range(config.trials)]
-    if duration_s is None:
-        from emu.links.tracefile import load_trace, resolve_trace_path
-
-        duration_s = load_trace(resolve_trace_path(config.trace)).period_s
-    usable = max(1.0, duration_s - 20.0)
-    if gap is not None:        # the trace loops past its end
-        start = float(rng.uniform(0, usable))
-        return [start + k * gap for k in range(config.trials)]
-    step = usable / config.trials
-    return [float(k * step + rng.uniform(0, step)) for k in range(config.trials)]
+    """Request times (increasing): ``trials`` spread over the trace, or ``request_gap_s`` apart
+    (``emu.apps.requests.request_offsets``). ``duration_s``: the trace's period, if already known."""
+    return request_offsets(config.trace, config.trials, seed, "kvfetch.trials", gap_s=config.request_gap_s,
+                           duration_s=duration_s)
 
 
 def run_fetch(config: KVFetchEvalConfig, scheme: str, menu, *, trace_offset_s: float, seed: int,
@@ -164,22 +153,12 @@ def run_fetch(config: KVFetchEvalConfig, scheme: str, menu, *, trace_offset_s: f
     """One fetch on its own access-bottleneck network (the trace started ``trace_offset_s`` into it); returns
     the finished endpoint. ``memory``: the connection's, carried from earlier fetches (its clock is trace time);
     ``schedule``: ``config.trace`` already loaded (``emu.links.tracefile.load_trace``), read once for many fetches."""
-    from emu.apps import install
-    from emu.sim import Sim
-    from emu.topologies import access_bottleneck, run_until_done
-
-    sim = Sim(seed=seed)
     trace = config.trace if schedule is None or config.trace is None else schedule
-    topo = access_bottleneck(sim, rate=None if config.trace is not None else config.rate_bps, trace=trace,
-                             trace_offset=trace_offset_s, rtt_s=config.rtt_s)
-    fetch = install(topo.net, "kvfetch", src=topo.senders[0], dst=topo.receivers[0], scheme=scheme,
-                    **dataclasses.asdict(config.endpoint_config()) | {"menu": menu, "memory": memory})
-    if memory is not None:
-        memory.clock_offset_s = trace_offset_s
-    if not run_until_done(sim, [fetch], horizon_s=config.horizon_s):
-        raise ValueError(f"horizon_s: the {scheme} fetch at trace time {trace_offset_s:.1f} s did not finish within "
-                         f"{config.horizon_s} s of simulated time")
-    return fetch
+    params = dataclasses.asdict(config.endpoint_config()) | {"menu": menu}
+    del params["memory"]
+    return run_request("kvfetch", scheme, trace=trace, rate_bps=config.rate_bps, trace_offset_s=trace_offset_s,
+                       rtt_s=config.rtt_s, seed=seed, horizon_s=config.horizon_s, what="fetch", memory=memory,
+                       **params)
 
 
 def evaluate(config: KVFetchEvalConfig, *, schemes: tuple[str, ...] = SCHEMES, seed: int = 0) -> dict[str, dict]:
