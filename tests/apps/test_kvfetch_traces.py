@@ -29,9 +29,10 @@ from tests.apps.kvfetch_marks import NEEDS_TEXT  # noqa: E402
 
 pytestmark = NEEDS_TEXT
 
-REQUESTS = 2
+REQUESTS = 3
 GAP_S = 30.0                 # < FORGET_S: the later requests are informed by the earlier ones
 TARGET = 1.10
+RTT_S = 0.04
 
 
 def distinct_trace_files() -> list:
@@ -70,7 +71,7 @@ def fetch_ttfts(trace: str, menu, schemes: tuple[str, ...]) -> tuple[dict[str, l
     from emu.apps.kvfetch.eval import KVFetchEvalConfig, run_fetch, trial_offsets
 
     config = KVFetchEvalConfig(trace=trace, trials=REQUESTS, request_gap_s=GAP_S, slo_s=0.05, horizon_s=600.0,
-                               context_tokens=256, chunk_tokens=64)
+                               context_tokens=256, chunk_tokens=64, rtt_s=RTT_S)
     schedule = load_trace(trace)
     offsets = trial_offsets(config, 0, schedule.period_s)
     memory = config.endpoint_config().new_memory()

@@ -179,7 +179,7 @@ class BudgetController:
         if self.memory is not None:
             recent = self.memory.recent(now_s)
             self.informed = recent is not None
-            self.prior_bps = recent if recent is not None else self.memory.estimate(now_s)
+            self.prior_bps = min(recent, self.memory.prior_bps) if recent is not None else self.memory.prior_bps
             self.hedge = not self.informed
 
     def choose(self, chunk: int, obs: Observation, menu: ChunkMenu) -> str:
