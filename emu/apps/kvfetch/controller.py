@@ -14,9 +14,11 @@ Controllers:
   is still queued at the measured throughput, the query prefill and the last chunk's decode, is split evenly
   over the chunks left; the best level whose transfer fits that share wins. If none fits, the chunk goes as text
   when the receiver can recompute it within the time left (the network is then free for the next chunk);
-  otherwise the option that is estimated to finish first. Before any measurement the first chunk is chosen with
-  a prior throughput (``prior_bps``); a later chunk without a measurement (all earlier chunks went as text, which
-  measures nothing) probes with the smallest level [DESIGN].
+  otherwise the option that is estimated to finish first; when that is KV expected before the receiver is through
+  its backlog, the chunk's text goes too (``"text+level0"``: a late KV is recomputed, ``app.KVFetch._process``).
+  Before any measurement the first chunk is chosen with a prior throughput (``prior_bps``); a later chunk without
+  a measurement (all earlier chunks went as text, which measures nothing) probes with the smallest level, unless
+  the connection's memory knows the path [DESIGN].
 - ``SloSplitController`` (``code``): the released rule (``src/utils.py: config_selection``; apps.md §4.2): level 3,
   2, 1 if ``bytes · 8 / throughput < SLO / n_chunks``, else text. It uses the measured throughput (the released
   runner uses each chunk's true bandwidth from its synthetic trace, an oracle).
@@ -24,7 +26,8 @@ Controllers:
 
 ``BandwidthMemory`` is one connection's throughput estimate carried across requests (a prior, an age-weighted
 average of finished fetches, decay back toward the prior), shared with kvblend's loading controller. Given one,
-``BudgetController.begin(now_s)`` chooses a request's first chunk on it instead of the fixed prior.
+``BudgetController.begin(now_s)`` chooses a request's first chunk on its recent measurement, or makes the request
+hedge when it has none (docs/kvfetch.md, "Connection memory").
 """
 from __future__ import annotations
 
@@ -69,7 +72,8 @@ class ChunkMenu:
 HEDGE = "text+"          # an option "text+<level>": the chunk's text and its KV; the receiver uses what is there
 PRIOR_BPS = 20e6          # kvfetch's prior (its eval's ``prior_bps``) [DESIGN]
 HALF_LIFE_S = 10.0        # [DESIGN]: a few fetches' worth of memory on a cellular trace
-FORGET_S = 60.0           # [DESIGN]: back halfway to the prior after a minute without a measurement
+FORGET_S = 60.0           # [DESIGN]: kvblend's estimate is halfway back to the prior after a minute without a
+                          # measurement; kvfetch's controller hedges once its last measurement is that old
 
 
 class BandwidthMemory:
@@ -80,7 +84,9 @@ class BandwidthMemory:
     - Each finished fetch's measurement is averaged in with weight ``1 - 0.5 ** (age / half_life_s)`` on the new
       value, ``age`` being the time since the previous measurement.
     - Between measurements the estimate decays toward the prior with half-life ``forget_s``: a connection that
-      once looked too slow to fetch over (and measures nothing while it recomputes) tries again.
+      once looked too slow to fetch over (and measures nothing while it recomputes) tries again (``estimate``).
+    - ``recent``: the average without decay while the last measurement is younger than ``forget_s``, for a
+      controller that probes the path itself once the memory is stale (kvfetch's hedged request).
     """
 
     def __init__(self, prior_bps: float = PRIOR_BPS, half_life_s: float = HALF_LIFE_S,
@@ -174,8 +180,9 @@ class BudgetController:
 
     def begin(self, now_s: float) -> None:
         """A new request at ``now_s``: with a ``memory``, its first chunk is chosen on what the connection has
-        shown (``memory.estimate``) instead of the fixed prior; if the memory has no recent measurement
-        (``memory.knows``), the request hedges (text of every chunk plus the KV of the later ones)."""
+        measured (``memory.recent``, capped at the memory's prior [DESIGN]: docs/kvfetch.md) instead of the fixed
+        prior; if the memory has no recent measurement, the request hedges (``hedge``: the text of every chunk
+        plus the KV of the later ones, ``app.KVFetch._start_hedge``)."""
         if self.memory is not None:
             recent = self.memory.recent(now_s)
             self.informed = recent is not None
