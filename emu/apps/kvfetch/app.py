@@ -8,8 +8,15 @@ endpoint builds its own chunk menu).
             on every ACK: when the socket has taken everything written (nothing unsent), choose and write the
             next chunk; the throughput estimate is the delivery rate over the last ``rate_window_s`` of ACKs
     client: on in-order data → each completed chunk joins the receiver's compute queue (one processor, FIFO,
-            in chunk order): decode of a KV chunk, or recompute of a text chunk (which needs the chunks before it)
+            in chunk order): decode of a KV chunk, or recompute of a text chunk (which needs the chunks before it);
+            a chunk sent as text and KV is decoded if its KV is there when the processor gets to it, else
+            recomputed (``_process``)
             TTFT = (last chunk processed) + query prefill − request time
+
+The connection's memory (``memory``, a ``BandwidthMemory``; one per endpoint unless given, so give the same object
+to the fetches of one connection): the adaptive controller starts each request on its recent measurement, or, with
+none, the request hedges: the text of every chunk, then the smallest level's KV of the later chunks, all at once
+(``_start_hedge``). Each fetch that sent KV teaches the memory its delivery rate (``_remember``).
 
 The scheme names the controller (``controller.py``): ``cachegen`` (adaptive), ``code_rule`` (the released rule),
 or one fixed option (``quant8``, ``quant4``, ``text``, ``level0`` … ``level3``). The compute model (what the
