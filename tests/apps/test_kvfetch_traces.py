@@ -12,8 +12,9 @@ level. It holds on 889 of the 1101 traces. The other 212 are recorded with their
 and a trace that starts meeting it fails the test until it is removed from the list. What holds on every trace
 is asserted too: the adaptive mean is never more than 10 % above the worse of the two.
 
-A small configuration keeps this CPU-cheap (2.5 min on two shared cores, 8 min when they are busy): a 256-token context of the
-committed model in four 64-token chunks (every option's real encoded size), 40 ms RTT, and an SLO no option meets
+A small configuration keeps this CPU-cheap (2.5 min on two shared cores, 8 min when they are busy): a
+256-token context of the committed model in four 64-token chunks (every option's real encoded size), 40 ms RTT,
+and an SLO no option meets
 (50 ms), so the controller's objective is the earliest finish, which is what the target measures (at a looser
 SLO it spends the slack on quality by design). ``level0`` stands for the best fixed level: each chunk of it is
 smaller than the same chunk at every other level at the same decoding cost, and
