@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from emu.apps.kvfetch.controller import (BudgetController, ChunkMenu, FixedController, Observation,
+from emu.apps.kvfetch.controller import (BandwidthMemory, BudgetController, ChunkMenu, FixedController, Observation,
                                          SloSplitController)
 
 LEVELS = ("level3", "level2", "level1", "level0")
@@ -45,8 +45,11 @@ def obs(now_s=0.0, thr=None, queued=0, gpu_free_s=0.0) -> Observation:
     # last chunk at 0.9 s, 1 Mbit/s: text done 0.9 + 0.2 = 1.1 s misses 0.95 s but beats level0's 0.9 + 0.4 +
     # 0.01 = 1.31 s
     (3, obs(now_s=0.9, thr=1e6, gpu_free_s=0.9), "text"),
-    # same, but the receiver is busy until 1.5 s: text done 1.7 s, level0 1.31 s -> level0
-    (3, obs(now_s=0.9, thr=1e6, gpu_free_s=1.5), "level0"),
+    # same, but the receiver is busy until 1.5 s: text done 1.7 s, level0 1.31 s -> level0; it arrives at 1.3 s,
+    # before the receiver is free, so its text goes too (a late KV is then recomputed, no waiting)
+    (3, obs(now_s=0.9, thr=1e6, gpu_free_s=1.5), "text+level0"),
+    # busy until 1.25 s: text done 1.45 s, level0 1.31 s -> level0, arriving at 1.3 s after the receiver is free
+    (3, obs(now_s=0.9, thr=1e6, gpu_free_s=1.25), "level0"),
     # a later chunk with no measurement (earlier chunks went as text): probe with the smallest level
     (1, obs(now_s=0.2), "level0"),
 ])
@@ -94,3 +97,47 @@ def test_fixed_controller_and_validation():
     with pytest.raises(ValueError, match="level 'level9'"):
         ChunkMenu(nbytes={"level0": [1]}, gpu_s={"level0": [0.1]}, levels=("level9",), query_prefill_s=0.0)
     assert menu().n_chunks == 4 and menu().options == tuple(SIZES)
+
+
+def test_budget_controller_without_a_text_option_falls_back_to_the_smallest_level():
+    """A menu of KV levels only (no text): where no level fits its share, the smallest level goes (it used to
+    raise KeyError('text')); a menu of text only sends text."""
+    kv_only = ChunkMenu(nbytes={k: [v] * 4 for k, v in SIZES.items() if k != "text"},
+                        gpu_s={k: [0.01] * 4 for k in SIZES if k != "text"}, levels=LEVELS, query_prefill_s=0.05)
+    ctl = BudgetController(slo_s=1.0, prior_bps=8e6)
+    assert ctl.choose(0, obs(thr=1e6), kv_only) == "level0"
+    assert ctl.choose(3, obs(now_s=0.9, thr=1e6, gpu_free_s=1.5), kv_only) == "level0"
+    text_only = ChunkMenu(nbytes={"text": [1_000] * 4}, gpu_s={"text": [0.2] * 4}, levels=(), query_prefill_s=0.05)
+    assert ctl.choose(0, obs(thr=1e9), text_only) == "text"
+
+
+def test_connection_memory_starts_the_controller_or_makes_it_hedge():
+    """``begin``: with no measurement younger than ``forget_s`` the request hedges (and the next chunks have no
+    prior to trust); with one, the first chunk is chosen on the measured average, and a later chunk without a
+    measurement of its own (earlier chunks went as text) uses it too instead of probing."""
+    memory = BandwidthMemory(prior_bps=20e6, half_life_s=10.0, forget_s=60.0)
+    ctl = BudgetController(slo_s=1.0, prior_bps=20e6, memory=memory)
+    ctl.begin(0.0)
+    assert ctl.hedge and not ctl.informed and ctl.prior_bps == 20e6
+    memory.update(1e6, now_s=5.0)
+    ctl.begin(30.0)
+    assert not ctl.hedge and ctl.informed and ctl.prior_bps == 1e6       # no decay toward the prior
+    assert ctl.choose(0, obs(), menu()) == "text"                         # 1 Mbit/s: level0 0.4 s > 0.235 s
+    assert ctl.choose(1, obs(now_s=0.2), menu()) == "text"                # no probe: the memory knows the path
+    ctl.begin(65.0)                                                       # 60 s after the measurement: stale
+    assert ctl.hedge and memory.recent(65.0) is None and memory.recent(64.9) == 1e6
+    assert FixedController("level1").hedge is False and SloSplitController(1.0, 1e6).hedge is False
+
+
+def test_bandwidth_memory_clock_offset_is_trace_time():
+    """Each request of an evaluation is its own simulation starting at 0; ``clock_offset_s`` (its trace offset)
+    makes ages trace time."""
+    memory = BandwidthMemory(prior_bps=20e6, half_life_s=10.0, forget_s=60.0)
+    memory.clock_offset_s = 100.0
+    memory.update(4e6, now_s=1.0)            # trace time 101 s
+    memory.clock_offset_s = 150.0
+    assert memory.recent(0.0) == 4e6         # 49 s later
+    memory.update(2e6, now_s=1.0)            # trace time 151 s: 50 s later, weight 1 - 0.5 ** 5 on the new value
+    assert memory.estimate_bps == pytest.approx(4e6 / 32 + 2e6 * 31 / 32)
+    with pytest.raises(ValueError, match="forget_s"):
+        BandwidthMemory(forget_s=0.0)

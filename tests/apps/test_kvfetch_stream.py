@@ -77,14 +77,54 @@ def test_text_fetch_is_recompute_bound():
     assert res.sent_bytes == 4 * 2000
 
 
-def test_adaptive_fetch_uses_text_on_a_slow_link_and_kv_on_a_fast_one():
+def test_a_fresh_connection_hedges_then_starts_on_what_it_measured():
+    """The first request on a connection (nothing measured) sends every chunk's text and the smallest level's KV
+    of chunks 1-3; the receiver recomputes a chunk unless its KV is already there. The next request starts on
+    the measured rate: text only on the slow link (8 kB sent), the best level first on the fast one."""
     m = menu()
-    slow = run_fetch(m, "cachegen", prior_bps=2e6, rate_bps=2e6)
-    fast = run_fetch(m, "cachegen", prior_bps=2e6, rate_bps=200e6)
-    # the prior says text; chunk 1 probes the path with the smallest level, then the measurement decides
-    assert slow.choices[:2] == ["text", "level1"] and slow.choices[2:] == ["text", "text"]
-    assert fast.choices[:2] == ["text", "level1"] and fast.choices[3] == "level3"
-    assert fast.ttft_s < 0.6 < slow.ttft_s
+    for rate, second in ((2e6, ["text"] * N), (200e6, None)):
+        config = KVFetchEvalConfig(rate_bps=rate, prior_bps=20e6, slo_s=1.0)
+        memory = config.endpoint_config().new_memory()
+        first = eval_fetch(config, "cachegen", m, trace_offset_s=0.0, seed=0, memory=memory)
+        assert first.hedged and first.sent == ["text"] + ["text+level1"] * 3
+        assert first.sent_bytes == 4 * 2_000 + 3 * 300_000
+        assert memory.samples == 1 and memory.estimate_bps == first.measured_bps
+        # the path's rate on the slow link; on the fast one 0.9 MB is over within slow start (~5 RTTs)
+        assert first.measured_bps == pytest.approx(rate, rel=0.15) if rate < 10e6 else first.measured_bps > 10e6
+        again = eval_fetch(config, "cachegen", m, trace_offset_s=10.0, seed=0, memory=memory)
+        text = eval_fetch(config, "text", m, trace_offset_s=0.0, seed=0)
+        assert not again.hedged
+        if second is not None:      # slow: every KV arrives after its text was recomputed
+            assert first.choices == ["text"] * N and first.ttft_s == pytest.approx(text.ttft_s, rel=0.01)
+            assert again.choices == second and again.sent_bytes == 4 * 2_000
+        else:                       # fast: chunks 1-3 arrive while chunk 0 is recomputed
+            assert first.choices == ["text"] + ["level1"] * 3 and first.ttft_s < 0.6 * text.ttft_s
+            assert again.choices[0] == "level3"
+
+
+def test_a_late_hedged_kv_is_recomputed_and_an_early_one_decoded():
+    """A chunk sent as text and KV (``text+level1``): decoded when its KV is there when the receiver gets to it,
+    else recomputed from its text without waiting."""
+    from emu.apps.kvfetch.controller import FixedController
+
+    m = menu()
+    config = KVFetchEvalConfig(rate_bps=20e6, slo_s=1.0)
+    fetch = eval_fetch(config, "text", m, trace_offset_s=0.0, seed=0)   # text: 4 x 0.2 s of recompute
+    assert fetch.choices == ["text"] * N
+    # The same receiver rule, driven by hand: chunk 1's KV arrives at 0.05 s, chunk 2's at 0.5 s; the receiver
+    # is free for chunk 1 at 0.2 s (decode) and for chunk 2 at 0.25 s (recompute).
+    fetch._plan = [(True, None), (True, "level1"), (True, "level1"), (True, None)]
+    fetch._text_at = {i: 0.0 for i in range(N)}
+    fetch._kv_at = {1: 0.05}
+    fetch.choices, fetch.arrived_s, fetch.processed_s, fetch._arrived, fetch._gpu_free_s = [], [], [], 0, 0.0
+    fetch.start_s = 0.0
+    fetch._process(0.1)
+    assert fetch.choices == ["text", "level1"]          # chunk 2 may still get its KV before 0.25 s
+    fetch._kv_at[2] = 0.5
+    fetch._process(0.5)
+    assert fetch.choices == ["text", "level1", "text", "text"]
+    assert fetch.processed_s == pytest.approx([0.2, 0.25, 0.45, 0.65])
+    assert isinstance(FixedController("text").hedge, bool)
 
 
 def test_fetch_is_deterministic():

@@ -28,6 +28,7 @@ import numpy as np
 
 from emu.apps.droidspeak.app import MAX_CONTEXT, MIN_CONTEXT, SCHEMES, DroidSpeakConfig
 from emu.apps.kvfetch.menu import AC_DECODE_ELEMENTS_PER_S, DEQUANT_ELEMENTS_PER_S, PREFILL_TOKENS_PER_S
+from emu.apps.requests import request_offsets, run_request
 from emu.rng import SeedTree
 from emu.validate import check_bool, check_int, check_number
 
@@ -97,19 +98,9 @@ class DroidSpeakEvalConfig:
 
 def run_handover(config: DroidSpeakEvalConfig, scheme: str, plan, *, trace_offset_s: float, seed: int):
     """One hand-over on its own access-bottleneck network; returns the finished endpoint."""
-    from emu.apps import install
-    from emu.sim import Sim
-    from emu.topologies import access_bottleneck, run_until_done
-
-    sim = Sim(seed=seed)
-    topo = access_bottleneck(sim, rate=None if config.trace is not None else config.rate_bps, trace=config.trace,
-                             trace_offset=trace_offset_s, rtt_s=config.rtt_s)
-    ep = install(topo.net, "droidspeak", src=topo.senders[0], dst=topo.receivers[0], scheme=scheme,
-                 **dataclasses.asdict(config.endpoint_config()) | {"plan": plan})
-    if not run_until_done(sim, [ep], horizon_s=config.horizon_s):
-        raise ValueError(f"horizon_s: the {scheme} hand-over at trace time {trace_offset_s:.1f} s did not finish "
-                         f"within {config.horizon_s} s of simulated time")
-    return ep
+    return run_request("droidspeak", scheme, trace=config.trace, rate_bps=config.rate_bps,
+                       trace_offset_s=trace_offset_s, rtt_s=config.rtt_s, seed=seed, horizon_s=config.horizon_s,
+                       what="hand-over", **dataclasses.asdict(config.endpoint_config()) | {"plan": plan})
 
 
 def evaluate(config: DroidSpeakEvalConfig, *, schemes: tuple[str, ...] = SCHEMES, seed: int = 0) -> dict[str, dict]:
@@ -123,7 +114,6 @@ def evaluate(config: DroidSpeakEvalConfig, *, schemes: tuple[str, ...] = SCHEMES
     from emu.apps.droidspeak import profile as prof
     from emu.apps.droidspeak.mixing import group_size
     from emu.apps.droidspeak.prepare import context_case, prepare_pair, random_group, scheme_case
-    from emu.apps.kvfetch.eval import trial_offsets
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     pair = prepare_pair(config.pair, budget_pct=config.budget_pct, context_tokens=config.context_tokens,
@@ -144,7 +134,8 @@ def evaluate(config: DroidSpeakEvalConfig, *, schemes: tuple[str, ...] = SCHEMES
         for s in run_schemes:
             cases[s].append(scheme_case(pair, case, s, codec=config.codec, group=groups.get(s), compute=compute,
                                         query_tokens=config.query_tokens))
-    offsets = trial_offsets(config, seed)
+    # The rng keeps the name of the kvfetch evaluation this one was built from (the same request times).
+    offsets = request_offsets(config.trace, config.trials, seed, "kvfetch.trials")
     ttft: dict[str, list[float]] = {s: [] for s in run_schemes}
     for s in run_schemes:
         for k, t0 in enumerate(offsets):

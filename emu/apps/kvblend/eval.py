@@ -30,8 +30,8 @@ import numpy as np
 from emu.apps.kvblend.app import KV_BYTES_PER_TOKEN
 from emu.apps.kvfetch.controller import HALF_LIFE_S, PRIOR_BPS, BandwidthMemory
 from emu.apps.kvblend.pipeline import SCHEMES, SERVED_PREFILL_TOKENS_PER_S
+from emu.apps.requests import request_offsets, run_request as serve_request
 from emu.validate import check_choice, check_int, check_number
-from emu.rng import SeedTree
 
 DEFAULT_TRACE = "lumos5g/4G/4g_trace_driving_50015_dr"   # Verizon 4G LTE, driving: mean 40, p5 9 Mbit/s
 MEASURES = ("value", "key", "random")
@@ -101,41 +101,22 @@ class KVBlendEvalConfig:
 
 
 def trial_offsets(config: KVBlendEvalConfig, seed: int) -> list[float]:
-    """Request times: one per ``trials``, spread evenly over the trace with a seeded jitter (increasing)."""
-    rng = SeedTree(seed).rng("kvblend.trials")
-    if config.trace is None:
-        return [float(k * 10.0) for k in range(config.trials)]
-    from emu.links.tracefile import load_trace, resolve_trace_path
-
-    duration = load_trace(resolve_trace_path(config.trace)).period_s
-    usable = max(1.0, duration - 20.0)
-    step = usable / config.trials
-    return [float(k * step + rng.uniform(0, step)) for k in range(config.trials)]
+    """Request times: ``trials`` spread evenly over the trace with a seeded jitter, increasing
+    (``emu.apps.requests.request_offsets``; 10 s apart on a constant link)."""
+    return request_offsets(config.trace, config.trials, seed, "kvblend.trials")
 
 
 def run_request(config: KVBlendEvalConfig, scheme: str, offset_s: float, seed: int,
                 memory: Optional[BandwidthMemory], kv_bytes_per_token: int = KV_BYTES_PER_TOKEN,
                 decode_s_per_token: float = 0.0) -> dict[str, Any]:
     """One request of ``scheme`` starting ``offset_s`` into the trace; the endpoint's result."""
-    from emu.apps import install
-    from emu.sim import Sim
-    from emu.topologies import access_bottleneck, run_until_done
-
-    sim = Sim(seed=seed)
-    topo = access_bottleneck(sim, rate=None if config.trace is not None else config.rate_bps, trace=config.trace,
-                             trace_offset=offset_s, rtt_s=config.rtt_s)
-    ep = install(topo.net, "kvblend", src=topo.senders[0], dst=topo.receivers[0], scheme=scheme,
-                 chunks=config.chunks, chunk_tokens=config.chunk_tokens, query_tokens=config.cont_tokens,
-                 ratio=config.ratio, quality_floor=config.quality_floor, check_layer=config.check_layer,
-                 kv_bytes_per_token=kv_bytes_per_token, prefill_tok_s=config.prefill_tok_s,
-                 prior_bps=config.prior_bps, rtt_hint_s=config.rtt_s, memory=memory,
-                 decode_s_per_token=decode_s_per_token)
-    if memory is not None:
-        # The memory's clock is trace time: this request starts offset_s into the trace.
-        memory.clock_offset_s = offset_s
-    if not run_until_done(sim, [ep], horizon_s=600.0):
-        raise RuntimeError(f"kvblend {scheme}: the request did not finish within 600 s of simulated time "
-                           f"(trace {config.trace}, offset {offset_s:.1f} s)")
+    ep = serve_request(
+        "kvblend", scheme, trace=config.trace, rate_bps=config.rate_bps, trace_offset_s=offset_s,
+        rtt_s=config.rtt_s, seed=seed, horizon_s=600.0, memory=memory, chunks=config.chunks,
+        chunk_tokens=config.chunk_tokens, query_tokens=config.cont_tokens, ratio=config.ratio,
+        quality_floor=config.quality_floor, check_layer=config.check_layer, kv_bytes_per_token=kv_bytes_per_token,
+        prefill_tok_s=config.prefill_tok_s, prior_bps=config.prior_bps, rtt_hint_s=config.rtt_s,
+        decode_s_per_token=decode_s_per_token)
     return ep.result()
 
 

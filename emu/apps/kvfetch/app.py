@@ -8,8 +8,15 @@ endpoint builds its own chunk menu).
             on every ACK: when the socket has taken everything written (nothing unsent), choose and write the
             next chunk; the throughput estimate is the delivery rate over the last ``rate_window_s`` of ACKs
     client: on in-order data → each completed chunk joins the receiver's compute queue (one processor, FIFO,
-            in chunk order): decode of a KV chunk, or recompute of a text chunk (which needs the chunks before it)
+            in chunk order): decode of a KV chunk, or recompute of a text chunk (which needs the chunks before it);
+            a chunk sent as text and KV is decoded if its KV is there when the processor gets to it, else
+            recomputed (``_process``)
             TTFT = (last chunk processed) + query prefill − request time
+
+The connection's memory (``memory``, a ``BandwidthMemory``; one per endpoint unless given, so give the same object
+to the fetches of one connection): the adaptive controller starts each request on its recent measurement, or, with
+none, the request hedges: the text of every chunk, then the smallest level's KV of the later chunks, all at once
+(``_start_hedge``). Each fetch that sent KV teaches the memory its delivery rate (``_remember``).
 
 The scheme names the controller (``controller.py``): ``cachegen`` (adaptive), ``code_rule`` (the released rule),
 or one fixed option (``quant8``, ``quant4``, ``text``, ``level0`` … ``level3``). The compute model (what the
@@ -28,7 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from emu.apps.base import Endpoint, InstallContext, finite_or_nan
-from emu.apps.kvfetch.controller import (BudgetController, ChunkMenu, Controller, FixedController, Observation,
+from emu.apps.kvfetch.controller import (FORGET_S, HALF_LIFE_S, HEDGE, PRIOR_BPS, BandwidthMemory,
+                                         BudgetController, ChunkMenu, Controller, FixedController, Observation,
                                          SloSplitController)
 from emu.apps.kvfetch.menu import (AC_DECODE_ELEMENTS_PER_S, DEQUANT_ELEMENTS_PER_S, MAX_CONTEXT, MIN_CONTEXT,
                                    PREFILL_TOKENS_PER_S, ComputeModel)
@@ -47,7 +55,9 @@ class KVFetchConfig:
     context_tokens: int = 2048
     chunk_tokens: int = 512               # apps.md §4.4: the released 1500-token chunks scaled to the small model
     slo_s: float = 1.0
-    prior_bps: float = 20e6               # throughput assumed before the first measurement [DESIGN]
+    prior_bps: float = PRIOR_BPS          # throughput assumed before the first measurement [DESIGN]
+    half_life_s: float = HALF_LIFE_S      # the connection's memory (``BandwidthMemory``) when none is given
+    forget_s: float = FORGET_S
     query_tokens: int = 32
     delta: bool = False                   # CacheGen levels with the paper's delta-to-anchor encoding
     prefill_tok_s: float = PREFILL_TOKENS_PER_S
@@ -57,6 +67,8 @@ class KVFetchConfig:
     cc: str = "cubic"
     models_dir: Optional[str] = None      # where the committed model is (when the endpoint builds its menu)
     menu: Optional[ChunkMenu] = field(default=None, compare=False)  # precomputed options (else built at start)
+    # The connection's throughput memory: give the same object to the fetches of one connection (else a fresh one).
+    memory: Optional[BandwidthMemory] = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         check_int("context_tokens", self.context_tokens, lo=MIN_CONTEXT, hi=MAX_CONTEXT)
@@ -70,16 +82,24 @@ class KVFetchConfig:
             raise ValueError(f"cc: must be a congestion-control name, got {self.cc!r}")
         if self.menu is not None and not isinstance(self.menu, ChunkMenu):
             raise ValueError(f"menu: must be a ChunkMenu or None, got {type(self.menu).__name__}")
+        if self.memory is not None and not isinstance(self.memory, BandwidthMemory):
+            raise ValueError(f"memory: must be a BandwidthMemory or None, got {type(self.memory).__name__}")
+        self.new_memory()  # validates half_life_s and forget_s
         self.compute()  # validates the three rates
+
+    def new_memory(self) -> BandwidthMemory:
+        """A connection's memory with this config's prior and decay."""
+        return BandwidthMemory(self.prior_bps, self.half_life_s, self.forget_s)
 
     def compute(self) -> ComputeModel:
         return ComputeModel(prefill_tok_s=self.prefill_tok_s, decode_el_s=self.decode_el_s,
                             dequant_el_s=self.dequant_el_s)
 
 
-def make_controller(scheme: str, config: KVFetchConfig) -> Controller:
+def make_controller(scheme: str, config: KVFetchConfig, memory: Optional[BandwidthMemory] = None) -> Controller:
+    """The scheme's controller; the adaptive one chooses each request's start on ``memory`` (the connection's)."""
     if scheme == "cachegen":
-        return BudgetController(config.slo_s, config.prior_bps)
+        return BudgetController(config.slo_s, config.prior_bps, memory=memory)
     if scheme == "code_rule":
         return SloSplitController(config.slo_s, config.prior_bps)
     if scheme in FIXED:
@@ -94,7 +114,8 @@ class KVFetch(Endpoint):
 
     def __init__(self, ctx: InstallContext) -> None:
         super().__init__(ctx)
-        self.controller = make_controller(self.scheme, self.config)
+        self.memory = self.config.memory if self.config.memory is not None else self.config.new_memory()
+        self.controller = make_controller(self.scheme, self.config, self.memory)
         self.menu: Optional[ChunkMenu] = self.config.menu
         self.choices: list[str] = []
         self.chunk_bytes: list[int] = []
@@ -104,12 +125,22 @@ class KVFetch(Endpoint):
         self.fetch_s = math.nan                   # last byte delivered, since the request
         self.ttft_s = math.nan
         self._done = False
-        self._ends: list[int] = []                # stream offset where each chosen chunk ends
+        self.sent: list[str] = []                 # what the server sent per chunk (``HEDGE`` + level: text and KV)
+        self._plan: list[tuple[bool, Optional[str]]] = []   # per chunk: text sent?, KV option sent (or None)
+        self._parts: deque = deque()              # (stream offset where a part ends, chunk, "text" | "kv")
+        self._written = 0
+        self._text_at: dict[int, float] = {}      # arrival time of a chunk's text
+        self._kv_at: dict[int, float] = {}        # arrival time of a chunk's KV
         self._next_chunk = 0
         self._samples: deque = deque()            # (time, delivered bytes) of recent ACKs
+        self._first_sample: Optional[tuple[float, int]] = None
+        self.measured_bps = math.nan              # what this fetch taught the connection's memory
         self._gpu_free_s = 0.0                    # absolute time
         self._gpu_est_s = 0.0                     # the sender's estimate of the same
         self._arrived = 0
+        self._kv_written = 0                      # bytes of KV written (a measurement needs some)
+        self.hedged = False                       # this request hedged (``_start_hedge``)
+        self._wake_at = math.nan                  # when the receiver looks again at a chunk sent as text and KV
         self.data: Any = None
         self.request: Any = None
         if self.menu is not None:
@@ -141,8 +172,53 @@ class KVFetch(Endpoint):
     # -- server -------------------------------------------------------------------------------------------------
 
     def _on_request(self, total: int, now_s: float) -> None:
-        if total >= REQUEST_BYTES and self._next_chunk == 0 and not self._ends:
-            self._send_next(now_s)
+        if total >= REQUEST_BYTES and self._next_chunk == 0 and not self._plan:
+            self.controller.begin(now_s)
+            menu = self.menu
+            if self.controller.hedge and "text" in menu.nbytes and menu.levels and menu.n_chunks > 1:
+                self._start_hedge()
+            else:
+                self._send_next(now_s)
+
+    def _write(self, chunk: int, has_text: bool, kv: Optional[str]) -> int:
+        """Plan chunk ``chunk`` (its text, its KV at option ``kv``, or both: see ``_process``); returns the bytes
+        to write."""
+        nbytes = 0
+        if has_text:
+            nbytes += int(self.menu.nbytes["text"][chunk])
+            self._parts.append((self._written + nbytes, chunk, "text"))
+        if kv is not None:
+            n_kv = int(self.menu.nbytes[kv][chunk])
+            nbytes += n_kv
+            self._kv_written += n_kv
+            self._parts.append((self._written + nbytes, chunk, "kv"))
+        self._plan.append((has_text, kv))
+        self._written += nbytes
+        self.chunk_bytes.append(nbytes)
+        return nbytes
+
+    def _start_hedge(self) -> None:
+        """A request on a connection that has measured nothing (recently): the text of every chunk, then the
+        smallest level's KV of every chunk but the first, all written at once. The receiver recomputes each chunk
+        from its text unless that chunk's KV has arrived by the time it gets to it, so the request is about as fast
+        as text recompute or faster, and the KV it streams measures the path for the next request [DESIGN]."""
+        menu = self.menu
+        self.hedged = True
+        level = menu.levels[-1]
+        parts = []
+        for i in range(menu.n_chunks):   # every text first, then the KV, in chunk order
+            self._plan.append((True, level if i > 0 else None))
+            self._written += int(menu.nbytes["text"][i])
+            parts.append((self._written, i, "text"))
+            self.sent.append(HEDGE + level if i > 0 else "text")
+        for i in range(1, menu.n_chunks):
+            self._written += int(menu.nbytes[level][i])
+            self._kv_written += int(menu.nbytes[level][i])
+            parts.append((self._written, i, "kv"))
+        self._parts.extend(parts)
+        self._next_chunk = menu.n_chunks
+        self.throughput_est_bps.extend([None] * menu.n_chunks)
+        self.data.write(self._written)
 
     def _throughput(self, now_s: float) -> Optional[float]:
         s = self._samples
@@ -159,41 +235,90 @@ class KVFetch(Endpoint):
         queued = self.data.written_bytes - self.data.delivered_bytes
         obs = Observation(now_s - self.start_s, thr, queued, max(0.0, self._gpu_est_s - self.start_s))
         option = self.controller.choose(i, obs, menu)
-        if option not in menu.nbytes:
+        hedged = option.startswith(HEDGE)
+        kv = option[len(HEDGE):] if hedged else (None if option == "text" else option)
+        if (kv is not None and kv not in menu.nbytes) or ((hedged or kv is None) and "text" not in menu.nbytes):
             raise ValueError(f"controller {self.scheme!r} chose {option!r}; options: {menu.options}")
-        nbytes = int(menu.nbytes[option][i])
-        self.choices.append(option)
-        self.chunk_bytes.append(nbytes)
+        self.sent.append(option)
         self.throughput_est_bps.append(thr)
-        self._ends.append(self.data.written_bytes + nbytes)
+        nbytes = self._write(i, hedged or kv is None, kv)
         # The sender's estimate of the receiver's compute queue (for the text decision).
         est_thr = thr or getattr(self.controller, "prior_bps", None) or 1e7
         arrive_est = now_s + (queued + nbytes) * 8.0 / est_thr
-        self._gpu_est_s = max(self._gpu_est_s, arrive_est) + menu.gpu_s[option][i]
+        self._gpu_est_s = max(self._gpu_est_s, arrive_est) + menu.gpu_s[kv or "text"][i]
         self._next_chunk += 1
         self.data.write(nbytes)
 
     def _on_ack(self, sample: Any) -> None:
         if not sample.app_limited:   # an app-limited sender measures its own pauses, not the path
             self._samples.append((sample.now_s, sample.delivered_bytes))
+            if self._first_sample is None:
+                self._first_sample = (sample.now_s, sample.delivered_bytes)
         if self._next_chunk < self.menu.n_chunks and self.data.unsent_bytes == 0:
             self._send_next(sample.now_s)
 
     # -- client -------------------------------------------------------------------------------------------------
 
     def _on_data(self, total: int, now_s: float) -> None:
-        while self._arrived < len(self._ends) and total >= self._ends[self._arrived]:
-            i = self._arrived
-            option = self.choices[i]
-            self.arrived_s.append(now_s - self.start_s)
-            begin = max(now_s, self._gpu_free_s)
-            self._gpu_free_s = begin + self.menu.gpu_s[option][i]
-            self.processed_s.append(self._gpu_free_s - self.start_s)
-            self._arrived += 1
+        parts = self._parts
+        while parts and total >= parts[0][0]:
+            _, chunk, kind = parts.popleft()
+            (self._text_at if kind == "text" else self._kv_at)[chunk] = now_s
+        self._process(now_s)
+        self._finish(now_s)
+
+    def _finish(self, now_s: float) -> None:
         if self._arrived == self.menu.n_chunks and not self._done:
-            self.fetch_s = self.arrived_s[-1]
+            self.fetch_s = max(self.arrived_s)
             self.ttft_s = self.processed_s[-1] + self.menu.query_prefill_s
             self._done = True
+            self._remember(now_s)
+
+    def _wake(self, _: Any = None) -> None:
+        self._process(self.sim.now_s)
+        self._finish(self.sim.now_s)
+
+    def _process(self, now_s: float) -> None:
+        """The receiver's compute queue: one processor, chunks in order. A chunk sent as KV alone waits for its KV,
+        one sent as text is recomputed; one sent as both is decoded if its KV is there when the processor gets to
+        it, else recomputed from its text (no waiting: never later than recompute)."""
+        menu = self.menu
+        while self._arrived < len(self._plan):
+            i = self._arrived
+            has_text, kv = self._plan[i]
+            text_at, kv_at = self._text_at.get(i), self._kv_at.get(i)
+            if not has_text:
+                if kv_at is None:
+                    break
+                option, got, begin = kv, kv_at, max(self._gpu_free_s, kv_at)
+            else:
+                if text_at is None:
+                    break
+                begin = max(self._gpu_free_s, text_at)
+                if kv is not None and kv_at is not None and kv_at <= begin:
+                    option, got = kv, kv_at
+                elif kv is None or now_s >= begin:   # the KV, if any, arrives after the processor is free
+                    option, got = "text", text_at
+                else:                               # the KV may still arrive before the processor is free:
+                    if self._wake_at != begin:      # look again then, even if no data comes (an outage)
+                        self._wake_at = begin
+                        self.sim.call_at(max(begin, self.sim.now_s), self._wake)
+                    break
+            self.choices.append(option)
+            self.arrived_s.append(got - self.start_s)
+            self._gpu_free_s = begin + menu.gpu_s[option][i]
+            self.processed_s.append(self._gpu_free_s - self.start_s)
+            self._arrived += 1
+
+    def _remember(self, now_s: float) -> None:
+        """Teach the connection's memory this fetch's delivery rate (first to last ACK not limited by the sender),
+        if any KV was sent: a fetch of text alone is a few kB, whose rate says nothing about the path."""
+        if self._kv_written == 0 or self._first_sample is None:
+            return
+        (t0, b0), (t1, b1) = self._first_sample, self._samples[-1]
+        if t1 - t0 > 1e-4 and b1 > b0:
+            self.measured_bps = (b1 - b0) * 8.0 / (t1 - t0)
+            self.memory.update(self.measured_bps, now_s)
 
     # -- contract -----------------------------------------------------------------------------------------------
 
@@ -203,7 +328,8 @@ class KVFetch(Endpoint):
 
     @property
     def sent_bytes(self) -> int:
-        return int(sum(self.chunk_bytes))
+        """Bytes written to the data stream (a hedged request counts the KV it did not use)."""
+        return int(self.data.written_bytes) if self.data is not None else 0
 
     def result(self) -> dict[str, Any]:
         return {
@@ -213,6 +339,7 @@ class KVFetch(Endpoint):
             "chunks": len(self.choices),
             "slo_met": float(self.ttft_s <= self.config.slo_s) if self._done else math.nan,
             "choices": ",".join(self.choices),
+            "measured_bps": finite_or_nan(self.measured_bps),
         }
 
 

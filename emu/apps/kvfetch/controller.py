@@ -14,9 +14,11 @@ Controllers:
   is still queued at the measured throughput, the query prefill and the last chunk's decode, is split evenly
   over the chunks left; the best level whose transfer fits that share wins. If none fits, the chunk goes as text
   when the receiver can recompute it within the time left (the network is then free for the next chunk);
-  otherwise the option that is estimated to finish first. Before any measurement the first chunk is chosen with
-  a prior throughput (``prior_bps``); a later chunk without a measurement (all earlier chunks went as text, which
-  measures nothing) probes with the smallest level [DESIGN].
+  otherwise the option that is estimated to finish first; when that is KV expected before the receiver is through
+  its backlog, the chunk's text goes too (``"text+level0"``: a late KV is recomputed, ``app.KVFetch._process``).
+  Before any measurement the first chunk is chosen with a prior throughput (``prior_bps``); a later chunk without
+  a measurement (all earlier chunks went as text, which measures nothing) probes with the smallest level, unless
+  the connection's memory knows the path [DESIGN].
 - ``SloSplitController`` (``code``): the released rule (``src/utils.py: config_selection``; apps.md §4.2): level 3,
   2, 1 if ``bytes · 8 / throughput < SLO / n_chunks``, else text. It uses the measured throughput (the released
   runner uses each chunk's true bandwidth from its synthetic trace, an oracle).
@@ -24,7 +26,8 @@ Controllers:
 
 ``BandwidthMemory`` is one connection's throughput estimate carried across requests (a prior, an age-weighted
 average of finished fetches, decay back toward the prior), shared with kvblend's loading controller. Given one,
-``BudgetController.begin(now_s)`` chooses a request's first chunk on it instead of the fixed prior.
+``BudgetController.begin(now_s)`` chooses a request's first chunk on its recent measurement, or makes the request
+hedge when it has none (docs/kvfetch.md, "Connection memory").
 """
 from __future__ import annotations
 
@@ -66,9 +69,11 @@ class ChunkMenu:
         return tuple(self.nbytes)
 
 
+HEDGE = "text+"          # an option "text+<level>": the chunk's text and its KV; the receiver uses what is there
 PRIOR_BPS = 20e6          # kvfetch's prior (its eval's ``prior_bps``) [DESIGN]
 HALF_LIFE_S = 10.0        # [DESIGN]: a few fetches' worth of memory on a cellular trace
-FORGET_S = 60.0           # [DESIGN]: back halfway to the prior after a minute without a measurement
+FORGET_S = 60.0           # [DESIGN]: kvblend's estimate is halfway back to the prior after a minute without a
+                          # measurement; kvfetch's controller hedges once its last measurement is that old
 
 
 class BandwidthMemory:
@@ -79,7 +84,9 @@ class BandwidthMemory:
     - Each finished fetch's measurement is averaged in with weight ``1 - 0.5 ** (age / half_life_s)`` on the new
       value, ``age`` being the time since the previous measurement.
     - Between measurements the estimate decays toward the prior with half-life ``forget_s``: a connection that
-      once looked too slow to fetch over (and measures nothing while it recomputes) tries again.
+      once looked too slow to fetch over (and measures nothing while it recomputes) tries again (``estimate``).
+    - ``recent``: the average without decay while the last measurement is younger than ``forget_s``, for a
+      controller that probes the path itself once the memory is stale (kvfetch's hedged request).
     """
 
     def __init__(self, prior_bps: float = PRIOR_BPS, half_life_s: float = HALF_LIFE_S,
@@ -109,6 +116,13 @@ class BandwidthMemory:
         self.last_s = float(now_s)
         self.samples += 1
 
+    def recent(self, now_s: float) -> Optional[float]:
+        """The measured average (no decay) if the last measurement is younger than ``forget_s`` at ``now_s``, else
+        None: for a controller that probes the path itself when the memory is stale (``BudgetController``)."""
+        if self.last_s is None or now_s + self.clock_offset_s - self.last_s >= self.forget_s:
+            return None
+        return self.estimate_bps
+
     def estimate(self, now_s: float) -> float:
         """The estimate at ``now_s`` (the last one, decayed toward the prior since it was made)."""
         if self.last_s is None:
@@ -128,6 +142,9 @@ class Observation:
 
 class Controller(Protocol):
     name: str
+    hedge: bool     # set by ``begin``: send this request as a hedge (``app.KVFetch._start_hedge``)
+
+    def begin(self, now_s: float) -> None: ...
 
     def choose(self, chunk: int, obs: Observation, menu: ChunkMenu) -> str: ...
 
@@ -136,6 +153,10 @@ class FixedController:
     def __init__(self, option: str) -> None:
         self.option = option
         self.name = option
+        self.hedge = False
+
+    def begin(self, now_s: float) -> None:
+        pass
 
     def choose(self, chunk: int, obs: Observation, menu: ChunkMenu) -> str:
         return self.option
@@ -154,16 +175,26 @@ class BudgetController:
         self.slo_s = slo_s
         self.prior_bps = prior_bps
         self.memory = memory
+        self.informed = False      # the start estimate comes from a recent measurement, not the prior alone
+        self.hedge = False
 
     def begin(self, now_s: float) -> None:
         """A new request at ``now_s``: with a ``memory``, its first chunk is chosen on what the connection has
-        shown (``memory.estimate``) instead of the fixed prior."""
+        measured (``memory.recent``, capped at the memory's prior [DESIGN]: docs/kvfetch.md) instead of the fixed
+        prior; if the memory has no recent measurement, the request hedges (``hedge``: the text of every chunk
+        plus the KV of the later ones, ``app.KVFetch._start_hedge``)."""
         if self.memory is not None:
-            self.prior_bps = self.memory.estimate(now_s)
+            recent = self.memory.recent(now_s)
+            self.informed = recent is not None
+            self.prior_bps = min(recent, self.memory.prior_bps) if recent is not None else self.memory.prior_bps
+            self.hedge = not self.informed
 
     def choose(self, chunk: int, obs: Observation, menu: ChunkMenu) -> str:
-        if obs.throughput_bps is None and chunk > 0:
-            # Text chunks do not measure the path: after the first chunk, probe with the smallest level.
+        if not menu.levels:
+            return "text"
+        if obs.throughput_bps is None and chunk > 0 and not self.informed:
+            # Text chunks do not measure the path: after the first chunk, probe with the smallest level (unless
+            # the connection's memory already knows the path).
             return menu.levels[-1]
         thr = obs.throughput_bps if obs.throughput_bps else self.prior_bps
         n_left = menu.n_chunks - chunk
@@ -174,15 +205,19 @@ class BudgetController:
         for level in menu.levels:
             if menu.nbytes[level][chunk] * 8.0 / thr <= share_s:
                 return level
+        smallest = menu.levels[-1]
+        if "text" not in menu.nbytes:    # a menu of KV levels only: the smallest is the fastest
+            return smallest
         # No level fits its share: text costs (almost) no network time but receiver compute.
         text_done_s = max(obs.gpu_free_s, net_free_s) + menu.gpu_s["text"][chunk]
-        if "text" in menu.nbytes and text_done_s <= self.slo_s - menu.query_prefill_s:
+        if text_done_s <= self.slo_s - menu.query_prefill_s:
             return "text"
-        smallest = menu.levels[-1]
-        kv_done_s = net_free_s + menu.nbytes[smallest][chunk] * 8.0 / thr + menu.gpu_s[smallest][chunk]
-        if "text" in menu.nbytes and text_done_s < kv_done_s:
+        arrive_s = net_free_s + menu.nbytes[smallest][chunk] * 8.0 / thr
+        if text_done_s < arrive_s + menu.gpu_s[smallest][chunk]:
             return "text"
-        return smallest
+        # KV expected before the receiver is through its backlog: send the text too, so that a late KV (the
+        # estimate was high) costs no more than the recompute it replaced [DESIGN].
+        return HEDGE + smallest if arrive_s <= obs.gpu_free_s else smallest
 
 
 RELEASED_CODE_LEVELS = ("level3", "level2", "level1")   # the levels config_selection tries, best first
@@ -198,6 +233,10 @@ class SloSplitController:
             raise ValueError(f"slo_s: must be > 0, got {slo_s!r}")
         self.slo_s = slo_s
         self.prior_bps = prior_bps
+        self.hedge = False
+
+    def begin(self, now_s: float) -> None:
+        pass
 
     def choose(self, chunk: int, obs: Observation, menu: ChunkMenu) -> str:
         thr = obs.throughput_bps if obs.throughput_bps else self.prior_bps

@@ -8,8 +8,9 @@ What runs (everything from one seed):
 2. For each of ``trials`` request times spread over the trace, each scheme fetches the context across the
    access-bottleneck network (``emu.topologies.access_bottleneck``: the trace started at the request time, ``rtt_s``
    base RTT, Cubic), installed with ``emu.apps.install`` like any app: ``cachegen`` (adaptive,
-   ``BudgetController``), ``code_rule`` (the released controller's rule), ``quant8``, ``quant4``, ``text`` and
-   each fixed level. All schemes see the same request times (paired comparison).
+   ``BudgetController``; one ``BandwidthMemory`` carried across its requests in time order, like one connection,
+   so each request starts on what the earlier ones measured), ``code_rule`` (the released controller's rule),
+   ``quant8``, ``quant4``, ``text`` and each fixed level. All schemes see the same request times (paired comparison).
 3. Quality of what each fetch delivered: the chosen chunks are decoded (text chunks recomputed from their tokens
    after the decoded chunks before them) and the model continues the held-out text from that cache:
    ``ppl_increase_pct`` against the original cache, next-token accuracy.
@@ -26,8 +27,10 @@ from typing import Any, Optional
 import numpy as np
 
 from emu.apps.kvfetch.app import SCHEMES, KVFetchConfig
+from emu.apps.kvfetch.controller import FORGET_S, HALF_LIFE_S, PRIOR_BPS, BandwidthMemory
 from emu.apps.kvfetch.menu import (AC_DECODE_ELEMENTS_PER_S, DEQUANT_ELEMENTS_PER_S, MAX_CONTEXT, MIN_CONTEXT,
                                    PREFILL_TOKENS_PER_S, Prepared)
+from emu.apps.requests import request_offsets, run_request
 from emu.rng import SeedTree
 from emu.validate import check_int, check_number
 
@@ -49,10 +52,17 @@ class KVFetchEvalConfig:
     chunk_tokens: int = field(default=512, metadata=_help("tokens per streamed chunk"))
     slo_s: float = field(default=1.0, metadata=_help("TTFT target in s"))
     trials: int = field(default=12, metadata=_help("fetches per scheme, spread over the trace"))
+    request_gap_s: Optional[float] = field(default=None, metadata=_help(
+        "requests this many seconds apart from a seeded start, instead of spread over the trace"))
     contexts: int = field(default=1, metadata=_help("held-out contexts (fetches cycle through them)"))
     cont_tokens: int = field(default=256, metadata=_help("continuation tokens scored for perplexity"))
     query_tokens: int = field(default=32, metadata=_help("query tokens prefilled after the last chunk"))
-    prior_bps: float = field(default=20e6, metadata=_help("throughput assumed before the first measurement"))
+    prior_bps: float = field(default=PRIOR_BPS, metadata=_help(
+        "throughput assumed before the connection has measured anything, in bit/s"))
+    half_life_s: float = field(default=HALF_LIFE_S, metadata=_help(
+        "the connection's memory: weight 1 - 0.5^(age / half_life_s) on a new measurement"))
+    forget_s: float = field(default=FORGET_S, metadata=_help(
+        "the connection's memory: half-life of its decay back to the prior without measurements"))
     delta: bool = field(default=False, metadata=_help("CacheGen levels with delta-to-anchor encoding"))
     prefill_tok_s: float = field(default=PREFILL_TOKENS_PER_S, metadata=_help(
         "receiver prefill (text recompute) throughput in tokens/s: calibrated, scaled to LongChat-7B's recompute "
@@ -72,6 +82,8 @@ class KVFetchEvalConfig:
             raise ValueError("trace: give a trace, or a constant link with rate_bps")
         check_number("rtt_s", self.rtt_s, lo=1e-4, hi=5.0)
         check_int("trials", self.trials, lo=1, hi=10_000)
+        if self.request_gap_s is not None:
+            check_number("request_gap_s", self.request_gap_s, lo=0.0, hi=1e6)
         check_int("contexts", self.contexts, lo=1, hi=64)
         check_int("cont_tokens", self.cont_tokens, lo=2, hi=4096)
         check_number("horizon_s", self.horizon_s, lo=1.0, hi=1e5)
@@ -129,35 +141,24 @@ class QualityCache:
         return self._memo[choices]
 
 
-def trial_offsets(config: KVFetchEvalConfig, seed: int) -> list[float]:
-    """Request times: one per ``trials``, spread evenly over the trace with a seeded jitter."""
-    rng = SeedTree(seed).rng("kvfetch.trials")
-    if config.trace is None:
-        return [0.0] * config.trials
-    from emu.links.tracefile import load_trace, resolve_trace_path
-
-    duration = load_trace(resolve_trace_path(config.trace)).period_s
-    usable = max(1.0, duration - 20.0)
-    step = usable / config.trials
-    return [float(k * step + rng.uniform(0, step)) for k in range(config.trials)]
+def trial_offsets(config: KVFetchEvalConfig, seed: int, duration_s: Optional[float] = None) -> list[float]:
+    """Request times (increasing): ``trials`` spread over the trace, or ``request_gap_s`` apart
+    (``emu.apps.requests.request_offsets``). ``duration_s``: the trace's period, if already known."""
+    return request_offsets(config.trace, config.trials, seed, "kvfetch.trials", gap_s=config.request_gap_s,
+                           duration_s=duration_s)
 
 
-def run_fetch(config: KVFetchEvalConfig, scheme: str, menu, *, trace_offset_s: float, seed: int):
+def run_fetch(config: KVFetchEvalConfig, scheme: str, menu, *, trace_offset_s: float, seed: int,
+              memory: Optional[BandwidthMemory] = None, schedule: Any = None):
     """One fetch on its own access-bottleneck network (the trace started ``trace_offset_s`` into it); returns
-    the finished endpoint."""
-    from emu.apps import install
-    from emu.sim import Sim
-    from emu.topologies import access_bottleneck, run_until_done
-
-    sim = Sim(seed=seed)
-    topo = access_bottleneck(sim, rate=None if config.trace is not None else config.rate_bps, trace=config.trace,
-                             trace_offset=trace_offset_s, rtt_s=config.rtt_s)
-    fetch = install(topo.net, "kvfetch", src=topo.senders[0], dst=topo.receivers[0], scheme=scheme,
-                    **dataclasses.asdict(config.endpoint_config()) | {"menu": menu})
-    if not run_until_done(sim, [fetch], horizon_s=config.horizon_s):
-        raise ValueError(f"horizon_s: the {scheme} fetch at trace time {trace_offset_s:.1f} s did not finish within "
-                         f"{config.horizon_s} s of simulated time")
-    return fetch
+    the finished endpoint. ``memory``: the connection's, carried from earlier fetches (its clock is trace time);
+    ``schedule``: ``config.trace`` already loaded (``emu.links.tracefile.load_trace``), read once for many fetches."""
+    trace = config.trace if schedule is None or config.trace is None else schedule
+    params = dataclasses.asdict(config.endpoint_config()) | {"menu": menu}
+    del params["memory"]
+    return run_request("kvfetch", scheme, trace=trace, rate_bps=config.rate_bps, trace_offset_s=trace_offset_s,
+                       rtt_s=config.rtt_s, seed=seed, horizon_s=config.horizon_s, what="fetch", memory=memory,
+                       **params)
 
 
 def evaluate(config: KVFetchEvalConfig, *, schemes: tuple[str, ...] = SCHEMES, seed: int = 0) -> dict[str, dict]:
@@ -185,15 +186,22 @@ def evaluate(config: KVFetchEvalConfig, *, schemes: tuple[str, ...] = SCHEMES, s
         menus.append(make_menu(prep, compute, n_layers=model.cfg.n_layers, channels=model.cfg.kv_channels,
                                query_tokens=config.query_tokens))
         qualities.append(QualityCache(model, prep))
-    offsets = trial_offsets(config, seed)
+    schedule = None
+    if config.trace is not None:
+        from emu.links.tracefile import load_trace
+
+        schedule = load_trace(config.trace)
+    offsets = trial_offsets(config, seed, None if schedule is None else schedule.period_s)
     reference_ppl = float(np.mean([q.reference.ppl for q in qualities]))
     fp16_bytes = float(np.mean([p.kv.size * 2 for p in preps]))
     out: dict[str, dict] = {}
     for scheme in schemes:
         rows = []
+        memory = config.endpoint_config().new_memory() if scheme == "cachegen" else None
         for k, t0 in enumerate(offsets):
             c = k % config.contexts
-            fetch = run_fetch(config, scheme, menus[c], trace_offset_s=t0, seed=seed)
+            fetch = run_fetch(config, scheme, menus[c], trace_offset_s=t0, seed=seed, memory=memory,
+                              schedule=schedule)
             q = qualities[c].score(tuple(fetch.choices))
             ref = qualities[c].reference
             rows.append({
