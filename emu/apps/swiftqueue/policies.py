@@ -30,7 +30,7 @@ import numpy as np
 
 from emu.packet import ECT0, ECT1
 
-from emu.apps.swiftqueue.features import RECENT_S, SIZE_SCALE
+from emu.apps.swiftqueue.features import RECENT_S, SIZE_SCALE, unacked_features
 from emu.apps.swiftqueue.predictors import BaselineTracker, Predictor, online_batch
 
 
@@ -142,9 +142,11 @@ class PredictivePolicy(Policy):
                 self.gated_frames += 1
                 self.infer_s += time.perf_counter() - t0
                 return [ECT1] * count
+        ack_s = getattr(sender, "ack_s", None)
+        unacked = None if ack_s is None else unacked_features(send, sender.size, sender.queue, ack_s, now_s, first)
         batch = online_batch(hist, self.tracker, now_s, sizes, np.arange(count), np.full(count, count),
                              np.zeros(count), np.zeros((count, 2)), np.repeat(recent, count, axis=0),
-                             key=(first, hist.shape[0]))
+                             key=(first, hist.shape[0]), unacked=unacked)
         # Packet by packet: the frame's earlier packets are ahead of this one in the queue they took. Predictions
         # are made for all remaining packets at once under the hypothesis that they all go to L, and redone for
         # the rest only after a packet goes to C: the same decisions as one call per packet, usually one call.

@@ -28,7 +28,7 @@ import numpy as np
 
 from emu.apps.swiftqueue.features import (
     ACK_S, CE, F_HIST, F_QUERY, GAP_SCALE, LAT_S, LAT_SCALE, POS_SCALE, QUEUE, SEND_S, SIZE, SIZE_SCALE, WINDOW,
-    running_base, shared_query,
+    l_ack_stats, running_base, shared_query,
 )
 
 EWMA_GAIN = 1.0 / 8.0   # RFC 6298 SRTT gain
@@ -116,9 +116,11 @@ _GAP_LO = np.array([0.0, -10.0], dtype=np.float32)
 
 
 def online_batch(hist: np.ndarray, tracker: BaselineTracker, now: float, sizes, pos, count, probe,
-                 ahead: np.ndarray, recent: np.ndarray, window: int = WINDOW, key: object = None) -> Batch:
+                 ahead: np.ndarray, recent: np.ndarray, window: int = WINDOW, key: object = None,
+                 unacked: Optional[list] = None) -> Batch:
     """The ``Batch`` for packets about to leave at ``now`` given the live history (all rows so far);
-    ``ahead`` (B, 2) and ``recent`` (B, 2) are the own-load features (``features.query_features``).
+    ``ahead`` (B, 2) and ``recent`` (B, 2) are the own-load features, ``unacked`` query features 14-17
+    (``features.unacked_features``; None: nothing in flight) (``features.query_features``).
 
     Same values as the offline builder (``dataset.from_runs`` + ``features.window_tokens``/``query_features``;
     tested), computed with fewer numpy calls: the window rows directly, the frame-wide query columns once.
@@ -146,8 +148,11 @@ def online_batch(hist: np.ndarray, tracker: BaselineTracker, now: float, sizes, 
         np.clip(t[:, 6:8], _GAP_LO, 10.0, out=t[:, 6:8])
         pad[0, window - k:] = False
         last_ack = float(hist[n - 1, ACK_S])
+        stats = l_ack_stats(part[None, :, QUEUE], part[None, :, CE], part[None, :, ACK_S],
+                            np.zeros((1, k), bool))[0]
     else:
         last_ack = float("nan")
+        stats = (0.0, 0.0)
     last = (tracker.last[0], tracker.last[1])
     ewma = (tracker.ewma[0], tracker.ewma[1])
     query = np.empty((B, F_QUERY), np.float32)
@@ -158,6 +163,8 @@ def online_batch(hist: np.ndarray, tracker: BaselineTracker, now: float, sizes, 
     query[:, 4:10] = shared_query(now, last_ack, base, last, ewma)
     query[:, 10:12] = np.asarray(ahead, dtype=np.float64) / SIZE_SCALE
     query[:, 12:14] = np.asarray(recent, dtype=np.float64) / (10.0 * SIZE_SCALE)
+    query[:, 14:18] = (0.0, 0.0, 0.0, 0.0) if unacked is None else unacked
+    query[:, 18:20] = stats
     # Frame-wide rows as read-only broadcasts (predictors copy before they modify: ``_fill``).
     return Batch(np.broadcast_to(tok, (B, window, F_HIST)), np.broadcast_to(pad, (B, window)), query,
                  np.full(B, base, dtype=np.float64), np.broadcast_to(np.array(last, dtype=np.float64), (B, 2)),
