@@ -151,14 +151,12 @@ def unacked_features(send_s: np.ndarray, size: np.ndarray, queue: np.ndarray, ac
     open_ = ack_s[lo:hi] > now
     if not open_.any():
         return out
-    q = queue[lo:hi][open_]
-    t = send_s[lo:hi][open_]
-    b = size[lo:hi][open_].astype(np.float64)
-    for k, col in ((1, 0), (0, 1)):
-        m = q == k
-        if m.any():
-            out[col] = min(max((now - float(t[m][0])) / LAT_SCALE, 0.0), 5.0)
-            out[2 + col] = min(float(b[m].sum()) / (10.0 * SIZE_SCALE), 20.0)
+    in_l = queue[lo:hi] == 1
+    for col, m in ((0, open_ & in_l), (1, open_ & ~in_l)):
+        first = int(m.argmax())
+        if m[first]:
+            out[col] = min(max((now - float(send_s[lo + first])) / LAT_SCALE, 0.0), 5.0)
+            out[2 + col] = min(float(size[lo:hi][m].sum()) / (10.0 * SIZE_SCALE), 20.0)
     return out
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from emu.apps.swiftqueue.features import (
     ACK_S, CE, F_HIST, F_QUERY, GAP_SCALE, LAT_S, LAT_SCALE, POS_SCALE, QUEUE, SEND_S, SIZE, SIZE_SCALE, WINDOW,
-    l_ack_stats, running_base, shared_query,
+    running_base, shared_query,
 )
 
 EWMA_GAIN = 1.0 / 8.0   # RFC 6298 SRTT gain
@@ -115,6 +115,20 @@ _AFFINE[SEND_S, 5] = -1.0 / LAT_SCALE
 _GAP_LO = np.array([0.0, -10.0], dtype=np.float32)
 
 
+def _l_ack_stats_one(rows: np.ndarray) -> tuple:
+    """``features.l_ack_stats`` for one window of history rows (the online path, fewer numpy calls)."""
+    l_rows = rows[rows[:, QUEUE] == 1]
+    n_l = l_rows.shape[0]
+    if n_l == 0:
+        return (0.0, 0.0)
+    ce_frac = float(l_rows[:, CE].sum()) / n_l
+    if n_l < 2:
+        return (ce_frac, 0.0)
+    t = l_rows[:, ACK_S]
+    gap = (float(t.max()) - float(t.min())) / (n_l - 1) / GAP_SCALE
+    return (ce_frac, min(max(gap, 0.0), 10.0))
+
+
 def online_batch(hist: np.ndarray, tracker: BaselineTracker, now: float, sizes, pos, count, probe,
                  ahead: np.ndarray, recent: np.ndarray, window: int = WINDOW, key: object = None,
                  unacked: Optional[list] = None) -> Batch:
@@ -148,8 +162,7 @@ def online_batch(hist: np.ndarray, tracker: BaselineTracker, now: float, sizes, 
         np.clip(t[:, 6:8], _GAP_LO, 10.0, out=t[:, 6:8])
         pad[0, window - k:] = False
         last_ack = float(hist[n - 1, ACK_S])
-        stats = l_ack_stats(part[None, :, QUEUE], part[None, :, CE], part[None, :, ACK_S],
-                            np.zeros((1, k), bool))[0]
+        stats = _l_ack_stats_one(part)
     else:
         last_ack = float("nan")
         stats = (0.0, 0.0)
