@@ -270,6 +270,7 @@ class ForkOraclePolicy(Policy):
 # default (``EVAL_SCHEMES``), the rest on request (``--schemes``).
 EVAL_SCHEMES = ("swiftqueue", "perflow_l4s", "perflow_classic", "last_value", "ewma", "oracle")
 SCHEMES = EVAL_SCHEMES + ("gru", "linear", "random", "explore")
+RULES = ("last_value", "ewma")   # the non-learned rules: argmin of the newest / EWMA latency per queue
 _PREDICTOR_OF = {"swiftqueue": "transformer", "last_value": "last", "ewma": "ewma", "gru": "gru", "linear": "linear"}
 
 
@@ -290,8 +291,9 @@ def make_policy(name: str, models_dir: Any = None, margin_s: Optional[float] = N
     ======================  ============================================================================
 
     ``models_dir`` is the folder of the model card (default: ``$EMU_MODELS_DIR/swiftqueue`` or the packaged
-    models); the predictive schemes load their weights from it, hash-checked, and take the marking margin from the
-    card unless ``margin_s`` (seconds, >= 0) is given. Unknown names list the valid ones.
+    models); the learned schemes load their weights from it, hash-checked, and take the marking margin from the
+    card unless ``margin_s`` (seconds, >= 0) is given; ``last_value`` and ``ewma`` use margin 0 (the plain argmin)
+    unless ``margin_s`` is given. Unknown names list the valid ones.
     """
     if name == "perflow_l4s":
         return PerFlowPolicy(ECT1)
@@ -308,7 +310,8 @@ def make_policy(name: str, models_dir: Any = None, margin_s: Optional[float] = N
 
         predictor = make_predictor(_PREDICTOR_OF[name], models_dir)
         if margin_s is None:
-            margin_s = decision_margin_s(models_dir)
+            # The simple rules are the plain argmin (margin 0): the card's margin was chosen for its learned models.
+            margin_s = 0.0 if name in RULES else decision_margin_s(models_dir)
         gate_s = decision_gate_s(models_dir) if (gate and name == "swiftqueue") else None
         return PredictivePolicy(predictor, margin_s=margin_s, gate_s=gate_s)
     raise ValueError(f"policy: unknown {name!r}; valid: {', '.join(SCHEMES)}")
