@@ -333,6 +333,7 @@ def test_linear_ar_fits_a_linear_rule():
 
 def test_numpy_transformer_matches_torch():
     torch = pytest.importorskip("torch")
+    from emu.apps.swiftqueue.features import F_QUERY
     from emu.apps.swiftqueue.model import build, n_params
     from emu.apps.swiftqueue.predictors import Batch
     from emu.apps.swiftqueue.train import init_params
@@ -348,7 +349,7 @@ def test_numpy_transformer_matches_torch():
     tok = rng.normal(size=(1, 32, 8)).astype(np.float32)
     pad = np.zeros((1, 32), bool)
     pad[0, :9] = True
-    query = rng.normal(size=(4, 14)).astype(np.float32)
+    query = rng.normal(size=(4, F_QUERY)).astype(np.float32)
     with torch.inference_mode():
         ref = model(torch.from_numpy(np.repeat(tok, 4, 0)), torch.from_numpy(np.repeat(pad, 4, 0)),
                     torch.from_numpy(query)).numpy()
@@ -395,7 +396,7 @@ def test_loader_checks_hash_and_names_files(tmp_path):
     from emu.apps.swiftqueue.weights import decision_gate_s, decision_margin_s, load_predictor, read_card
 
     d = _copy_models(tmp_path)
-    assert read_card(d)["app"] == "swiftqueue" and decision_margin_s(d) == 0.0 and decision_gate_s(d) == 0.01
+    assert read_card(d)["app"] == "swiftqueue" and decision_margin_s(d) == 0.005 and decision_gate_s(d) == 0.01
     load_predictor("transformer", d)
     load_predictor("linear", d)
     # corrupt one byte: the hash check fails, naming the file, before deserialisation
@@ -439,7 +440,7 @@ def test_online_features_equal_offline(traces):
     """The policy's live inputs equal the dataset's for the same packet (one code path for both)."""
     from emu.apps.swiftqueue.collector import run_arrays
     from emu.apps.swiftqueue.dataset import from_runs
-    from emu.apps.swiftqueue.features import ACK_S
+    from emu.apps.swiftqueue.features import ACK_S, unacked_features
     from emu.apps.swiftqueue.predictors import BaselineTracker, online_batch
 
     r = _run("random", duration_s=6.0)
@@ -447,18 +448,24 @@ def test_online_features_equal_offline(traces):
     ds = from_runs([arrays], warmup_s=1.0)
     hist = arrays["hist"]
     rng = np.random.default_rng(0)
+    fresh_seen = False
     for j in rng.choice(len(ds), 40, replace=False):
         end = int(ds.end[j])
         b_off = ds.batch(np.array([j]))
         tracker = BaselineTracker()
         q = ds.query[j]
+        snd = r.sender
+        first = int(np.searchsorted(snd.send_s[:snd.n_sent], ds.now[j], side="left"))
+        unacked = unacked_features(snd.send_s, snd.size, snd.queue, snd.ack_s, float(ds.now[j]), first)
         b_on = online_batch(hist[:end], tracker, float(ds.now[j]), [int(ds.size[j])], [q[1] * 8], [q[2] * 8],
-                            [q[3]], [q[10:12] * 1500], [q[12:14] * 15000], key=1)
+                            [q[3]], [q[10:12] * 1500], [q[12:14] * 15000], key=1, unacked=unacked)
         assert hist[end - 1, ACK_S] <= ds.now[j]
         assert np.allclose(b_on.tokens[0], b_off.tokens[0], atol=1e-5)
         assert np.array_equal(b_on.pad[0], b_off.pad[0])
         assert np.allclose(b_on.query[0], b_off.query[0], atol=1e-5)
         assert np.allclose(b_on.last, b_off.last, equal_nan=True) and b_on.base[0] == b_off.base[0]
+        fresh_seen = fresh_seen or bool(np.any(b_off.query[0, 14:20] != 0))
+    assert fresh_seen   # the fresher inputs (un-ACKed age/bytes, CE fraction, L ACK gap) are not all zero
 
 
 def test_named_scenarios_fill_unset_fields_and_follow_replace():
@@ -495,3 +502,25 @@ def test_tail_counts_losses_as_deadline_misses(tmp_path):
     tight = r.endpoint.result()
     assert tight["deadline_miss_frac"] == 1.0 and tight["p50_s"] == tight["p99_s"] == 0.001
     assert tight["p99_delivered_s"] == m["p99_delivered_s"]
+
+
+def test_unacked_features_and_l_ack_stats_by_hand():
+    """Query features 14-19: the oldest un-ACKed packet per queue, its bytes, the CE fraction and ACK gap of L."""
+    from emu.apps.swiftqueue.features import l_ack_stats, unacked_features
+
+    send = np.array([0.0, 0.0, 0.1, 0.1, 0.2, 0.5, 0.6])
+    size = np.array([1000, 500, 1000, 1000, 200, 300, 400])
+    queue = np.array([1, 0, 1, 0, 1, 1, 0])
+    ack = np.array([0.05, np.inf, 0.7, 0.65, 0.3, np.inf, np.inf])
+    # At 0.6, first packet of the frame = 6: packets sent in [0.2, 0.6) count: 5 is open in L, 4 was ACKed
+    # at 0.3; packet 3 (C, ACKed at 0.65) is older than the horizon.
+    assert np.allclose(unacked_features(send, size, queue, ack, 0.6, 6), [1.0, 0.0, 300 / 15000, 0.0])
+    # At 0.45 (hi = 5): packets 2 (L, ack 0.7) and 3 (C, ack 0.65) sent at 0.1 >= 0.05 are open; 4 is ACKed.
+    assert np.allclose(unacked_features(send, size, queue, ack, 0.45, 5), [3.5, 3.5, 1000 / 15000, 1000 / 15000])
+    assert unacked_features(send, size, queue, ack, 0.0, 0) == [0.0, 0.0, 0.0, 0.0]
+    q = np.array([[1, 0, 1, 1], [0, 0, 0, 1]])
+    ce = np.array([[1, 1, 0, 0], [1, 1, 1, 1]])
+    t = np.array([[0.0, 0.01, 0.02, 0.05], [0.0, 0.01, 0.02, 0.03]])
+    pad = np.array([[False, False, False, False], [True, False, False, False]])
+    out = l_ack_stats(q, ce, t, pad)
+    assert np.allclose(out[0], [1 / 3, 2.5]) and np.allclose(out[1], [1.0, 0.0])

@@ -127,6 +127,7 @@ class SwiftQueueSender:
         self.count = np.zeros(n, dtype=np.int16)     # packets in its frame
         self.pred_l = np.full(n, np.nan)
         self.pred_c = np.full(n, np.nan)
+        self.ack_s = np.full(n, np.inf)             # when each packet's ACK arrived (inf: not yet)
         self.n_sent = 0
         self.frames_sent = 0
         self.frame_pkts: list[int] = []
@@ -144,7 +145,7 @@ class SwiftQueueSender:
             return
         new = max(need, 2 * cap)
         for name, fill in (("send_s", np.nan), ("size", 0), ("queue", 0), ("frame", 0), ("kind", 0), ("pos", 0),
-                           ("count", 0), ("pred_l", np.nan), ("pred_c", np.nan)):
+                           ("count", 0), ("pred_l", np.nan), ("pred_c", np.nan), ("ack_s", np.inf)):
             old = getattr(self, name)
             arr = np.full(new, fill, dtype=old.dtype)
             arr[:cap] = old
@@ -223,6 +224,7 @@ class SwiftQueueSender:
         if pkt.kind != KIND_FEEDBACK:
             return
         seq, lat_s, ce = pkt.payload
+        self.ack_s[seq] = self.sim.now_s
         self.history.add(self.sim.now_s, float(self.send_s[seq]), lat_s, int(self.size[seq]), int(self.queue[seq]),
                          ce, seq)
 

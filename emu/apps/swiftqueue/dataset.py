@@ -25,7 +25,8 @@ from typing import Optional, Union
 import numpy as np
 
 from emu.apps.swiftqueue.features import (
-    ACK_S, WINDOW, own_load, query_features, row_features, running_base, window_tokens,
+    ACK_S, CE, QUEUE, SEQ, WINDOW, l_ack_stats, own_load, query_features, row_features, running_base,
+    unacked_features, window_tokens,
 )
 from emu.apps.swiftqueue.predictors import Batch, baseline_rows
 
@@ -119,6 +120,29 @@ class SwiftQueueDataset:
         return cls(runs=runs, **kw)
 
 
+def fresh_features(hist: np.ndarray, send_s: np.ndarray, size: np.ndarray, queue: np.ndarray, idx: np.ndarray,
+                   end: np.ndarray, window: int = WINDOW) -> np.ndarray:
+    """(len(idx), 6) query features 14-19 of packets ``idx`` of one run (``end``: their history end rows), from the
+    run's ACK history and the sender's log, as the policy computes them online (``features.unacked_features``,
+    ``features.l_ack_stats``)."""
+    ack_at = np.full(send_s.shape[0], np.inf)
+    if hist.shape[0]:
+        ack_at[hist[:, SEQ].astype(np.int64)] = hist[:, ACK_S]
+    out = np.zeros((idx.size, 6))
+    first = np.searchsorted(send_s, send_s[idx], side="left")     # first packet of each sample's frame
+    cache: dict = {}
+    for i, (j, hi) in enumerate(zip(idx.tolist(), first.tolist())):
+        v = cache.get(hi)
+        if v is None:
+            v = cache[hi] = unacked_features(send_s, size, queue, ack_at, float(send_s[j]), hi)
+        out[i, :4] = v
+    rows = end[:, None] + np.arange(-window, 0)[None, :]
+    pad = rows < 0
+    h = hist[np.where(pad, 0, rows)]
+    out[:, 4:6] = l_ack_stats(h[..., QUEUE], h[..., CE], h[..., ACK_S], pad)
+    return out
+
+
 def from_runs(runs: list[dict], warmup_s: float = 3.0) -> SwiftQueueDataset:
     """Cut samples from collected runs (``emu.apps.swiftqueue.collector``)."""
     hists, rowss, parts = [], [], []
@@ -139,8 +163,10 @@ def from_runs(runs: list[dict], warmup_s: float = 3.0) -> SwiftQueueDataset:
         e = end[idx]
         base = base_rows[e - 1]
         ahead, recent = own_load(send, r["size"], r["queue"], r["pos"])
+        fresh = fresh_features(hist, send, r["size"], r["queue"], idx, e)
         query = query_features(r["size"][idx], r["pos"][idx], r["count"][idx], r["kind"][idx] == 1, send[idx],
-                               hist[e - 1, ACK_S], base, bl[e - 1, :2], bl[e - 1, 2:], ahead[idx], recent[idx])
+                               hist[e - 1, ACK_S], base, bl[e - 1, :2], bl[e - 1, 2:], ahead[idx], recent[idx],
+                               fresh)
         parts.append({
             "start": np.full(idx.size, offset, np.int64), "end": e + offset, "now": send[idx], "base": base,
             "query": query, "last": bl[e - 1, :2], "ewma": bl[e - 1, 2:], "y": lat[idx],
@@ -179,7 +205,8 @@ def merge(parts: list[SwiftQueueDataset]) -> SwiftQueueDataset:
 
 def collect_jobs(traces: list[str], runs_per_trace: int, duration_s: float, seed: int,
                  scenario_overrides: Optional[dict] = None) -> list:
-    """(ScenarioConfig, seed) jobs: ``runs_per_trace`` runs per trace, at offsets spread over the trace."""
+    """(ScenarioConfig, seed) jobs: ``runs_per_trace`` runs per trace, at offsets spread over the trace
+    (``scenario_overrides``: ScenarioConfig fields, e.g. ``{"scenario": "household"}``)."""
     from emu.apps.swiftqueue.scenario import ScenarioConfig
     from emu.links.tracefile import load_trace
 
@@ -209,5 +236,29 @@ def build_split(train_traces: list[str], val_traces: list[str], out_dir: Union[s
         jobs = collect_jobs(traces, runs_per_trace, duration_s, seed + (0 if name == "train" else 7),
                             scenario_overrides)
         runs = collect_many(jobs, workers=workers)
+        paths.append(from_runs(runs).save(out_dir / f"{name}.npz"))
+    return paths[0], paths[1]
+
+
+def build_plan(plan: dict, out_dir: Union[str, Path], *, seed: int = 0, workers: int = 1) -> tuple[Path, Path]:
+    """Collect exploratory runs by ``plan`` (``{"train": [(scenario, traces, runs_per_trace, duration_s), ...],
+    "val": [...]}``, e.g. ``emu.apps.swiftqueue.train.DATA_PLAN``) and write ``train.npz`` and ``val.npz`` into
+    ``out_dir``. Split by trace: a trace in both splits is refused."""
+    from emu.apps.swiftqueue.collector import collect_many
+
+    traces_of = {name: {t for _, traces, _, _ in plan[name] for t in traces} for name in ("train", "val")}
+    overlap = sorted(traces_of["train"] & traces_of["val"])
+    if overlap:
+        raise ValueError(f"val traces: also in the training traces: {', '.join(overlap)}")
+    out_dir = Path(out_dir)
+    paths = []
+    for name in ("train", "val"):
+        jobs = []
+        for s_i, (scenario, traces, runs_per_trace, duration_s) in enumerate(plan[name]):
+            jobs += collect_jobs(traces, runs_per_trace, duration_s,
+                                 seed + (0 if name == "train" else 7) + 1009 * s_i, {"scenario": scenario})
+        runs = collect_many(jobs, workers=workers)
+        for (config, _), r in zip(jobs, runs):
+            r["meta"]["scenario"] = config.scenario
         paths.append(from_runs(runs).save(out_dir / f"{name}.npz"))
     return paths[0], paths[1]

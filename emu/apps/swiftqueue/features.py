@@ -16,9 +16,26 @@ History token (one per ACK record, the newest ``W`` received before the send ins
  7    inter-send gap (send time minus the previous record's)        / 10 ms, clipped [-10, 10]
 ====  ===========================================================  =====================
 
-Query (the packet to predict), ``F_QUERY = 14
-RECENT_S = 0.1          # own-load window for query features 12-13``: size / 1500, index in its frame / 8, packets in its frame / 8,
-probe flag, time since the newest ACK / 0.1 s, base delay / 0.1 s.
+Query (the packet to predict), ``F_QUERY = 20``:
+
+====  ===========================================================================================================
+ 0-3  size / 1500 B, index in its frame / 8, packets in its frame / 8, probe flag
+ 4-5  time since the newest ACK / 0.1 s (clipped [0, 20]), base delay / 0.1 s
+ 6-9  newest L and C latency, EWMA L and C latency (- base, / 0.1 s; a queue without a record takes the other's)
+10-11 bytes of this frame already sent into L / C (/ 1500 B)
+12-13 own bytes sent into L / C in the last ``RECENT_S`` = 100 ms by earlier frames (/ 15000 B)
+14-15 age of the oldest un-ACKed packet in L / C (now - its send time, / 0.1 s, clipped [0, 5]; 0 if none)
+16-17 un-ACKed bytes in L / C (/ 15000 B, clipped [0, 20])
+18    CE fraction of the L records in the history window (0 if none)
+19    mean ACK inter-arrival of the L records in the history window (/ 10 ms, clipped [0, 10]; 0 if < 2)
+====  ===========================================================================================================
+
+Features 14-19 are the fresher inputs a sender has beyond the ACKed latencies (issue 15 point 5): an un-ACKed packet
+sent ``a`` seconds ago is known to take at least ``a`` minus the return delay (RACK-style, RFC 8985 §6.2), one
+queueing delay earlier than its ACK; a rising CE fraction and a stretching inter-arrival of the sender's own L
+ACKs (the L queue's dequeue rate seen by the flow) announce an L overload before the latency samples do.
+"Un-ACKed" counts packets of earlier frames sent within the last ``UNACKED_HORIZON_S`` (older ones are taken for
+lost).
 
 The *base delay* is the smallest latency seen so far (RFC 8298's base one-way delay, here over the whole run):
 the model predicts the latency above it, in units of 0.1 s (``LAT_SCALE``), and the base is added back.
@@ -29,8 +46,9 @@ from __future__ import annotations
 import numpy as np
 
 F_HIST = 8
-F_QUERY = 14
+F_QUERY = 20
 RECENT_S = 0.1          # own-load window for query features 12-13
+UNACKED_HORIZON_S = 0.4  # query features 14-17: un-ACKed packets older than this are taken for lost (the deadline)
 WINDOW = 32
 LAT_SCALE = 0.1
 GAP_SCALE = 0.01
@@ -94,9 +112,10 @@ def window_tokens(hist: np.ndarray, rows: np.ndarray, start: np.ndarray, end: np
 
 def query_features(size: np.ndarray, pos: np.ndarray, count: np.ndarray, probe: np.ndarray, now: np.ndarray,
                    last_ack_s: np.ndarray, base: np.ndarray, last: np.ndarray, ewma: np.ndarray, ahead: np.ndarray,
-                   recent: np.ndarray) -> np.ndarray:
+                   recent: np.ndarray, fresh: np.ndarray) -> np.ndarray:
     """(B, F_QUERY) float32 query features (see the module docstring); ``last``/``ewma`` are (B, 2) L, C latencies,
-    ``ahead`` (B, 2) this frame's bytes already in L / C, ``recent`` (B, 2) own bytes into L / C in the last 100 ms."""
+    ``ahead`` (B, 2) this frame's bytes already in L / C, ``recent`` (B, 2) own bytes into L / C in the last 100 ms,
+    ``fresh`` (B, 6) features 14-19 already scaled (``unacked_features`` and ``l_ack_stats``)."""
     B = np.asarray(size).shape[0]
     q = np.empty((B, F_QUERY), dtype=np.float32)
     q[:, 0] = np.asarray(size, dtype=np.float64) / SIZE_SCALE
@@ -115,7 +134,45 @@ def query_features(size: np.ndarray, pos: np.ndarray, count: np.ndarray, probe: 
         q[:, j + 1] = np.clip(np.nan_to_num((cq - base) / LAT_SCALE, nan=0.0), -1.0, 50.0)
     q[:, 10:12] = np.asarray(ahead, dtype=np.float64) / SIZE_SCALE
     q[:, 12:14] = np.asarray(recent, dtype=np.float64) / (10.0 * SIZE_SCALE)
+    q[:, 14:20] = fresh
     return q
+
+
+def unacked_features(send_s: np.ndarray, size: np.ndarray, queue: np.ndarray, ack_s: np.ndarray, now: float,
+                     hi: int) -> list:
+    """Query features 14-17 at send instant ``now`` (scaled): per queue the age of the oldest un-ACKed packet and
+    the un-ACKed bytes, over packets ``[lo, hi)`` of the sender's log (``hi``: the first packet of the frame being
+    sent; ``lo``: the first one sent at or after ``now - UNACKED_HORIZON_S``). ``ack_s`` (per packet): when its
+    ACK arrived (inf: not yet). The same function offline and online."""
+    lo = int(np.searchsorted(send_s[:hi], now - UNACKED_HORIZON_S, side="left"))
+    out = [0.0, 0.0, 0.0, 0.0]
+    if lo >= hi:
+        return out
+    open_ = ack_s[lo:hi] > now
+    if not open_.any():
+        return out
+    in_l = queue[lo:hi] == 1
+    for col, m in ((0, open_ & in_l), (1, open_ & ~in_l)):
+        first = int(m.argmax())
+        if m[first]:
+            out[col] = min(max((now - float(send_s[lo + first])) / LAT_SCALE, 0.0), 5.0)
+            out[2 + col] = min(float(size[lo:hi][m].sum()) / (10.0 * SIZE_SCALE), 20.0)
+    return out
+
+
+def l_ack_stats(queue: np.ndarray, ce: np.ndarray, ack_s: np.ndarray, pad: np.ndarray) -> np.ndarray:
+    """Query features 18-19 (scaled) from history windows: (B, W) columns of the window rows, ``pad`` True where a
+    row is padding. Returns (B, 2): CE fraction of the L rows, their mean ACK inter-arrival / GAP_SCALE."""
+    is_l = (queue == 1) & ~pad
+    n_l = is_l.sum(axis=1)
+    out = np.zeros((queue.shape[0], 2))
+    ce_sum = np.where(is_l, ce, 0.0).sum(axis=1)
+    out[:, 0] = np.where(n_l > 0, ce_sum / np.maximum(n_l, 1), 0.0)
+    first = np.where(is_l, ack_s, np.inf).min(axis=1)
+    last = np.where(is_l, ack_s, -np.inf).max(axis=1)
+    gap = np.where(n_l >= 2, (last - first) / np.maximum(n_l - 1, 1), 0.0)
+    out[:, 1] = np.clip(gap / GAP_SCALE, 0.0, 10.0)
+    return out
 
 
 def shared_query(now: float, last_ack_s: float, base: float, last: tuple, ewma: tuple) -> list:

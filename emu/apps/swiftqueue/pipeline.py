@@ -2,13 +2,14 @@
 
 Steps (all seeded from ``--seed``; CPU, one torch thread, data collection on two processes):
 
-1. collect exploratory runs on the training and validation traces (``emu.apps.swiftqueue.train.TRAIN_TRACES`` /
-   ``VAL_TRACES``; disjoint) and write ``train.npz``/``val.npz`` to ``<out>/data`` (default ``build/swiftqueue-data``,
-   not committed);
+1. collect exploratory runs in the named scenarios on the training and validation traces
+   (``emu.apps.swiftqueue.train.DATA_PLAN``: ``household`` and ``alternating`` on lumos5g 4G traces, ``mixed`` on
+   the first round's; the two splits share no trace, and neither shares one with the test traces) and write
+   ``train.npz``/``val.npz`` to ``<out>/data`` (default ``build/swiftqueue-data``, not committed);
 2. fit the linear AR (ridge), the GRU and the Transformer on ``train``, keeping the checkpoint with the best
    validation MAE;
-3. choose the marking margin on the validation traces (``select_margin``: the lowest mean p99 relative to per-flow
-   L4S among 0, 2, 5, 10 ms);
+3. choose the marking margin on the validation traces (``select_margin``: the lowest mean p99, losses counted,
+   relative to per-flow L4S among 0, 2, 5, 10 ms, in ``household`` and ``alternating``);
 4. write ``linear.npy``, ``gru.pt``, ``transformer.pt`` and the model card ``swiftqueue.card.json``
    (``emu.apps.artifacts.write_card``: sha256 of each file; config = architectures, training settings and the
    marking policy with its margin table; data, seed, steps; metrics on the validation traces for every predictor)
@@ -30,64 +31,71 @@ import numpy as np
 
 from emu.apps.artifacts import models_dir as app_models_dir, write_card
 from emu.apps.swiftqueue.train import (
-    TEST_TRACES, TRAIN_TRACES, VAL_TRACES, TrainConfig, eval_mae, fit_linear, fit_torch, predict_torch,
+    DATA_PLAN, LUMOS_VAL_TRACES, SCENARIO_TEST_TRACES, TEST_TRACES, TrainConfig, eval_mae, fit_linear, fit_torch,
+    predict_torch,
 )
 from emu.apps.swiftqueue.weights import APP, CARD, FILES
 
 log = logging.getLogger(__name__)
 
-RUNS_PER_TRACE = 3
-RUN_DURATION_S = 60.0
-TRANSFORMER_STEPS = 3000
-GRU_STEPS = 3000
+TRANSFORMER_STEPS = 1200
+GRU_STEPS = 1500
 MARGIN_CANDIDATES_S = (0.0, 0.002, 0.005, 0.010)
 # Cascade gate: skip the model when the newest latency and the EWMA both say C is slower by more than this.
 # Chosen by measurement (docs/swiftqueue.md): at 10 ms it never disagreed with the model on 6,300 frames of the
 # validation and test traces, and saves the model call on 6-52 % of frames.
 GATE_S = 0.010
-MARGIN_EVAL_DURATION_S = 30.0
+MARGIN_EVAL_DURATION_S = 15.0
+MARGIN_SCENARIOS = ("household", "alternating")
 
 
 def select_margin(models_dir: Path, traces: list, seed: int, duration_s: float = MARGIN_EVAL_DURATION_S) -> dict:
-    """Pick the marking margin on the validation traces: the candidate with the lowest mean p99 relative to
-    per-flow L4S (ties: the smaller margin). Returns the table too."""
+    """Pick the marking margin on the validation traces: the candidate with the lowest mean p99 (losses counted)
+    relative to per-flow L4S over ``MARGIN_SCENARIOS`` x ``traces`` (ties: the smaller margin). Returns the table
+    too."""
     from emu.apps.swiftqueue.scenario import ScenarioConfig, run, summarize
 
     table = {f"{m * 1e3:g}ms": [] for m in MARGIN_CANDIDATES_S}
-    for k, trace in enumerate(traces):
-        cfg = ScenarioConfig(trace=trace, duration_s=duration_s, models_dir=str(models_dir))
-        base = summarize(run(cfg, "perflow_l4s", seed=seed + k))["p99_delivered_s"]
-        for m in MARGIN_CANDIDATES_S:
-            # the card being written has gate_s = GATE_S: the swiftqueue scheme runs with that cascade gate
-            p99 = summarize(run(cfg.replace(margin_s=m), "swiftqueue", seed=seed + k))["p99_delivered_s"]
-            table[f"{m * 1e3:g}ms"].append(round(p99 / base, 4))
+    for s_i, scenario in enumerate(MARGIN_SCENARIOS):
+        for k, trace in enumerate(traces):
+            cfg = ScenarioConfig(trace=trace, duration_s=duration_s, models_dir=str(models_dir), scenario=scenario)
+            run_seed = seed + 10 * s_i + k
+            base = summarize(run(cfg, "perflow_l4s", seed=run_seed))["p99_s"]
+            for m in MARGIN_CANDIDATES_S:
+                # the card being written has gate_s = GATE_S: the swiftqueue scheme runs with that cascade gate
+                p99 = summarize(run(cfg.replace(margin_s=m), "swiftqueue", seed=run_seed))["p99_s"]
+                table[f"{m * 1e3:g}ms"].append(round(p99 / base, 4))
     means = {key: float(np.mean(v)) for key, v in table.items()}
     best_key = min(means, key=lambda key: (round(means[key], 4), float(key[:-2])))
     return {"margin_s": float(best_key[:-2]) / 1e3, "p99_over_perflow_l4s": table, "mean": means}
 
 
 def train_all(seed: int = 0, out_dir: Union[str, Path, None] = None, *, data_dir: Union[str, Path, None] = None,
-              transformer_steps: int = TRANSFORMER_STEPS, gru_steps: int = GRU_STEPS,
-              runs_per_trace: int = RUNS_PER_TRACE, run_duration_s: float = RUN_DURATION_S, workers: int = 2,
-              train_traces: Optional[list] = None, val_traces: Optional[list] = None,
+              transformer_steps: int = TRANSFORMER_STEPS, gru_steps: int = GRU_STEPS, workers: int = 2,
+              plan: Optional[dict] = None, margin_traces: Optional[list] = None,
               config: Optional[TrainConfig] = None, select_margins: bool = True) -> dict:
     """Run the whole pipeline; return the card (with ``_out`` = the folder written)."""
     import torch
 
-    from emu.apps.swiftqueue.dataset import SwiftQueueDataset, build_split
+    from emu.apps.swiftqueue.dataset import SwiftQueueDataset, build_plan
     from emu.apps.swiftqueue.model import n_params
     from emu.apps.swiftqueue.predictors import EwmaPredictor, LastValuePredictor
 
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed: must be a non-negative integer, got {seed!r}")
-    train_traces = list(train_traces or TRAIN_TRACES)
-    val_traces = list(val_traces or VAL_TRACES)
+    plan = dict(plan or DATA_PLAN)
+    margin_traces = list(margin_traces or LUMOS_VAL_TRACES)
+    train_traces = sorted({t for _, traces, _, _ in plan["train"] for t in traces})
+    val_traces = sorted({t for _, traces, _, _ in plan["val"] for t in traces})
+    test_traces = TEST_TRACES + SCENARIO_TEST_TRACES
+    leaked = sorted(set(test_traces) & set(train_traces + val_traces + margin_traces))
+    if leaked:
+        raise ValueError(f"plan: test traces used for training or selection: {', '.join(leaked)}")
     out = Path(out_dir) if out_dir is not None else app_models_dir(APP)
     data = Path(data_dir) if data_dir is not None else (
         out / "data" if out_dir is not None else Path("build") / "swiftqueue-data")
     t_start = time.perf_counter()
-    train_path, val_path = build_split(train_traces, val_traces, data, runs_per_trace=runs_per_trace,
-                                       duration_s=run_duration_s, seed=seed, workers=workers)
+    train_path, val_path = build_plan(plan, data, seed=seed, workers=workers)
     t_data = time.perf_counter() - t_start
     train, val = SwiftQueueDataset.load(train_path), SwiftQueueDataset.load(val_path)
     log.info("data: %d train / %d val samples in %.0f s", len(train), len(val), t_data)
@@ -116,10 +124,11 @@ def train_all(seed: int = 0, out_dir: Union[str, Path, None] = None, *, data_dir
                             "params": n_params(model), "steps": steps, "best_step": hist["best_step"],
                             "metrics": metrics_of(predict_torch(model, val)),
                             "train_s": round(time.perf_counter() - t0, 1), "history": hist["history"]}
-        data_info = {"train_traces": train_traces, "val_traces": val_traces, "test_traces_never_used": TEST_TRACES,
-                     "runs_per_trace": runs_per_trace, "run_duration_s": run_duration_s,
+        data_info = {"train_traces": train_traces, "val_traces": val_traces, "test_traces_never_used": test_traces,
+                     "plan": {name: [{"scenario": sc, "traces": list(tr), "runs_per_trace": n, "run_duration_s": d}
+                                     for sc, tr, n, d in plan[name]] for name in ("train", "val")},
                      "train_samples": len(train), "val_samples": len(val),
-                     "scenario": "emu.apps.swiftqueue.scenario.ScenarioConfig defaults, exploratory marking "
+                     "scenario": "emu.apps.swiftqueue.scenario named scenarios (plan), exploratory marking "
                                  "(ExplorePolicy: p_l ~ U(0.3, 0.7) per run, one probe per frame)",
                      "traces_dir": "../shared/traces (see its README for origins and licences)"}
         training = {k: v for k, v in base_cfg.__dict__.items() if k != "steps"} | {
@@ -137,8 +146,10 @@ def train_all(seed: int = 0, out_dir: Union[str, Path, None] = None, *, data_dir
         write_model_card(tmp, **card_args)
         if select_margins:
             t0 = time.perf_counter()
-            chosen = select_margin(tmp, val_traces, seed)
-            policy.update(chosen, selected_on="val_traces", select_s=round(time.perf_counter() - t0, 1))
+            chosen = select_margin(tmp, margin_traces, seed)
+            policy.update(chosen, selected_on={"traces": margin_traces, "scenarios": list(MARGIN_SCENARIOS),
+                                               "metric": "p99_s (losses counted) / per-flow L4S's"},
+                          select_s=round(time.perf_counter() - t0, 1))
             timing["total"] = round(time.perf_counter() - t_start, 1)
             write_model_card(tmp, **card_args)
         card_file = f"{CARD}.card.json"

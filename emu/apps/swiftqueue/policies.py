@@ -31,7 +31,7 @@ import numpy as np
 
 from emu.packet import ECT0, ECT1
 
-from emu.apps.swiftqueue.features import RECENT_S, SIZE_SCALE
+from emu.apps.swiftqueue.features import RECENT_S, SIZE_SCALE, unacked_features
 from emu.apps.swiftqueue.predictors import BaselineTracker, Predictor, online_batch
 
 
@@ -149,9 +149,11 @@ class PredictivePolicy(Policy):
                 self.gated_frames += 1
                 self.infer_s += time.perf_counter() - t0
                 return [ECT1] * count
+        ack_s = getattr(sender, "ack_s", None)
+        unacked = None if ack_s is None else unacked_features(send, sender.size, sender.queue, ack_s, now_s, first)
         batch = online_batch(hist, self.tracker, now_s, sizes, np.arange(count), np.full(count, count),
                              np.zeros(count), np.zeros((count, 2)), np.repeat(recent, count, axis=0),
-                             key=(first, hist.shape[0]))
+                             key=(first, hist.shape[0]), unacked=unacked)
         # Packet by packet: the frame's earlier packets are ahead of this one in the queue they took. Predictions
         # are made for all remaining packets at once under the hypothesis that they all go to L, and redone for
         # the rest only after a packet goes to C: the same decisions as one call per packet, usually one call.
@@ -275,6 +277,7 @@ class ForkOraclePolicy(Policy):
 # default (``EVAL_SCHEMES``), the rest on request (``--schemes``).
 EVAL_SCHEMES = ("swiftqueue", "perflow_l4s", "perflow_classic", "last_value", "ewma", "oracle")
 SCHEMES = EVAL_SCHEMES + ("gru", "linear", "random", "explore")
+RULES = ("last_value", "ewma")   # the non-learned rules: argmin of the newest / EWMA latency per queue
 _PREDICTOR_OF = {"swiftqueue": "transformer", "last_value": "last", "ewma": "ewma", "gru": "gru", "linear": "linear"}
 
 
@@ -295,8 +298,9 @@ def make_policy(name: str, models_dir: Any = None, margin_s: Optional[float] = N
     ======================  ============================================================================
 
     ``models_dir`` is the folder of the model card (default: ``$EMU_MODELS_DIR/swiftqueue`` or the packaged
-    models); the predictive schemes load their weights from it, hash-checked, and take the marking margin from the
-    card unless ``margin_s`` (seconds, >= 0) is given. Unknown names list the valid ones.
+    models); the learned schemes load their weights from it, hash-checked, and take the marking margin from the
+    card unless ``margin_s`` (seconds, >= 0) is given; ``last_value`` and ``ewma`` use margin 0 (the plain argmin)
+    unless ``margin_s`` is given. Unknown names list the valid ones.
     """
     if name == "perflow_l4s":
         return PerFlowPolicy(ECT1)
@@ -313,7 +317,8 @@ def make_policy(name: str, models_dir: Any = None, margin_s: Optional[float] = N
 
         predictor = make_predictor(_PREDICTOR_OF[name], models_dir)
         if margin_s is None:
-            margin_s = decision_margin_s(models_dir)
+            # The simple rules are the plain argmin (margin 0): the card's margin was chosen for its learned models.
+            margin_s = 0.0 if name in RULES else decision_margin_s(models_dir)
         gate_s = decision_gate_s(models_dir) if (gate and name == "swiftqueue") else None
         return PredictivePolicy(predictor, margin_s=margin_s, gate_s=gate_s)
     raise ValueError(f"policy: unknown {name!r}; valid: {', '.join(SCHEMES)}")

@@ -115,10 +115,26 @@ _AFFINE[SEND_S, 5] = -1.0 / LAT_SCALE
 _GAP_LO = np.array([0.0, -10.0], dtype=np.float32)
 
 
+def _l_ack_stats_one(rows: np.ndarray) -> tuple:
+    """``features.l_ack_stats`` for one window of history rows (the online path, fewer numpy calls)."""
+    l_rows = rows[rows[:, QUEUE] == 1]
+    n_l = l_rows.shape[0]
+    if n_l == 0:
+        return (0.0, 0.0)
+    ce_frac = float(l_rows[:, CE].sum()) / n_l
+    if n_l < 2:
+        return (ce_frac, 0.0)
+    t = l_rows[:, ACK_S]
+    gap = (float(t.max()) - float(t.min())) / (n_l - 1) / GAP_SCALE
+    return (ce_frac, min(max(gap, 0.0), 10.0))
+
+
 def online_batch(hist: np.ndarray, tracker: BaselineTracker, now: float, sizes, pos, count, probe,
-                 ahead: np.ndarray, recent: np.ndarray, window: int = WINDOW, key: object = None) -> Batch:
+                 ahead: np.ndarray, recent: np.ndarray, window: int = WINDOW, key: object = None,
+                 unacked: Optional[list] = None) -> Batch:
     """The ``Batch`` for packets about to leave at ``now`` given the live history (all rows so far);
-    ``ahead`` (B, 2) and ``recent`` (B, 2) are the own-load features (``features.query_features``).
+    ``ahead`` (B, 2) and ``recent`` (B, 2) are the own-load features, ``unacked`` query features 14-17
+    (``features.unacked_features``; None: nothing in flight) (``features.query_features``).
 
     Same values as the offline builder (``dataset.from_runs`` + ``features.window_tokens``/``query_features``;
     tested), computed with fewer numpy calls: the window rows directly, the frame-wide query columns once.
@@ -146,8 +162,10 @@ def online_batch(hist: np.ndarray, tracker: BaselineTracker, now: float, sizes, 
         np.clip(t[:, 6:8], _GAP_LO, 10.0, out=t[:, 6:8])
         pad[0, window - k:] = False
         last_ack = float(hist[n - 1, ACK_S])
+        stats = _l_ack_stats_one(part)
     else:
         last_ack = float("nan")
+        stats = (0.0, 0.0)
     last = (tracker.last[0], tracker.last[1])
     ewma = (tracker.ewma[0], tracker.ewma[1])
     query = np.empty((B, F_QUERY), np.float32)
@@ -158,6 +176,8 @@ def online_batch(hist: np.ndarray, tracker: BaselineTracker, now: float, sizes, 
     query[:, 4:10] = shared_query(now, last_ack, base, last, ewma)
     query[:, 10:12] = np.asarray(ahead, dtype=np.float64) / SIZE_SCALE
     query[:, 12:14] = np.asarray(recent, dtype=np.float64) / (10.0 * SIZE_SCALE)
+    query[:, 14:18] = (0.0, 0.0, 0.0, 0.0) if unacked is None else unacked
+    query[:, 18:20] = stats
     # Frame-wide rows as read-only broadcasts (predictors copy before they modify: ``_fill``).
     return Batch(np.broadcast_to(tok, (B, window, F_HIST)), np.broadcast_to(pad, (B, window)), query,
                  np.full(B, base, dtype=np.float64), np.broadcast_to(np.array(last, dtype=np.float64), (B, 2)),

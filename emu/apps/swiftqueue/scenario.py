@@ -55,6 +55,8 @@ APP_RATE_MAX_BPS = 4e6
 QUEUE_PRESETS = ("linux", "rfc9332")
 CROSS_PREFIX = "x."
 UDP_PORT = 9000
+EPISODES = ("exponential", "uniform")
+UNIFORM_SPREAD = 0.5    # "uniform" episodes: U((1 - spread) x mean, (1 + spread) x mean)
 # Cross-traffic kinds in build order: (field of the count, name prefix, congestion control or "udp").
 CROSS_KINDS = (("l4s_bulk", "lb", "prague"), ("classic_bulk", "cb", "cubic"), ("l4s_onoff", "lo", "prague"),
                ("classic_onoff", "co", "cubic"), ("l4s_udp", "lu", "udp"))
@@ -66,17 +68,21 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     # The first round's scenario: a mid-size app (15 % of the mean) among Prague, Cubic and short unresponsive
     # L4S bursts.
     "mixed": dict(app_rate_frac=0.15, l4s_bulk=1, classic_bulk=0, l4s_onoff=2, classic_onoff=2, l4s_udp=1,
-                  udp_rate_frac=0.5, udp_on_s=0.3, udp_off_s=1.5, onoff_on_s=1.0, onoff_off_s=2.0),
+                  udp_rate_frac=0.5, udp_on_s=0.3, udp_off_s=1.5, onoff_on_s=1.0, onoff_off_s=2.0,
+                  episodes="exponential"),
     # A home on fixed-wireless 4G/5G: Prague bulk and on/off downloads, two slow-adapting ECT(1) real-time streams
     # (cloud gaming / calls, minutes-long sessions seen here as seconds-long ON periods), light Cubic on/off web
     # traffic, and a small 30 fps app (1.5 % of the mean).
     "household": dict(app_rate_frac=0.015, l4s_bulk=1, classic_bulk=0, l4s_onoff=2, classic_onoff=1, l4s_udp=2,
-                      udp_rate_frac=0.3, udp_on_s=3.0, udp_off_s=3.0, onoff_on_s=1.0, onoff_off_s=4.0),
-    # Meant as independent episodes of 1-3 s: an unresponsive ECT(1) stream at 0.6 x the mean rate overloads L in the
-    # dips, Cubic transfers of ~2 s of the mean rate congest C. Measured on lumos 4G traces, C is congested nearly
-    # always and L rarely (docs/swiftqueue.md, "Second round").
-    "alternating": dict(app_rate_frac=0.015, l4s_bulk=1, classic_bulk=0, l4s_onoff=0, classic_onoff=2, l4s_udp=1,
-                        udp_rate_frac=0.6, udp_on_s=2.0, udp_off_s=3.0, onoff_on_s=2.0, onoff_off_s=3.0),
+                      udp_rate_frac=0.3, udp_on_s=3.0, udp_off_s=3.0, onoff_on_s=1.0, onoff_off_s=4.0,
+                      episodes="exponential"),
+    # Independent, bounded episodes (durations uniform in [1, 3] s): an unresponsive ECT(1) stream at 0.6 x the mean
+    # rate (ON 1-3 s, OFF 2-6 s) overloads L whenever it meets a dip, and one Cubic source's transfers of
+    # U(0.5, 1.5) x 1 s of the mean rate (1-3 s at its share beside the Prague bulk flow; OFF 2-6 s) congest C, with
+    # independent phases: per-flow L4S and per-flow Classic each lose at different times (docs/swiftqueue.md).
+    "alternating": dict(app_rate_frac=0.015, l4s_bulk=1, classic_bulk=0, l4s_onoff=0, classic_onoff=1, l4s_udp=1,
+                        udp_rate_frac=0.6, udp_on_s=2.0, udp_off_s=4.0, onoff_on_s=1.0, onoff_off_s=4.0,
+                        episodes="uniform"),
 }
 
 
@@ -123,6 +129,9 @@ class ScenarioConfig:
                                                                         "mean rate"})
     onoff_off_s: Optional[float] = field(default=None, metadata={"help": "mean OFF period of the on/off TCP "
                                                                          "sources"})
+    episodes: Optional[str] = field(default=None, metadata={"help": "ON/OFF periods and on/off transfer sizes: "
+                                                                    "exponential, or uniform in [0.5, 1.5] x the "
+                                                                    "mean (bounded episodes)"})
     queue_preset: str = field(default="linux", metadata={"help": "DualPI2 preset: linux (WRR) or rfc9332 "
                                                                   "(TS-FIFO)"})
     ghosts: bool = field(default=False, metadata={"help": "1-byte probes into both queues with every app "
@@ -158,6 +167,8 @@ class ScenarioConfig:
         _num("udp_off_s", self.udp_off_s, 0.0, 600.0, lo_open=True)
         _num("onoff_on_s", self.onoff_on_s, 0.0, 60.0, lo_open=True)
         _num("onoff_off_s", self.onoff_off_s, 0.0, 600.0, lo_open=True)
+        if self.episodes not in EPISODES:
+            raise ValueError(f"episodes: must be one of {', '.join(EPISODES)}, got {self.episodes!r}")
         if self.queue_preset not in QUEUE_PRESETS:
             raise ValueError(f"queue_preset: must be one of {', '.join(QUEUE_PRESETS)}, got {self.queue_preset!r}")
         if not isinstance(self.ghosts, bool):
@@ -177,25 +188,49 @@ def app_rate_for(config: ScenarioConfig, mean_rate_bps: float) -> float:
     return float(min(max(config.app_rate_frac * mean_rate_bps, APP_RATE_MIN_BPS), APP_RATE_MAX_BPS))
 
 
+def _draw(episodes: str, rng: np.random.Generator, mean: float) -> float:
+    """One ON/OFF period or transfer size of the given mean: exponential, or uniform in ``[0.5, 1.5] x mean``."""
+    if episodes == "uniform":
+        return float(rng.uniform((1.0 - UNIFORM_SPREAD) * mean, (1.0 + UNIFORM_SPREAD) * mean))
+    return float(rng.exponential(mean))
+
+
+class _EpisodeSource(OnOffSource):
+    """``OnOffSource`` with ON and OFF periods uniform in ``[0.5, 1.5] x`` their means (bounded episodes)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_left_s = _draw("uniform", self.rng, self.on_mean_s)
+
+    def _next_gap_s(self) -> float:
+        self._on_left_s -= self._gap_s
+        if self._on_left_s >= 0:
+            return self._gap_s
+        off_s = _draw("uniform", self.rng, self.off_mean_s)
+        self._on_left_s = _draw("uniform", self.rng, self.on_mean_s)
+        return self._gap_s + off_s
+
+
 class _OnOff:
     """On/off cross traffic: each ON period is a fresh stream transferring an exponential number of bytes."""
 
     def __init__(self, sim: Sim, src: Any, dst: Any, cc: str, name: str, mean_bytes: float, off_mean_s: float,
-                 stop_s: float) -> None:
+                 stop_s: float, episodes: str = "exponential") -> None:
         self.sim, self.src, self.dst, self.cc, self.name = sim, src, dst, cc, name
+        self.draw = functools.partial(_draw, episodes)
         self.mean_bytes = mean_bytes
         self.off_mean_s = off_mean_s
         self.stop_s = stop_s
         self.rng = sim.rng(f"swiftqueue.cross.{name}")
         self.transfers = 0
         self.senders: list = []
-        sim.call_at(float(self.rng.exponential(off_mean_s)), self._on)
+        sim.call_at(self.draw(self.rng, off_mean_s), self._on)
 
     def _on(self, _: Any = None) -> None:
         now = self.sim.now_s
         if now >= self.stop_s:
             return
-        size = max(1448, int(self.rng.exponential(self.mean_bytes)))
+        size = max(1448, int(self.draw(self.rng, self.mean_bytes)))
         # A partial, not a lambda: simulation copies (the oracle's forks) must not share callbacks with the original.
         sender, _ = open_stream(self.sim, self.src, self.dst, cc=self.cc,
                                 flow=f"{CROSS_PREFIX}{self.name}.{self.transfers}",
@@ -206,7 +241,7 @@ class _OnOff:
 
     def _progress(self, size: int, total: int, now_s: float) -> None:
         if total >= size:
-            self.sim.call_in(float(self.rng.exponential(self.off_mean_s)), self._on)
+            self.sim.call_in(self.draw(self.rng, self.off_mean_s), self._on)
 
 
 @dataclass
@@ -255,7 +290,8 @@ def build(config: ScenarioConfig, scheme: str, seed: int = 0, *, gate: bool = Tr
     for i, (name, cc) in enumerate(cross, start=1):
         src, dst = topo.senders[i], topo.receivers[i]
         if cc == "udp":
-            OnOffSource(sim, src, dst.name, flow=f"{CROSS_PREFIX}{name}", rate_bps=config.udp_rate_frac * mean_rate,
+            source = _EpisodeSource if config.episodes == "uniform" else OnOffSource
+            source(sim, src, dst.name, flow=f"{CROSS_PREFIX}{name}", rate_bps=config.udp_rate_frac * mean_rate,
                         on_mean_s=config.udp_on_s, off_mean_s=config.udp_off_s, ecn=ECT1, size_bytes=1200,
                         dport=UDP_PORT, stop_s=stop_s)
             Sink(sim, dst, port=UDP_PORT)
@@ -263,7 +299,8 @@ def build(config: ScenarioConfig, scheme: str, seed: int = 0, *, gate: bool = Tr
             start = float(sim.rng(f"swiftqueue.cross.{name}").uniform(0.0, 0.5))
             install(topo.net, "bulk", src=src, dst=dst, name=f"{CROSS_PREFIX}{name}", scheme=cc, start_s=start)
         else:
-            _OnOff(sim, src, dst, cc, name, config.onoff_on_s * mean_rate / 8.0, config.onoff_off_s, stop_s)
+            _OnOff(sim, src, dst, cc, name, config.onoff_on_s * mean_rate / 8.0, config.onoff_off_s, stop_s,
+                   config.episodes)
     app_rate = app_rate_for(config, mean_rate)
     endpoint = install(topo.net, "swiftqueue", src=topo.senders[0], dst=topo.receivers[0], scheme=scheme,
                        start_s=0.0, rate_bps=app_rate, duration_s=config.duration_s, warmup_s=config.warmup_s,

@@ -28,35 +28,40 @@ from emu.rng import SeedTree
 
 log = logging.getLogger(__name__)
 
-# Development traces (../shared/traces), split by trace. TEST_TRACES are used by the tests and the report only:
-# never for training or model selection.
-TRAIN_TRACES = [
+# Development traces (../shared/traces), split by trace: no trace is in two of training, validation (model
+# selection only) and test (tests and docs only, never trained on or used for selection).
+# The first round's traces (scenario ``mixed``): Mahimahi, NYC LTE, Norway HSDPA, Oboe, FCC.
+MIXED_TRAIN_TRACES = [
     "mahimahi/ATT-LTE-driving.down",
-    "mahimahi/TMobile-UMTS-driving.down",
-    "mahimahi/Verizon-LTE-short.up",
     "nyc-cellular-2019/trace-2768760-taxi3",
-    "nyc-cellular-2019/trace-3114405-bus",
-    "nyc-cellular-2019/trace-2925703-home1",
-    "nyc-cellular-2019/trace-3208852-timessquare",
     "pensieve-hsdpa/norway_bus_1",
-    "pensieve-hsdpa/norway_car_1",
-    "pensieve-hsdpa/norway_metro_1",
-    "pensieve-hsdpa/norway_train_1",
     "oboe/oboe_trace_1.txt",
-    "oboe/oboe_trace_2.txt",
-    "fcc-hsdpa/train/trace_13092_http---www.amazon.com",
 ]
-VAL_TRACES = [
-    "nyc-cellular-2019/trace-3201711-timessquare",
-    "pensieve-hsdpa/norway_tram_1",
-    "oboe/oboe_trace_3.txt",
-]
+MIXED_VAL_TRACES = ["oboe/oboe_trace_3.txt"]
 TEST_TRACES = [
     "mahimahi/Verizon-LTE-short.down",
     "nyc-cellular-2019/trace-3204803-timessquare",
     "pensieve-hsdpa/norway_ferry_1",
     "oboe/oboe_trace_10.txt",
 ]
+# The named scenarios ``household`` and ``alternating``: lumos5g 4G traces with no zero-capacity second (the
+# headroom check's ``zero_capacity_s``), 34-75 Mbit/s on average.
+LUMOS_TRAIN_TRACES = [f"lumos5g/4G/4g_trace_{name}" for name in (
+    "driving_50055_dr", "driving_50056_dr", "driving_50113_dr", "driving_50142_dr", "driving_50209_dr",
+    "driving_50228_dr", "walking_50072_c", "walking_50073_a")]
+LUMOS_VAL_TRACES = [f"lumos5g/4G/4g_trace_{name}" for name in ("driving_50129_dr", "walking_50155_c")]
+SCENARIO_TEST_TRACES = [f"lumos5g/4G/4g_trace_{name}" for name in (
+    "walking_50035_a", "driving_50229_dr", "driving_50066_dr", "driving_50175_dr")]
+TRAIN_TRACES = MIXED_TRAIN_TRACES + LUMOS_TRAIN_TRACES
+VAL_TRACES = MIXED_VAL_TRACES + LUMOS_VAL_TRACES
+
+# What the data is collected from: (scenario, traces, runs per trace, simulated seconds per run), per split.
+DATA_PLAN = {
+    "train": [("household", LUMOS_TRAIN_TRACES, 2, 20.0), ("alternating", LUMOS_TRAIN_TRACES, 2, 20.0),
+              ("mixed", MIXED_TRAIN_TRACES, 2, 30.0)],
+    "val": [("household", LUMOS_VAL_TRACES, 1, 20.0), ("alternating", LUMOS_VAL_TRACES, 1, 20.0),
+            ("mixed", MIXED_VAL_TRACES, 2, 30.0)],
+}
 
 
 @dataclass
