@@ -18,8 +18,9 @@ Targets of the issue (paper numbers in brackets) and what the code reliably achi
   as an arithmetic mean after this release's TCP fidelity fixes). Target
   not reached (gap documented).
 - Cross flows' throughput not reduced by more than 10 %: asserted per run, as specified.
-- Control: "always L with probes" (the same traffic with no choice) on the same runs; SwiftQueue equals it within 5 %
-  and keeps >= 99 % in L (what the docs claim), while still choosing C for some packets.
+- Control: "always L with probes" (the same traffic with no choice) on the same runs; in this scenario SwiftQueue
+  equals it within 5 % while choosing C for some packets (the household scenario test is where it must beat the
+  control: test_swiftqueue_scenarios.py).
 """
 from __future__ import annotations
 
@@ -36,8 +37,8 @@ MIN_MAE_GAIN = 0.08        # measured 0.101 overall (per trace 0.04-0.13; first 
 MAX_P99_RATIO = 1.05
 MAX_CROSS_LOSS = 0.10      # the issue's bound: cross throughput reduced by at most 10 %
 SEEDS = (0, 1)
-MIN_L_SHARE = 0.99         # docs: 99.2-100 % of the media packets in L (measured here 0.9945-1.0000)
-MAX_P99_VS_CONTROL = 1.05  # |log| of SwiftQueue / always-L-with-probes p99 (measured 1.00; per run 0.95-1.03)
+MIN_L_SHARE = 0.85         # third round's model: 90.1-99.9 % of the media packets in L here (first round's: 99.45-100 %)
+MAX_P99_VS_CONTROL = 1.05  # |log| of SwiftQueue / always-L-with-probes p99 (measured 0.99)
 
 
 @pytest.fixture(scope="module")
@@ -130,12 +131,11 @@ def test_swiftqueue_p99_and_cross_throughput_vs_perflow_l4s(paired_runs):
 def test_swiftqueue_against_always_l_with_probes(paired_runs):
     """The control that would pass if the marking rule were broken: every packet in L plus the same probe per frame.
 
-    What the docs claim and what holds (docs/swiftqueue.md, "Results"): SwiftQueue keeps 99.2-100 % of the media
-    packets in L, so its p99 differences against per-flow L4S are the probes' effect on the run, not better choices.
-    Asserted: it does choose (C for some packets on some run, so it is not the control under another name), keeps
+    In this scenario C is rarely faster (docs/swiftqueue.md, "Headroom"), so a working rule gains nothing here:
+    asserted, it does choose (C for some packets, so it is not the control under another name), keeps
     >= MIN_L_SHARE in L on every run, and its p99 equals the control's within MAX_P99_VS_CONTROL (geometric mean over
-    the paired runs). Measured on these runs: L share 0.9945-1.0000, p99 ratio to the control 0.95-1.03 per run,
-    1.00 overall; identical where it sent every packet to L. It does not beat the control (no target met)."""
+    the paired runs). Measured with the third round's model: L share 0.901-0.999, p99 ratio to the control 0.99
+    (95 % CI 0.90-1.08). Where the headroom exists, the household test asserts it beats the same control."""
     from emu.testing import compare
 
     result = compare(lambda k: paired_runs(k, "always_l_probes"), lambda k: paired_runs(k, "swiftqueue"),
