@@ -26,12 +26,17 @@ class Node:
     def __init__(self, sim: Sim, name: str) -> None:
         self.sim = sim
         self.name = name
-        self.routes: dict[str, Link] = {}
+        self.routes: dict[str, Optional[Link]] = {}
+        self.default_link: Optional[Link] = None   # the one outgoing link of a node that has one (see build_routes)
         self.links_out: dict[str, Link] = {}
         self._where = sim.records.where_id(name)
 
+    def route(self, dst: str) -> Optional[Link]:
+        """The outgoing link towards host ``dst`` (``None``: no route). Valid once routes are built."""
+        return self.routes.get(dst, self.default_link)
+
     def forward(self, pkt: Packet) -> None:
-        link = self.routes.get(pkt.dst)
+        link = self.routes.get(pkt.dst, self.default_link)
         if link is None:
             self.sim.records.dropped(pkt, self._where, NO_ROUTE, self.sim.now_s)
             return
@@ -45,7 +50,7 @@ class Router(Node):
     """Forwards every packet to the link towards ``pkt.dst``."""
 
     def receive(self, pkt: Packet) -> None:
-        link = self.routes.get(pkt.dst)
+        link = self.routes.get(pkt.dst, self.default_link)
         if link is None:
             self.sim.records.dropped(pkt, self._where, NO_ROUTE, self.sim.now_s)
             return
@@ -77,7 +82,7 @@ class Host(Node):
         self.ports.pop(port, None)
 
     def send(self, pkt: Packet) -> None:
-        link = self.routes.get(pkt.dst)
+        link = self.routes.get(pkt.dst, self.default_link)
         if link is None:
             self.sim.records.dropped(pkt, self._where, NO_ROUTE, self.sim.now_s)
             return
@@ -159,7 +164,8 @@ class Network:
             return spec
         params = dict(params or {})
         preset = params.pop("preset", None)
-        return make_queue(spec, preset=preset, rng=self.sim.rng(f"{link_name}.queue"), **params)
+        rng_name = f"{link_name}.queue"
+        return make_queue(spec, preset=preset, rng=lambda: self.sim.rng(rng_name), **params)
 
     def link(self, a: Union[str, Node], b: Union[str, Node], *, rate: Any = None, delay: Any = 0.0,
              queue: QueueSpec = None, queue_params: Optional[dict] = None, trace: Any = None,
@@ -239,32 +245,61 @@ class Network:
     # -- routing ------------------------------------------------------------------------------------------------
 
     def build_routes(self) -> None:
-        """Fill every node's table with the next link on a hop-count shortest path to each host."""
-        neighbours_in: dict[str, list[str]] = {n: [] for n in self.nodes}
+        """Fill every node's table with the next link on a hop-count shortest path to each host.
+
+        Ties go to the neighbour whose name sorts first, so runs are reproducible. The cost is near-linear in the
+        size of the network for the usual shapes: a host whose one outgoing link leads to the node its one incoming
+        link comes from (a stub host, as every dumbbell or chain end host) is reached through that node, so one
+        backwards breadth-first search per such attachment node serves all its stub hosts; and a node with a
+        single outgoing link keeps it as ``default_link`` rather than one table entry per host (its table then
+        holds only the exceptions: itself and unreachable hosts, mapped to ``None``). Other hosts get a search
+        each, as before.
+        """
+        nodes = self.nodes
+        neighbours_in: dict[str, list[str]] = {n: [] for n in nodes}
         for (src, dst) in self.links:
             neighbours_in[dst].append(src)
-        for lst in neighbours_in.values():
-            lst.sort()
-        for node in self.nodes.values():
+        for name, node in nodes.items():
             node.routes = {}
-        for dst_name, dst in self.nodes.items():
-            if not isinstance(dst, Host):
+            node.default_link = next(iter(node.links_out.values())) if len(node.links_out) == 1 else None
+            if node.default_link is not None and isinstance(node, Host):
+                node.routes[name] = None   # a host never routes to itself
+        groups: dict[str, list[str]] = {}   # attachment node -> the hosts reached through it
+        for name, node in nodes.items():
+            if not isinstance(node, Host):
                 continue
-            # BFS backwards from the destination: dist[n] = hops from n to dst.
-            dist = {dst_name: 0}
-            frontier = deque([dst_name])
+            ins = neighbours_in[name]
+            stub = len(node.links_out) == 1 and len(ins) == 1 and ins[0] in node.links_out
+            groups.setdefault(ins[0] if stub else name, []).append(name)
+        for anchor, group in groups.items():
+            # BFS backwards from the anchor: dist[n] = hops from n to the anchor.
+            dist = {anchor: 0}
+            frontier = deque([anchor])
             while frontier:
                 cur = frontier.popleft()
+                step = dist[cur] + 1
                 for prev in neighbours_in[cur]:
                     if prev not in dist:
-                        dist[prev] = dist[cur] + 1
+                        dist[prev] = step
                         frontier.append(prev)
-            for name, node in self.nodes.items():
-                if name == dst_name or name not in dist:
+            for name, node in nodes.items():
+                routes, default = node.routes, node.default_link
+                hops = dist.get(name)
+                if hops is None:   # the group is unreachable from here
+                    if default is not None:
+                        for host in group:
+                            routes[host] = None
                     continue
-                best = min((nb for nb in node.links_out if dist.get(nb) == dist[name] - 1), default=None)
-                if best is not None:
-                    node.routes[dst_name] = node.links_out[best]
+                if hops == 0:      # the anchor: one link to each stub host
+                    for host in group:
+                        if host != name and node.links_out[host] is not default:
+                            routes[host] = node.links_out[host]
+                    continue
+                link = node.links_out[min(nb for nb in node.links_out if dist.get(nb) == hops - 1)]
+                if link is not default:
+                    for host in group:
+                        if host != name:
+                            routes[host] = link
         self._routes_built = True
 
     def check_wiring(self) -> None:
@@ -278,7 +313,7 @@ class Network:
         node, target = self._node(src), self._node(dst).name
         names = [node.name]
         while node.name != target:
-            link = node.routes.get(target)
+            link = node.route(target)
             if link is None:
                 raise ValueError(f"no route from {names[0]!r} to {target!r}")
             node = link.out

@@ -116,7 +116,7 @@ class Source:
         send = self._send
         if send is None:
             # Resolve the first hop once (routes are built when the run starts).
-            link = self.host.routes.get(self.dst)
+            link = self.host.route(self.dst)
             send = self._send = link.receive if link is not None else self.host.send
         send(Packet(pid, self.flow_id, self._src, self.dst, size, now, self.sport, self.dport, self.ecn, seq))
         self.sent_pkts = seq + 1

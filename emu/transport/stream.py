@@ -332,7 +332,7 @@ class StreamSender:
         self._send_more()
 
     def _resolve_send(self) -> Callable[[Packet], None]:
-        link = self.host.routes.get(self.dst)
+        link = self.host.route(self.dst)
         self._send_fn = link.receive if link is not None else self.host.send
         return self._send_fn
 
@@ -891,7 +891,7 @@ class StreamReceiver:
         counters.sent_bytes += size
         send = self._send_fn
         if send is None:
-            link = self.host.routes.get(pkt.src)
+            link = self.host.route(pkt.src)
             send = self._send_fn = link.receive if link is not None else self.host.send
         send(ack)
 
