@@ -12,9 +12,9 @@ from typing import Any, Optional, Union
 from emu.links.impairments import JitterConfig
 from emu.links.link import Link, LinkConfig, LossConfig
 from emu.packet import Packet
-from emu.queues import Queue, make_queue
+from emu.queues import Queue, make_queue, queue_names
 from emu.sim import Sim
-from emu.units import parse_rate_bps, parse_time_s
+from emu.validate import MAX_DELAY_S, check_bool, check_str, check_table, parse_rate_field, parse_time_field
 
 NO_ROUTE = "no_route"
 UNBOUND_PORT = "unbound_port"
@@ -29,7 +29,13 @@ class Node:
         self.routes: dict[str, Optional[Link]] = {}
         self.default_link: Optional[Link] = None   # the one outgoing link of a node that has one (see build_routes)
         self.links_out: dict[str, Link] = {}
+        self.needed_routes: list[tuple[str, str]] = []   # (destination, who needs it), checked at run start
         self._where = sim.records.where_id(name)
+
+    def need_route(self, dst: str, who: str) -> None:
+        """Declare that ``who`` (a flow, a stream, an app) sends from here to host ``dst``: the run then fails at
+        its start, naming ``who``, if ``dst`` is unreachable, instead of dropping every packet as ``no_route``."""
+        self.needed_routes.append((dst, who))
 
     def route(self, dst: str) -> Optional[Link]:
         """The outgoing link towards host ``dst`` (``None``: no route). Valid once routes are built."""
@@ -128,15 +134,15 @@ class Network:
         return node
 
     def host(self, name: str) -> Host:
-        return self._add(Host(self.sim, name))  # type: ignore[return-value]
+        return self._add(Host(self.sim, check_str("host name", name)))  # type: ignore[return-value]
 
     def router(self, name: str) -> Router:
-        return self._add(Router(self.sim, name))  # type: ignore[return-value]
+        return self._add(Router(self.sim, check_str("router name", name)))  # type: ignore[return-value]
 
     def node(self, node: Union[str, Node]) -> Node:
         """The node named ``node`` (or ``node`` itself, checked to belong to this network)."""
         name = node if isinstance(node, str) else getattr(node, "name", None)
-        if name not in self.nodes or (not isinstance(node, str) and self.nodes[name] is not node):
+        if not isinstance(name, str) or name not in self.nodes or (not isinstance(node, str) and self.nodes[name] is not node):
             raise ValueError(f"unknown node {node!r}; nodes: {', '.join(sorted(self.nodes)) or '(none)'}")
         return self.nodes[name]
 
@@ -162,7 +168,10 @@ class Network:
             if params:
                 raise ValueError(f"link {link_name!r}: queue_params given with a queue object")
             return spec
-        params = dict(params or {})
+        if not isinstance(spec, str):
+            raise ValueError(f"link {link_name!r}: queue: must be a queue name ({', '.join(queue_names())}) or a "
+                             f"Queue object, got {spec!r}")
+        params = dict(check_table(f"link {link_name!r}: queue_params", params) if params is not None else {})
         preset = params.pop("preset", None)
         rng_name = f"{link_name}.queue"
         return make_queue(spec, preset=preset, rng=lambda: self.sim.rng(rng_name), **params)
@@ -180,7 +189,10 @@ class Network:
         a->b direction only.
         """
         node_a, node_b = self._node(a), self._node(b)
-        offset_s = parse_time_s(trace_offset, f"link {node_a.name}->{node_b.name}: trace_offset")
+        if node_a is node_b:
+            raise ValueError(f"link {node_a.name}->{node_b.name}: a link must join two different nodes")
+        check_bool(f"link {node_a.name}->{node_b.name}: duplex", duplex)
+        offset_s = parse_time_field(f"link {node_a.name}->{node_b.name}: trace_offset", trace_offset)
         fwd = self._one_way(node_a, node_b, rate, delay, queue, queue_params, trace, loss, jitter, mtu_bytes,
                             offset_s)
         if duplex:
@@ -200,7 +212,7 @@ class Network:
         name = f"{a.name}->{b.name}"
         if (a.name, b.name) in self.links:
             raise ValueError(f"link {name!r} already exists")
-        delay_s = parse_time_s(delay, f"link {name}: delay")
+        delay_s = parse_time_field(f"link {name}: delay", delay, hi=MAX_DELAY_S)
         q = self._make_queue(queue, queue_params, name)
         if trace is not None:
             if rate is not None:
@@ -212,7 +224,7 @@ class Network:
         else:
             if rate is None:
                 raise ValueError(f"link {name!r}: give rate= (e.g. '10Mbps') or trace= (a trace path)")
-            config = LinkConfig(rate_bps=parse_rate_bps(rate, f"link {name}: rate"), delay_s=delay_s,
+            config = LinkConfig(rate_bps=parse_rate_field(f"link {name}: rate", rate), delay_s=delay_s,
                                 mtu_bytes=mtu_bytes, loss=loss, jitter=jitter)
             link = Link(self.sim, name, config, queue=q, out=b)
         self.links[(a.name, b.name)] = link
@@ -303,8 +315,19 @@ class Network:
         self._routes_built = True
 
     def check_wiring(self) -> None:
+        """Build the routes if needed, then fail (naming the flow or app) on a declared path with no route."""
         if not self._routes_built:
             self.build_routes()
+        for node in self.nodes.values():
+            for dst, who in node.needed_routes:
+                target = self.nodes.get(dst)
+                if not isinstance(target, Host):
+                    raise ValueError(f"{who}: destination {dst!r} is not a host of this network; hosts: "
+                                     f"{', '.join(sorted(self.hosts)[:20])}")
+                if node.route(dst) is None:
+                    raise ValueError(f"{who}: no route from {node.name!r} to {dst!r} (every packet would be "
+                                     "dropped); check the links between them (a duplex = false link carries one "
+                                     "direction only)")
 
     def path(self, src: Union[str, Node], dst: Union[str, Node]) -> list[str]:
         """Node names on the route from ``src`` to ``dst`` (routes are built if needed)."""

@@ -35,6 +35,8 @@ def install(net: Any, app: str, *, src: Union[str, Any], dst: Union[str, Any], n
         raise ValueError(f"app {app!r}: name must be a non-empty string without spaces, got {name!r}")
     elif name in taken:
         raise ValueError(f"app {app!r}: an app instance named {name!r} is installed already; names must differ")
+    src_host.need_route(dst_host.name, f"app {name!r}")
+    dst_host.need_route(src_host.name, f"app {name!r}")
     ctx = InstallContext(sim=sim, net=net, src=src_host, dst=dst_host, name=name, scheme=scheme,
                          start_s=float(start_s), config=config)
     endpoint = resolve_ref(spec.install, f"app {app!r}: install")(ctx)

@@ -72,6 +72,9 @@ class Source:
         self.host = host
         self.dst = dst
         self.flow = flow
+        need = getattr(host, "need_route", None)
+        if need is not None:
+            need(dst, f"flow {flow!r}")
         self.flow_id = sim.flow(flow)
         self.size_bytes = size_bytes
         self.dport = dport

@@ -920,4 +920,8 @@ def open_stream(sim: Any, src: Any, dst: Any, *, port: Optional[int] = None, cc:
     cfg = _make_config(config, cfg_over)
     receiver = StreamReceiver(sim, dst, port, on_data=on_data, config=cfg)
     sender = StreamSender(sim, src, dst, receiver.port, cc=cc, config=cfg, **kwargs)
+    who = f"stream {sender.flow!r}"
+    for a, b in ((src, dst), (dst, src)):   # data one way, ACKs the other
+        if hasattr(a, "need_route"):
+            a.need_route(b.name, who)
     return sender, receiver
