@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
+from emu.validate import MAX_COUNT, check_int, check_number
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,12 +25,10 @@ class TokenSourceConfig:
     n_tokens: Optional[int] = None  # None: the corpus response's own length (200-800 tokens)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.inter_token_s, (int, float)) or not self.inter_token_s > 0:
-            raise ValueError(f"inter_token_s: must be > 0 seconds, got {self.inter_token_s!r}")
-        if not isinstance(self.jitter_cv, (int, float)) or not 0 <= self.jitter_cv <= 3:
-            raise ValueError(f"jitter_cv: must be in [0, 3], got {self.jitter_cv!r}")
-        if self.n_tokens is not None and (not isinstance(self.n_tokens, int) or self.n_tokens < 1):
-            raise ValueError(f"n_tokens: must be an integer >= 1 or None, got {self.n_tokens!r}")
+        check_number("inter_token_s", self.inter_token_s, lo=0, lo_open=True, hi=60, unit="s")
+        check_number("jitter_cv", self.jitter_cv, lo=0, hi=3)
+        if self.n_tokens is not None:
+            check_int("n_tokens (or None)", self.n_tokens, lo=1, hi=MAX_COUNT)
 
 
 @dataclass(frozen=True)
