@@ -111,6 +111,10 @@ def evaluate(config: ChatterboxEvalConfig, *, schemes: tuple[str, ...] = SCHEMES
     Metrics per scheme: ``stall_ratio`` (mean over responses), ``token_delay_p99_s`` and the other delay
     quantiles (over all tokens), ``ttft_s`` (mean), ``bytes_per_token``, ``text_ok`` (rendered == generated).
     """
+    if config.timeline_file is not None:   # a bad timeline fails before any session runs, naming the file
+        from emu.apps.chatterbox.tokens import load_timeline
+
+        load_timeline(config.timeline_file)
     out: dict[str, dict] = {}
     for scheme in schemes:
         stalls, ttfts, delays, wire, n_tokens, text_ok = [], [], [], 0, 0, True
