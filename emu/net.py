@@ -14,7 +14,11 @@ from emu.links.link import Link, LinkConfig, LossConfig
 from emu.packet import Packet
 from emu.queues import Queue, make_queue, queue_names
 from emu.sim import Sim
-from emu.validate import MAX_DELAY_S, check_bool, check_str, check_table, parse_rate_field, parse_time_field
+from emu.validate import (
+    MAX_DELAY_S, check_bool, check_int, check_str, check_table, parse_rate_field, parse_time_field,
+)
+
+MAX_PAIRS = 100_000   # dumbbell pairs, chain routers (docs/errors.md, "Limits": 10 000 pairs build in seconds)
 
 NO_ROUTE = "no_route"
 UNBOUND_PORT = "unbound_port"
@@ -356,8 +360,15 @@ def dumbbell(sim: Sim, n_pairs: int = 1, *, bottleneck_rate: Any = "10Mbps", bot
     ``trace`` makes the bottleneck trace-driven (``reverse_rate`` then sets the return path, default the
     access rate; ``trace_offset`` starts it that far in).
     """
-    if not isinstance(n_pairs, int) or n_pairs < 1:
-        raise ValueError(f"n_pairs: must be an integer >= 1, got {n_pairs!r}")
+    check_int("pairs", n_pairs, lo=1, hi=MAX_PAIRS)
+    # Each argument checked under its own name first (errors then name the field a user set, not a link).
+    if trace is None:
+        parse_rate_field("bottleneck_rate", bottleneck_rate)
+    parse_time_field("bottleneck_delay", bottleneck_delay, hi=MAX_DELAY_S)
+    parse_rate_field("access_rate", access_rate)
+    parse_time_field("access_delay", access_delay, hi=MAX_DELAY_S)
+    if reverse_rate is not None:
+        parse_rate_field("reverse_rate", reverse_rate)
     net = Network(sim)
     left, right = net.router("left"), net.router("right")
     net.link(left, right, rate=None if trace is not None else bottleneck_rate, delay=bottleneck_delay,
@@ -375,8 +386,9 @@ def dumbbell(sim: Sim, n_pairs: int = 1, *, bottleneck_rate: Any = "10Mbps", bot
 def chain(sim: Sim, n_routers: int = 2, *, rate: Any = "10Mbps", delay: Any = "5ms", queue: QueueSpec = "droptail",
           queue_params: Optional[dict] = None) -> Network:
     """Host ``src`` -> routers ``r0..r{n-1}`` -> host ``dst``, every hop with the same rate, delay and queue."""
-    if not isinstance(n_routers, int) or n_routers < 0:
-        raise ValueError(f"n_routers: must be an integer >= 0, got {n_routers!r}")
+    check_int("routers", n_routers, lo=0, hi=MAX_PAIRS)
+    parse_rate_field("rate", rate)
+    parse_time_field("delay", delay, hi=MAX_DELAY_S)
     net = Network(sim)
     names = ["src"] + [f"r{i}" for i in range(n_routers)] + ["dst"]
     net.host("src")
