@@ -80,6 +80,7 @@ FLOW_KEYS = {
 APP_KEYS = {"name", "type", "scheme", "src", "dst", "start", "params"}
 RANDOMIZE_KEYS = {"trace_offset", "start_jitter"}
 ECN_NAMES = {"not-ect": 0, "ect1": 1, "ect0": 2}
+MAX_SCENARIO_BYTES = 16 << 20   # a scenario file is a description, not data
 
 
 class ScenarioError(ValueError):
@@ -153,8 +154,15 @@ class Scenario:
         path = Path(path)
         if not path.exists():
             raise ScenarioError(f"{path}: scenario file not found")
+        if not path.is_file():
+            raise ScenarioError(f"{path}: not a file")
+        if path.stat().st_size > MAX_SCENARIO_BYTES:
+            raise ScenarioError(f"{path}: {path.stat().st_size} bytes, larger than the limit of {MAX_SCENARIO_BYTES} "
+                                "bytes for a scenario file")
         try:
-            raw = tomllib.loads(path.read_text())
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ScenarioError(f"{path}: not a text file (undecodable byte at offset {exc.start})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
         return cls.from_dict(raw, source=str(path))

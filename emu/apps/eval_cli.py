@@ -127,7 +127,15 @@ def config_from_args(spec: AppSpec, args: argparse.Namespace) -> Any:
         if name == "trace":
             value = str(resolve_trace_path(value))
         params[name] = value
-    return spec.make_config(params, evaluation=True)
+    try:
+        return spec.make_config(params, evaluation=True)
+    except ValueError as exc:   # "burst: must be ..." -> "--burst: must be ...": name the flag the user typed
+        text = str(exc)
+        for name in params:
+            for head in (f"{name}:", f"{name} ("):
+                if text.startswith(head):
+                    raise ValueError(f"{_flag(name)}{text[len(name):]}") from None
+        raise
 
 
 def parse_schemes(spec: AppSpec, text: Any) -> tuple[str, ...]:

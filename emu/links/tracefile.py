@@ -367,6 +367,7 @@ def trace_stats(path: PathLike, *, opportunity_bytes: int = MAHIMAHI_OPPORTUNITY
     - ``jens_kbps``: ``duration_s`` = samples / frequency; mean of the samples; percentiles of 1-second averages
       (whole seconds only).
     """
+    check_int("opportunity_bytes", opportunity_bytes, lo=1, hi=MAX_PACKET_BYTES)
     parsed = _parse(path, format)
     sched = _schedule(parsed, opportunity_bytes)
     out: dict = {"path": str(parsed.path), "format": parsed.format, "duration_s": sched.period_s,
