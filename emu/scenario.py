@@ -238,7 +238,7 @@ class Scenario:
         if "topology" in raw:
             topo = dict(raw["topology"])
             kind = topo.get("kind")
-            if kind not in TOPOLOGY_KEYS:
+            if not isinstance(kind, str) or kind not in TOPOLOGY_KEYS:
                 raise ScenarioError(f"{src}: topology.kind: unknown {kind!r}; valid: {sorted(TOPOLOGY_KEYS)}")
             where = f"{src}: topology"
             _check_keys(topo, TOPOLOGY_KEYS[kind], where)
@@ -337,7 +337,7 @@ class Scenario:
             if not isinstance(spec, dict):
                 raise ScenarioError(f"{where}: expected a table")
             kind = spec.get("type")
-            if kind not in FLOW_KEYS:
+            if not isinstance(kind, str) or kind not in FLOW_KEYS:
                 raise ScenarioError(f"{where}.type: unknown {kind!r}; valid: {sorted(FLOW_KEYS)}")
             _check_keys(spec, FLOW_KEYS[kind], where)
             name = spec.get("name", f"flow{i}")
@@ -368,7 +368,7 @@ class Scenario:
                     "stop_s": stop_s,
                 }
                 ecn = spec.get("ecn", "not-ect")
-                if ecn not in ECN_NAMES:
+                if not isinstance(ecn, str) or ecn not in ECN_NAMES:
                     raise ScenarioError(f"{where}.ecn: unknown {ecn!r}; valid: {sorted(ECN_NAMES)}")
                 kwargs["ecn"] = ECN_NAMES[ecn]
                 if "rate" not in spec:
@@ -648,6 +648,8 @@ def _loss(spec: Any, where: str):
     import dataclasses as _dc
 
     configs = {"bernoulli": BernoulliLossConfig, "gilbert-elliott": GilbertElliottLossConfig}
+    if not isinstance(model, str):
+        raise ScenarioError(f"{where}.model: must be bernoulli or gilbert-elliott, got {model!r}")
     if model in configs:
         _check_keys(spec, {f.name for f in _dc.fields(configs[model])}, where)
     try:
