@@ -5,7 +5,7 @@ runs. Every point runs in a fresh process that reports its wall time and its pea
   the growth ratio (seconds per pair at N over seconds per pair at 100) is ~1 for a near-linear builder;
   beside it, at 100 and 300 pairs, the routes alone against one plain BFS per destination host (the builder
   before stub hosts shared a search), measured in the same process;
-- flows: N CBR flows of 100 kbit/s, one per dumbbell pair, through a 1 Gbit/s bottleneck for 1 simulated second;
+- flows: N CBR flows of 100 kbit/s, one per dumbbell pair, through a 2 Gbit/s bottleneck for 1 simulated second;
 - trace: a Mahimahi file of 10^6 and 10^7 lines (about 12 Mbit/s, written here, then loaded);
 - duration: one 10 Mbit/s CBR flow for 10 and 100 simulated seconds (wall seconds per simulated second).
 
@@ -89,10 +89,11 @@ def point_flows(pairs: int) -> dict:
 
     sim = Sim(1, record="summary")
     start = time.perf_counter()
-    net = dumbbell(sim, pairs, bottleneck_rate="1Gbps")
-    for i in range(pairs):
+    net = dumbbell(sim, pairs, bottleneck_rate="2Gbps")
+    for i in range(pairs):   # starts spread over one packet gap (0.1 s), so the flows do not arrive in one burst
         Sink(sim, net.nodes[f"d{i}"], 5000)
-        CBRSource(sim, net.nodes[f"s{i}"], f"d{i}", flow=f"f{i}", rate_bps=100e3, size_bytes=1250)
+        CBRSource(sim, net.nodes[f"s{i}"], f"d{i}", flow=f"f{i}", rate_bps=100e3, size_bytes=1250,
+                  start_s=0.1 * i / pairs)
     built_s = time.perf_counter() - start
     sim.run(1.0)
     return {"kind": "flows", "flows": pairs, "build_s": built_s, "wall_s": time.perf_counter() - start,

@@ -24,6 +24,7 @@ import io
 import math
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -184,14 +185,17 @@ def detect_format(path: PathLike) -> str:
 def _parse_mahimahi(path: Path, text: str) -> np.ndarray:
     # Fast path: one token on every non-empty line, all integers, non-negative, non-decreasing, last > 0.
     # Anything else goes through the line-by-line path below, which names the offending line.
-    tokens = text.split()
+    # numpy parses the text in place (no Python string per line): ten million lines in about a second.
     n_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
-    if tokens and len(tokens) == n_lines and "#" not in text and " " not in text and "\t" not in text:
+    if text.strip() and "#" not in text and " " not in text and "\t" not in text:
         try:
-            ms = np.array(tokens, dtype=np.int64)
-        except (ValueError, OverflowError):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")   # "could not be read to its end": a line that is not an integer
+                ms = np.fromstring(text, dtype=np.int64, sep="\n")
+        except (ValueError, OverflowError, DeprecationWarning):
             ms = None
-        if ms is not None and ms[0] >= 0 and 0 < ms[-1] <= MAX_TRACE_MS and not np.any(np.diff(ms) < 0):
+        if ms is not None and ms.size == n_lines and ms[0] >= 0 and 0 < ms[-1] <= MAX_TRACE_MS \
+                and not np.any(np.diff(ms) < 0):
             return ms
     data, _ = _data_lines(path, text, comments=False)
     values = []
