@@ -37,16 +37,17 @@ def _range_text(lo: Optional[float], hi: Optional[float], lo_open: bool, hi_open
 def check_number(field: str, value: Any, *, lo: Optional[float] = None, hi: Optional[float] = None,
                  lo_open: bool = False, hi_open: bool = False, unit: str = "") -> float:
     """A finite real number within the bounds, as float (``unit`` is shown after the range in errors)."""
-    rng = _range_text(lo, hi, lo_open, hi_open) + (f" {unit}" if unit else "")
     try:
         finite = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
     except OverflowError:   # an integer too large for a float
         finite = False
     if not finite:
+        rng = _range_text(lo, hi, lo_open, hi_open) + (f" {unit}" if unit else "")
         raise ValueError(f"{field}: must be a finite number ({rng}), got {_shown(value)}")
     ok = (lo is None or (value > lo if lo_open else value >= lo)) and \
         (hi is None or (value < hi if hi_open else value <= hi))
     if not ok:
+        rng = _range_text(lo, hi, lo_open, hi_open) + (f" {unit}" if unit else "")
         raise ValueError(f"{field}: must be {rng}, got {_shown(value)}")
     return float(value)
 
