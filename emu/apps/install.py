@@ -5,7 +5,7 @@ from typing import Any, Optional, Union
 
 from emu.apps.base import Endpoint, InstallContext, resolve_ref
 from emu.apps.registry import get
-from emu.validate import check_number
+from emu.validate import MAX_DURATION_S, check_number
 
 
 def install(net: Any, app: str, *, src: Union[str, Any], dst: Union[str, Any], name: Optional[str] = None,
@@ -24,7 +24,7 @@ def install(net: Any, app: str, *, src: Union[str, Any], dst: Union[str, Any], n
     src_host, dst_host = net.host_named(src), net.host_named(dst)
     if src_host is dst_host:
         raise ValueError(f"app {app!r}: src and dst are the same host {src_host.name!r}")
-    check_number(f"app {app!r}: start_s", start_s, lo=sim.now_s, hi=1e7)
+    check_number(f"app {app!r}: start_s", start_s, lo=sim.now_s, hi=MAX_DURATION_S, unit="s")
     taken = {ep.name for ep in sim.apps}
     if name is None:
         name, k = spec.name, 1
