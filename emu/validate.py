@@ -72,15 +72,9 @@ def parse_size_field(field: str, value: Any, *, lo: int = 1, hi: float = MAX_PAC
     """Whole bytes from ``"1500B"``, ``"10MB"`` or an integer, in ``[lo, hi]``."""
     if isinstance(value, float) and not value.is_integer() and math.isfinite(value):
         raise ValueError(f"{field}: must be a whole number of bytes, got {value!r}")
-    size = check_number(field, parse_size_bytes_float(value, field), lo=lo, hi=hi, unit="bytes")
-    return int(round(size))
-
-
-def parse_size_bytes_float(value: Any, field: str) -> float:
-    """``parse_size_bytes`` before rounding, so that an infinite or huge size is refused, not overflowed."""
-    from emu.units import _SIZE_UNITS, _parse
-
-    return _parse(value, _SIZE_UNITS, field, "size")
+    size = parse_size_bytes(value, field)   # finite (emu.units refuses inf and NaN), rounded to whole bytes
+    check_number(field, size, lo=lo, hi=hi, unit="bytes")
+    return size
 
 
 def check_int(field: str, value: Any, *, lo: Optional[int] = None, hi: Optional[int] = None) -> int:

@@ -36,7 +36,7 @@ from emu.links.schedule import (
 )
 from emu.validate import MAX_DURATION_S, MAX_PACKET_BYTES, MAX_RATE_BPS, check_int, check_number
 
-MAX_TRACE_FILE_BYTES = 1 << 30                       # 1 GiB of text (about 100 million Mahimahi lines)
+MAX_TRACE_FILE_BYTES = 256 << 20                      # 256 MiB of text (about 30 million Mahimahi lines)
 MAX_TRACE_MS = int(MAX_DURATION_S * 1000)            # the largest Mahimahi timestamp
 MAX_TRACE_HZ = 1e6                                   # the largest jens sample rate
 MAX_BINS = 1e6                                       # bins of one capacity curve
