@@ -109,3 +109,21 @@ def test_generated_scenario_tables_build_or_name_the_file(edits):
         assert "\n" not in message
         return
     assert 0 < scenario.duration_s <= 1e7
+
+
+@SETTINGS
+@given(st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=40).map(sorted)
+       .filter(lambda ms: ms[-1] > 0))
+def test_mahimahi_fast_and_line_by_line_readers_agree(ms):
+    """The numpy reader (clean files) and the line-by-line one (any file; here forced by a trailing blank line)
+    return the same timestamps."""
+    import numpy as np
+
+    from emu.links.tracefile import read_mahimahi_ms
+
+    with tempfile.TemporaryDirectory() as folder:
+        clean, blank = Path(folder) / "clean.trace", Path(folder) / "blank.trace"
+        clean.write_text("".join(f"{m}\n" for m in ms))
+        blank.write_text("".join(f"{m}\n" for m in ms) + "\n")
+        assert np.array_equal(read_mahimahi_ms(clean), np.asarray(ms))
+        assert np.array_equal(read_mahimahi_ms(blank), np.asarray(ms))
