@@ -365,8 +365,8 @@ def dumbbell(sim: Sim, n_pairs: int = 1, *, bottleneck_rate: Any = "10Mbps", bot
     if trace is None:
         parse_rate_field("bottleneck_rate", bottleneck_rate)
     parse_time_field("bottleneck_delay", bottleneck_delay, hi=MAX_DELAY_S)
-    parse_rate_field("access_rate", access_rate)
-    parse_time_field("access_delay", access_delay, hi=MAX_DELAY_S)
+    access_rate = parse_rate_field("access_rate", access_rate)          # parsed once for the 4 N access links
+    access_delay = parse_time_field("access_delay", access_delay, hi=MAX_DELAY_S)
     if reverse_rate is not None:
         parse_rate_field("reverse_rate", reverse_rate)
     net = Network(sim)
