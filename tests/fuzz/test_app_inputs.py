@@ -124,3 +124,19 @@ def test_every_eval_config_refuses_non_finite_absurd_and_boolean_numbers():
                 else:
                     accepted.append(f"{name}.{field} = {value!r}")
     assert accepted == []
+
+
+@pytest.mark.parametrize("content,expected", [
+    (b"100\n" * 10 + b"99999999999999999999999\n" + b"100\n" * 50, r"video_size_3:11: chunk size must be > 0 and <= 1e\+12"),
+    (b"100\n" * 10 + b"-5\n" + b"100\n" * 50, r"video_size_3:11: chunk size must be > 0"),
+    (b"100\n" * 10 + b"1.5e3\n" + b"100\n" * 50, r"video_size_3:11: not an integer"),
+    (bytes(range(128, 256)), r"video_size_3: not a text file"),
+])
+def test_bad_abr_chunk_sizes_name_the_file_and_line(tmp_path, content, expected):
+    from emu.apps.abr.video import load_video
+
+    for level in range(6):
+        (tmp_path / f"video_size_{level}").write_bytes(b"100\n" * 60)
+    (tmp_path / "video_size_3").write_bytes(content)
+    with pytest.raises(ValueError, match=expected):
+        load_video(tmp_path)
