@@ -129,12 +129,11 @@ def config_from_args(spec: AppSpec, args: argparse.Namespace) -> Any:
         params[name] = value
     try:
         return spec.make_config(params, evaluation=True)
-    except ValueError as exc:   # "burst: must be ..." -> "--burst: must be ...": name the flag the user typed
+    except ValueError as exc:   # "burst: must be ..." -> "--burst (burst): must be ...": the flag as typed
         text = str(exc)
         for name in params:
-            for head in (f"{name}:", f"{name} ("):
-                if text.startswith(head):
-                    raise ValueError(f"{_flag(name)}{text[len(name):]}") from None
+            if text.startswith(f"{name}:") or text.startswith(f"{name} ("):
+                raise ValueError(f"{_flag(name)} ({name}){text[len(name):]}") from None
         raise
 
 
