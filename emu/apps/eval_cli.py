@@ -129,11 +129,11 @@ def config_from_args(spec: AppSpec, args: argparse.Namespace) -> Any:
         params[name] = value
     try:
         return spec.make_config(params, evaluation=True)
-    except ValueError as exc:   # "burst: must be ..." -> "--burst (burst): must be ...": the flag as typed
+    except ValueError as exc:   # "burst: must be ..., got 0.5" + " (flag --burst)": the flag as typed
         text = str(exc)
         for name in params:
             if text.startswith(f"{name}:") or text.startswith(f"{name} ("):
-                raise ValueError(f"{_flag(name)} ({name}){text[len(name):]}") from None
+                raise ValueError(f"{text} (flag {_flag(name)})") from None
         raise
 
 

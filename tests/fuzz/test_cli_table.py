@@ -152,7 +152,7 @@ TRACE = [(f"trace-stats-{name[:-6]}", ["trace", "stats", name], name) for name i
 ]
 EVAL = [
     ("eval-burst-inf", ["eval", "chatterbox", "--burst", "inf"], "--burst"),
-    ("eval-burst-1e308", ["eval", "chatterbox", "--burst", "1e308"], "--burst (burst): must be >= 1 and <= 10000"),
+    ("eval-burst-1e308", ["eval", "chatterbox", "--burst", "1e308"], "burst: must be >= 1 and <= 10000 packets (mean loss-burst length), got 1e+308 (flag --burst)"),
     ("eval-burst-nan", ["eval", "chatterbox", "--burst", "nan"], "--burst"),
     ("eval-loss-2", ["eval", "chatterbox", "--loss", "2"], "--loss"),
     ("eval-rate-1e308", ["eval", "chatterbox", "--rate-bps", "1e308"], "--rate-bps"),
