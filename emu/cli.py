@@ -26,6 +26,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from emu.results import check_formats
     from emu.scenario import Scenario
     from emu.units import parse_time_s
+    from emu.validate import MAX_DURATION_S, parse_time_field
 
     scenario = Scenario.load(args.scenario)
     if args.pcap:  # one more [[capture]] table per --pcap LINK
@@ -37,9 +38,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raw["capture"] = list(raw.get("capture", [])) + [{"link": link} for link in args.pcap]
         scenario = Scenario.from_dict(raw, source=scenario.source)
     if args.duration is not None:
-        scenario.duration_s = parse_time_s(args.duration, "--duration")
-        if not scenario.duration_s > 0:
-            raise ValueError(f"--duration: must be > 0, got {args.duration!r}")
+        scenario.duration_s = parse_time_field("--duration", args.duration, lo=0, lo_open=True, hi=MAX_DURATION_S)
     if args.timeseries is not None:
         from emu.scenario import check_timeseries
 

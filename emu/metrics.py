@@ -27,6 +27,10 @@ class FlowCounters:
     sent_bytes: int = 0
 
 
+_NO_COUNTS = np.zeros(_HIST_BINS + 1, dtype=np.int64)
+_NO_COUNTS.setflags(write=False)
+
+
 class _FlowHist:
     """Summary-mode state for one flow."""
 
@@ -34,8 +38,10 @@ class _FlowHist:
                  "delay_sum_s", "qdelay_sum_s", "delay_max_s", "first_s", "last_s")
 
     def __init__(self) -> None:
-        self.delay_counts = np.zeros(_HIST_BINS + 1, dtype=np.int64)
-        self.qdelay_counts = np.zeros(_HIST_BINS + 1, dtype=np.int64)
+        # A flow's own histograms (67 KB) are made at its first delivery; until then it shares a read-only zero one,
+        # so that a run with many flows, or in "full" mode (which never fills them), does not pay for them.
+        self.delay_counts = _NO_COUNTS
+        self.qdelay_counts = _NO_COUNTS
         self.bytes_per_bin = np.zeros(0, dtype=np.int64)
         self.delivered_pkts = 0
         self.delivered_bytes = 0
@@ -167,6 +173,9 @@ class Recorder:
         for fid in np.unique(flow):
             sel = flow == fid
             h = self._hists[int(fid)]
+            if h.delay_counts is _NO_COUNTS:
+                h.delay_counts = np.zeros(_HIST_BINS + 1, dtype=np.int64)
+                h.qdelay_counts = np.zeros(_HIST_BINS + 1, dtype=np.int64)
             h.delay_counts += np.bincount(dbin[sel], minlength=_HIST_BINS + 1)[: _HIST_BINS + 1]
             h.qdelay_counts += np.bincount(qbin[sel], minlength=_HIST_BINS + 1)[: _HIST_BINS + 1]
             per_bin = np.bincount(tbin[sel], weights=size[sel]).astype(np.int64)

@@ -12,9 +12,13 @@ from typing import Any, Optional, Union
 from emu.links.impairments import JitterConfig
 from emu.links.link import Link, LinkConfig, LossConfig
 from emu.packet import Packet
-from emu.queues import Queue, make_queue
+from emu.queues import Queue, make_queue, queue_names
 from emu.sim import Sim
-from emu.units import parse_rate_bps, parse_time_s
+from emu.validate import (
+    MAX_DELAY_S, check_bool, check_int, check_str, check_table, parse_rate_field, parse_time_field,
+)
+
+MAX_PAIRS = 100_000   # dumbbell pairs, chain routers (docs/errors.md, "Limits": 10 000 pairs build in seconds)
 
 NO_ROUTE = "no_route"
 UNBOUND_PORT = "unbound_port"
@@ -26,12 +30,23 @@ class Node:
     def __init__(self, sim: Sim, name: str) -> None:
         self.sim = sim
         self.name = name
-        self.routes: dict[str, Link] = {}
+        self.routes: dict[str, Optional[Link]] = {}
+        self.default_link: Optional[Link] = None   # the one outgoing link of a node that has one (see build_routes)
         self.links_out: dict[str, Link] = {}
+        self.needed_routes: list[tuple[str, str]] = []   # (destination, who needs it), checked at run start
         self._where = sim.records.where_id(name)
 
+    def need_route(self, dst: str, who: str) -> None:
+        """Declare that ``who`` (a flow, a stream, an app) sends from here to host ``dst``: the run then fails at
+        its start, naming ``who``, if ``dst`` is unreachable, instead of dropping every packet as ``no_route``."""
+        self.needed_routes.append((dst, who))
+
+    def route(self, dst: str) -> Optional[Link]:
+        """The outgoing link towards host ``dst`` (``None``: no route). Valid once routes are built."""
+        return self.routes.get(dst, self.default_link)
+
     def forward(self, pkt: Packet) -> None:
-        link = self.routes.get(pkt.dst)
+        link = self.routes.get(pkt.dst, self.default_link)
         if link is None:
             self.sim.records.dropped(pkt, self._where, NO_ROUTE, self.sim.now_s)
             return
@@ -45,7 +60,7 @@ class Router(Node):
     """Forwards every packet to the link towards ``pkt.dst``."""
 
     def receive(self, pkt: Packet) -> None:
-        link = self.routes.get(pkt.dst)
+        link = self.routes.get(pkt.dst, self.default_link)
         if link is None:
             self.sim.records.dropped(pkt, self._where, NO_ROUTE, self.sim.now_s)
             return
@@ -77,7 +92,7 @@ class Host(Node):
         self.ports.pop(port, None)
 
     def send(self, pkt: Packet) -> None:
-        link = self.routes.get(pkt.dst)
+        link = self.routes.get(pkt.dst, self.default_link)
         if link is None:
             self.sim.records.dropped(pkt, self._where, NO_ROUTE, self.sim.now_s)
             return
@@ -123,15 +138,15 @@ class Network:
         return node
 
     def host(self, name: str) -> Host:
-        return self._add(Host(self.sim, name))  # type: ignore[return-value]
+        return self._add(Host(self.sim, check_str("host name", name)))  # type: ignore[return-value]
 
     def router(self, name: str) -> Router:
-        return self._add(Router(self.sim, name))  # type: ignore[return-value]
+        return self._add(Router(self.sim, check_str("router name", name)))  # type: ignore[return-value]
 
     def node(self, node: Union[str, Node]) -> Node:
         """The node named ``node`` (or ``node`` itself, checked to belong to this network)."""
         name = node if isinstance(node, str) else getattr(node, "name", None)
-        if name not in self.nodes or (not isinstance(node, str) and self.nodes[name] is not node):
+        if not isinstance(name, str) or name not in self.nodes or (not isinstance(node, str) and self.nodes[name] is not node):
             raise ValueError(f"unknown node {node!r}; nodes: {', '.join(sorted(self.nodes)) or '(none)'}")
         return self.nodes[name]
 
@@ -157,9 +172,13 @@ class Network:
             if params:
                 raise ValueError(f"link {link_name!r}: queue_params given with a queue object")
             return spec
-        params = dict(params or {})
+        if not isinstance(spec, str):
+            raise ValueError(f"link {link_name!r}: queue: must be a queue name ({', '.join(queue_names())}) or a "
+                             f"Queue object, got {spec!r}")
+        params = dict(check_table(f"link {link_name!r}: queue_params", params) if params is not None else {})
         preset = params.pop("preset", None)
-        return make_queue(spec, preset=preset, rng=self.sim.rng(f"{link_name}.queue"), **params)
+        rng_name = f"{link_name}.queue"
+        return make_queue(spec, preset=preset, rng=lambda: self.sim.rng(rng_name), **params)
 
     def link(self, a: Union[str, Node], b: Union[str, Node], *, rate: Any = None, delay: Any = 0.0,
              queue: QueueSpec = None, queue_params: Optional[dict] = None, trace: Any = None,
@@ -174,7 +193,10 @@ class Network:
         a->b direction only.
         """
         node_a, node_b = self._node(a), self._node(b)
-        offset_s = parse_time_s(trace_offset, f"link {node_a.name}->{node_b.name}: trace_offset")
+        if node_a is node_b:
+            raise ValueError(f"link {node_a.name}->{node_b.name}: a link must join two different nodes")
+        check_bool(f"link {node_a.name}->{node_b.name}: duplex", duplex)
+        offset_s = parse_time_field(f"link {node_a.name}->{node_b.name}: trace_offset", trace_offset)
         fwd = self._one_way(node_a, node_b, rate, delay, queue, queue_params, trace, loss, jitter, mtu_bytes,
                             offset_s)
         if duplex:
@@ -194,7 +216,7 @@ class Network:
         name = f"{a.name}->{b.name}"
         if (a.name, b.name) in self.links:
             raise ValueError(f"link {name!r} already exists")
-        delay_s = parse_time_s(delay, f"link {name}: delay")
+        delay_s = parse_time_field(f"link {name}: delay", delay, hi=MAX_DELAY_S)
         q = self._make_queue(queue, queue_params, name)
         if trace is not None:
             if rate is not None:
@@ -206,7 +228,7 @@ class Network:
         else:
             if rate is None:
                 raise ValueError(f"link {name!r}: give rate= (e.g. '10Mbps') or trace= (a trace path)")
-            config = LinkConfig(rate_bps=parse_rate_bps(rate, f"link {name}: rate"), delay_s=delay_s,
+            config = LinkConfig(rate_bps=parse_rate_field(f"link {name}: rate", rate), delay_s=delay_s,
                                 mtu_bytes=mtu_bytes, loss=loss, jitter=jitter)
             link = Link(self.sim, name, config, queue=q, out=b)
         self.links[(a.name, b.name)] = link
@@ -239,37 +261,77 @@ class Network:
     # -- routing ------------------------------------------------------------------------------------------------
 
     def build_routes(self) -> None:
-        """Fill every node's table with the next link on a hop-count shortest path to each host."""
-        neighbours_in: dict[str, list[str]] = {n: [] for n in self.nodes}
+        """Fill every node's table with the next link on a hop-count shortest path to each host.
+
+        Ties go to the neighbour whose name sorts first, so runs are reproducible. The cost is near-linear in the
+        size of the network for the usual shapes: a host whose one outgoing link leads to the node its one incoming
+        link comes from (a stub host, as every dumbbell or chain end host) is reached through that node, so one
+        backwards breadth-first search per such attachment node serves all its stub hosts; and a node with a
+        single outgoing link keeps it as ``default_link`` rather than one table entry per host (its table then
+        holds only the exceptions: itself and unreachable hosts, mapped to ``None``). Other hosts get a search
+        each, as before.
+        """
+        nodes = self.nodes
+        neighbours_in: dict[str, list[str]] = {n: [] for n in nodes}
         for (src, dst) in self.links:
             neighbours_in[dst].append(src)
-        for lst in neighbours_in.values():
-            lst.sort()
-        for node in self.nodes.values():
+        for name, node in nodes.items():
             node.routes = {}
-        for dst_name, dst in self.nodes.items():
-            if not isinstance(dst, Host):
+            node.default_link = next(iter(node.links_out.values())) if len(node.links_out) == 1 else None
+            if node.default_link is not None and isinstance(node, Host):
+                node.routes[name] = None   # a host never routes to itself
+        groups: dict[str, list[str]] = {}   # attachment node -> the hosts reached through it
+        for name, node in nodes.items():
+            if not isinstance(node, Host):
                 continue
-            # BFS backwards from the destination: dist[n] = hops from n to dst.
-            dist = {dst_name: 0}
-            frontier = deque([dst_name])
+            ins = neighbours_in[name]
+            stub = len(node.links_out) == 1 and len(ins) == 1 and ins[0] in node.links_out
+            groups.setdefault(ins[0] if stub else name, []).append(name)
+        for anchor, group in groups.items():
+            # BFS backwards from the anchor: dist[n] = hops from n to the anchor.
+            dist = {anchor: 0}
+            frontier = deque([anchor])
             while frontier:
                 cur = frontier.popleft()
+                step = dist[cur] + 1
                 for prev in neighbours_in[cur]:
                     if prev not in dist:
-                        dist[prev] = dist[cur] + 1
+                        dist[prev] = step
                         frontier.append(prev)
-            for name, node in self.nodes.items():
-                if name == dst_name or name not in dist:
+            for name, node in nodes.items():
+                routes, default = node.routes, node.default_link
+                hops = dist.get(name)
+                if hops is None:   # the group is unreachable from here
+                    if default is not None:
+                        for host in group:
+                            routes[host] = None
                     continue
-                best = min((nb for nb in node.links_out if dist.get(nb) == dist[name] - 1), default=None)
-                if best is not None:
-                    node.routes[dst_name] = node.links_out[best]
+                if hops == 0:      # the anchor: one link to each stub host
+                    for host in group:
+                        if host != name and node.links_out[host] is not default:
+                            routes[host] = node.links_out[host]
+                    continue
+                link = node.links_out[min(nb for nb in node.links_out if dist.get(nb) == hops - 1)]
+                if link is not default:
+                    for host in group:
+                        if host != name:
+                            routes[host] = link
         self._routes_built = True
 
     def check_wiring(self) -> None:
+        """Build the routes if needed, then fail (naming the flow or app) on a declared path with no route."""
         if not self._routes_built:
             self.build_routes()
+        for node in self.nodes.values():
+            for dst, who in node.needed_routes:
+                target = self.nodes.get(dst)
+                if not isinstance(target, Host):
+                    raise ValueError(f"{who}: destination {dst!r} is not a host of this network; hosts: "
+                                     f"{', '.join(sorted(self.hosts)[:20])}")
+                if node.route(dst) is None:
+                    raise ValueError(f"{who}: no route from {node.name!r} to {dst!r} (every packet would be "
+                                     "dropped); check the links between them (a duplex = false link carries one "
+                                     "direction only)")
 
     def path(self, src: Union[str, Node], dst: Union[str, Node]) -> list[str]:
         """Node names on the route from ``src`` to ``dst`` (routes are built if needed)."""
@@ -278,7 +340,7 @@ class Network:
         node, target = self._node(src), self._node(dst).name
         names = [node.name]
         while node.name != target:
-            link = node.routes.get(target)
+            link = node.route(target)
             if link is None:
                 raise ValueError(f"no route from {names[0]!r} to {target!r}")
             node = link.out
@@ -298,8 +360,15 @@ def dumbbell(sim: Sim, n_pairs: int = 1, *, bottleneck_rate: Any = "10Mbps", bot
     ``trace`` makes the bottleneck trace-driven (``reverse_rate`` then sets the return path, default the
     access rate; ``trace_offset`` starts it that far in).
     """
-    if not isinstance(n_pairs, int) or n_pairs < 1:
-        raise ValueError(f"n_pairs: must be an integer >= 1, got {n_pairs!r}")
+    check_int("pairs", n_pairs, lo=1, hi=MAX_PAIRS)
+    # Each argument checked under its own name first (errors then name the field a user set, not a link).
+    if trace is None:
+        parse_rate_field("bottleneck_rate", bottleneck_rate)
+    parse_time_field("bottleneck_delay", bottleneck_delay, hi=MAX_DELAY_S)
+    access_rate = parse_rate_field("access_rate", access_rate)          # parsed once for the 4 N access links
+    access_delay = parse_time_field("access_delay", access_delay, hi=MAX_DELAY_S)
+    if reverse_rate is not None:
+        parse_rate_field("reverse_rate", reverse_rate)
     net = Network(sim)
     left, right = net.router("left"), net.router("right")
     net.link(left, right, rate=None if trace is not None else bottleneck_rate, delay=bottleneck_delay,
@@ -317,8 +386,9 @@ def dumbbell(sim: Sim, n_pairs: int = 1, *, bottleneck_rate: Any = "10Mbps", bot
 def chain(sim: Sim, n_routers: int = 2, *, rate: Any = "10Mbps", delay: Any = "5ms", queue: QueueSpec = "droptail",
           queue_params: Optional[dict] = None) -> Network:
     """Host ``src`` -> routers ``r0..r{n-1}`` -> host ``dst``, every hop with the same rate, delay and queue."""
-    if not isinstance(n_routers, int) or n_routers < 0:
-        raise ValueError(f"n_routers: must be an integer >= 0, got {n_routers!r}")
+    check_int("routers", n_routers, lo=0, hi=MAX_PAIRS)
+    parse_rate_field("rate", rate)
+    parse_time_field("delay", delay, hi=MAX_DELAY_S)
     net = Network(sim)
     names = ["src"] + [f"r{i}" for i in range(n_routers)] + ["dst"]
     net.host("src")

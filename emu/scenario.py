@@ -52,6 +52,10 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from emu.units import parse_rate_bps, parse_size_bytes, parse_time_s
+from emu.validate import (
+    MAX_DELAY_S, MAX_DURATION_S, MAX_TRANSFER_BYTES, check_bool, check_str, parse_rate_field, parse_size_field,
+    parse_time_field,
+)
 
 TOP_KEYS = {"name", "seed", "duration", "record", "description", "topology", "host", "router", "link", "flow", "app",
             "randomize", "timeseries", "capture"}
@@ -76,6 +80,7 @@ FLOW_KEYS = {
 APP_KEYS = {"name", "type", "scheme", "src", "dst", "start", "params"}
 RANDOMIZE_KEYS = {"trace_offset", "start_jitter"}
 ECN_NAMES = {"not-ect": 0, "ect1": 1, "ect0": 2}
+MAX_SCENARIO_BYTES = 16 << 20   # a scenario file is a description, not data
 
 
 class ScenarioError(ValueError):
@@ -149,8 +154,15 @@ class Scenario:
         path = Path(path)
         if not path.exists():
             raise ScenarioError(f"{path}: scenario file not found")
+        if not path.is_file():
+            raise ScenarioError(f"{path}: not a file")
+        if path.stat().st_size > MAX_SCENARIO_BYTES:
+            raise ScenarioError(f"{path}: {path.stat().st_size} bytes, larger than the limit of {MAX_SCENARIO_BYTES} "
+                                "bytes for a scenario file")
         try:
-            raw = tomllib.loads(path.read_text())
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ScenarioError(f"{path}: not a text file (undecodable byte at offset {exc.start})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
         return cls.from_dict(raw, source=str(path))
@@ -166,22 +178,23 @@ class Scenario:
         if "duration" not in raw:
             raise fail("duration: missing (e.g. duration = \"10s\")")
         try:
-            duration_s = parse_time_s(raw["duration"], "duration")
+            duration_s = parse_time_field("duration", raw["duration"], lo=0, lo_open=True, hi=MAX_DURATION_S)
         except ValueError as exc:
             raise fail(str(exc)) from None
-        if not duration_s > 0:
-            raise fail(f"duration: must be > 0, got {raw['duration']!r}")
         seed = raw.get("seed", 0)
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
             raise fail(f"seed: must be a non-negative integer, got {seed!r}")
         record = raw.get("record", "full")
         if record not in ("full", "summary"):
             raise fail(f"record: must be 'full' or 'summary', got {record!r}")
+        for key in ("name", "description"):
+            if key in raw and not isinstance(raw[key], str):
+                raise fail(f"{key}: must be a string, got {raw[key]!r}")
         if "topology" in raw and any(k in raw for k in ("host", "router", "link")):
             raise fail("give either [topology] or [[host]]/[[router]]/[[link]] tables, not both")
         if "topology" not in raw and "link" not in raw:
             raise fail("no network: add a [topology] table or [[link]] tables")
-        for key in ("flow", "app"):
+        for key in ("flow", "app", "host", "router", "link", "capture"):
             if key in raw and not isinstance(raw[key], list):
                 raise fail(f"{key}: expected an array of tables ([[{key}]]), got {type(raw[key]).__name__}")
         randomize = _randomize(raw.get("randomize"), source)
@@ -211,6 +224,7 @@ class Scenario:
             self.apps = self._apps(sim, net)
             self._series = _timeseries_recorders(hub, net, self.timeseries) if hub is not None else {}
             self._capture_specs(net)
+            sim.check_wiring()   # routes: a flow or app to an unreachable host fails here, naming it
         except ScenarioError:
             raise
         except (ValueError, FileNotFoundError) as exc:
@@ -224,7 +238,7 @@ class Scenario:
         if "topology" in raw:
             topo = dict(raw["topology"])
             kind = topo.get("kind")
-            if kind not in TOPOLOGY_KEYS:
+            if not isinstance(kind, str) or kind not in TOPOLOGY_KEYS:
                 raise ScenarioError(f"{src}: topology.kind: unknown {kind!r}; valid: {sorted(TOPOLOGY_KEYS)}")
             where = f"{src}: topology"
             _check_keys(topo, TOPOLOGY_KEYS[kind], where)
@@ -262,7 +276,7 @@ class Scenario:
                 raise ScenarioError(f"{where}: give exactly one of rate or trace")
             return access_bottleneck(
                 sim, pairs=topo.get("pairs", 1), rate=rate, trace=trace, trace_offset=offset,
-                rtt_s=parse_time_s(topo.get("rtt", "100ms"), f"{where}.rtt"),
+                rtt_s=parse_time_field(f"{where}.rtt", topo.get("rtt", "100ms"), hi=10.0),
                 loss=_loss(topo.get("loss"), f"{where}.loss"), queue=topo.get("queue", "droptail"),
                 queue_params=topo.get("queue_params"),
                 reverse_rate=topo.get("reverse_rate", ACCESS_RATE)).net
@@ -280,13 +294,18 @@ class Scenario:
                 _check_keys(node, {"name"}, f"{src}: {kind}[{i}]")
                 if "name" not in node:
                     raise ScenarioError(f"{src}: {kind}[{i}].name: missing")
-                getattr(net, kind)(node["name"])
+                try:
+                    getattr(net, kind)(check_str(f"{src}: {kind}[{i}].name", node["name"]))
+                except ValueError as exc:
+                    raise ScenarioError(_within(f"{src}: {kind}[{i}]", exc)) from None
         for i, spec in enumerate(raw.get("link", [])):
             where = f"{src}: link[{i}]"
             _check_keys(spec, LINK_KEYS, where)
             for key in ("from", "to"):
                 if key not in spec:
                     raise ScenarioError(f"{where}.{key}: missing")
+                if not isinstance(spec[key], str):
+                    raise ScenarioError(f"{where}.{key}: must be a node name (a string), got {spec[key]!r}")
             try:
                 trace = _trace_path(spec.get("trace"), src)
                 offset = rnd.offset_s(sim, f"{spec['from']}->{spec['to']}", trace, spec.get("trace_offset"), where)
@@ -318,7 +337,7 @@ class Scenario:
             if not isinstance(spec, dict):
                 raise ScenarioError(f"{where}: expected a table")
             kind = spec.get("type")
-            if kind not in FLOW_KEYS:
+            if not isinstance(kind, str) or kind not in FLOW_KEYS:
                 raise ScenarioError(f"{where}.type: unknown {kind!r}; valid: {sorted(FLOW_KEYS)}")
             _check_keys(spec, FLOW_KEYS[kind], where)
             name = spec.get("name", f"flow{i}")
@@ -328,16 +347,14 @@ class Scenario:
                 raise ScenarioError(f"{where}.name: {name!r} is used twice")
             seen.add(name)
             for key in ("src", "dst"):
-                if spec.get(key) not in hosts:
-                    raise ScenarioError(f"{where}.{key}: unknown host {spec.get(key)!r}; hosts: {sorted(hosts)}")
+                if not isinstance(spec.get(key), str) or spec[key] not in hosts:
+                    raise ScenarioError(f"{where}.{key}: unknown host {spec.get(key)!r}; hosts: {_some(hosts)}")
             if spec["src"] == spec["dst"]:
                 raise ScenarioError(f"{where}.dst: same host as src ({spec['src']!r})")
             try:
-                start_s = parse_time_s(spec.get("start", 0.0), f"{where}.start")
-                if start_s < 0:
-                    raise ScenarioError(f"{where}.start: must be >= 0, got {spec.get('start')!r}")
+                start_s = self._start_s(spec, where)
                 start_s += self.randomize.jitter_s(sim, "flow", name)
-                stop_s = parse_time_s(spec["stop"], f"{where}.stop") if "stop" in spec else None
+                stop_s = parse_time_field(f"{where}.stop", spec["stop"]) if "stop" in spec else None
                 if kind == "stream":
                     streams[name] = _stream(sim, hosts, spec, name, start_s, stop_s, where)
                     continue
@@ -345,32 +362,40 @@ class Scenario:
                 next_port[spec["dst"]] = port + 1
                 kwargs: dict[str, Any] = {
                     "flow": name,
-                    "size_bytes": parse_size_bytes(spec.get("size", 1500), f"{where}.size"),
+                    "size_bytes": parse_size_field(f"{where}.size", spec.get("size", 1500)),
                     "dport": port,
                     "start_s": start_s,
                     "stop_s": stop_s,
                 }
                 ecn = spec.get("ecn", "not-ect")
-                if ecn not in ECN_NAMES:
+                if not isinstance(ecn, str) or ecn not in ECN_NAMES:
                     raise ScenarioError(f"{where}.ecn: unknown {ecn!r}; valid: {sorted(ECN_NAMES)}")
                 kwargs["ecn"] = ECN_NAMES[ecn]
                 if "rate" not in spec:
                     raise ScenarioError(f"{where}.rate: missing (e.g. rate = \"10Mbps\")")
-                kwargs["rate_bps"] = parse_rate_bps(spec["rate"], f"{where}.rate")
+                kwargs["rate_bps"] = parse_rate_field(f"{where}.rate", spec["rate"])
                 if kind == "onoff":
-                    kwargs["on_mean_s"] = parse_time_s(spec.get("on_mean", 1.0), f"{where}.on_mean")
-                    kwargs["off_mean_s"] = parse_time_s(spec.get("off_mean", 1.0), f"{where}.off_mean")
+                    for key in ("on_mean", "off_mean"):
+                        kwargs[f"{key}_s"] = parse_time_field(f"{where}.{key}", spec.get(key, 1.0), lo_open=True)
                 if kind == "bulk":
                     if "total" not in spec:
                         raise ScenarioError(f"{where}.total: missing (bytes to send, e.g. total = \"10MB\")")
-                    kwargs["total_bytes"] = parse_size_bytes(spec["total"], f"{where}.total")
+                    kwargs["total_bytes"] = parse_size_field(f"{where}.total", spec["total"], hi=MAX_TRANSFER_BYTES)
                 sinks.append(Sink(sim, hosts[spec["dst"]], port))
                 SOURCES[kind](sim, hosts[spec["src"]], spec["dst"], **kwargs)
             except ScenarioError:
                 raise
             except ValueError as exc:
-                raise ScenarioError(f"{where}: {exc}") from None
+                raise ScenarioError(_within(where, exc)) from None
         return sinks, streams
+
+    def _start_s(self, spec: dict, where: str) -> float:
+        """A flow's or app's ``start``: in ``[0, duration)`` (one starting at or after the end would send nothing)."""
+        start_s = parse_time_field(f"{where}.start", spec.get("start", 0.0))
+        if start_s >= self.duration_s:
+            raise ScenarioError(f"{where}.start: must be before the end of the run (duration {self.duration_s:g} s), "
+                                f"got {spec.get('start')!r}: it would send nothing")
+        return start_s
 
     def _apps(self, sim, net) -> list[Any]:
         """Every ``[[app]]`` through ``emu.apps.install`` (the one way to put an app on a network)."""
@@ -395,16 +420,19 @@ class Scenario:
                 raise ScenarioError(f"{where}.scheme: unknown {scheme!r} for app {kind!r}; "
                                     f"valid: {', '.join(app.schemes)}")
             for key in ("src", "dst"):
-                if spec.get(key) not in hosts:
-                    raise ScenarioError(f"{where}.{key}: unknown host {spec.get(key)!r}; hosts: {sorted(hosts)}")
+                if not isinstance(spec.get(key), str) or spec[key] not in hosts:
+                    raise ScenarioError(f"{where}.{key}: unknown host {spec.get(key)!r}; hosts: {_some(hosts)}")
             name = spec.get("name")
             taken = {ep.name for ep in sim.apps} | set(sim.records.flow_names)
             if name is not None and name in taken:
                 raise ScenarioError(f"{where}.name: {name!r} is used already (by a flow or an app)")
             params = _app_params(app, spec.get("params", {}), f"{where}.params")
-            start_s = parse_time_s(spec.get("start", 0.0), f"{where}.start")
-            if start_s < 0:
-                raise ScenarioError(f"{where}.start: must be >= 0, got {spec.get('start')!r}")
+            try:
+                start_s = self._start_s(spec, where)
+            except ScenarioError:
+                raise
+            except ValueError as exc:
+                raise ScenarioError(_within(where, exc)) from None
             start_s += self.randomize.jitter_s(sim, "app", name if name is not None else f"#{i}")
             try:
                 endpoints.append(emu.apps.install(net, kind, src=spec["src"], dst=spec["dst"], name=name,
@@ -520,9 +548,7 @@ def _stream(sim: Any, hosts: dict, spec: dict, name: str, start_s: float, stop_s
     ecn = spec.get("ecn")
     if ecn is not None and not isinstance(ecn, bool):
         raise ScenarioError(f"{where}.ecn: for streams true (classic ECN, ECT(0)) or false, got {ecn!r}")
-    size = parse_size_bytes(spec["size"], f"{where}.size") if "size" in spec else None
-    if size is not None and size < 1:
-        raise ScenarioError(f"{where}.size: must be >= 1 byte, got {spec['size']!r}")
+    size = parse_size_field(f"{where}.size", spec["size"], hi=MAX_TRANSFER_BYTES) if "size" in spec else None
     if size is not None and stop_s is not None:
         raise ScenarioError(f"{where}.stop: only for unlimited streams (size is set)")
     try:
@@ -619,6 +645,13 @@ def _loss(spec: Any, where: str):
         raise ScenarioError(f"{where}: expected a table")
     spec = dict(spec)
     model = spec.pop("model", "bernoulli")
+    import dataclasses as _dc
+
+    configs = {"bernoulli": BernoulliLossConfig, "gilbert-elliott": GilbertElliottLossConfig}
+    if not isinstance(model, str):
+        raise ScenarioError(f"{where}.model: must be bernoulli or gilbert-elliott, got {model!r}")
+    if model in configs:
+        _check_keys(spec, {f.name for f in _dc.fields(configs[model])}, where)
     try:
         if model == "bernoulli":
             return BernoulliLossConfig(**spec)
@@ -637,5 +670,21 @@ def _jitter(spec: Any, where: str):
     if not isinstance(spec, dict):
         raise ScenarioError(f"{where}: expected a table")
     _check_keys(spec, {"mean", "distribution", "reorder"}, where)
-    return JitterConfig(mean_s=parse_time_s(spec.get("mean", 0.0), f"{where}.mean"),
-                        distribution=spec.get("distribution", "uniform"), reorder=bool(spec.get("reorder", False)))
+    try:
+        return JitterConfig(mean_s=parse_time_field(f"{where}.mean", spec.get("mean", 0.0), hi=MAX_DELAY_S),
+                            distribution=spec.get("distribution", "uniform"), reorder=spec.get("reorder", False))
+    except ValueError as exc:
+        raise ScenarioError(_within(where, exc)) from None
+
+
+def _within(where: str, exc: Exception) -> str:
+    """An error message placed in the file: ``where`` is put in front unless the message names the place already."""
+    text = str(exc)
+    return text if text.startswith(where.split(":")[0] + ":") else f"{where}: {text}"
+
+
+def _some(names: Any, limit: int = 20) -> str:
+    """A sorted list of names for an error message, cut after ``limit`` (a 10 000-host network stays one line)."""
+    ordered = sorted(names)
+    more = f" ... ({len(ordered) - limit} more)" if len(ordered) > limit else ""
+    return ", ".join(ordered[:limit]) + more

@@ -18,6 +18,7 @@ from simpy.events import NORMAL
 from emu.metrics import Recorder
 from emu.rng import SeedTree
 from emu.tracer import NullTracer
+from emu.validate import MAX_DURATION_S, check_number
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class Sim:
 
     def call_at(self, t_s: float, fn: Callable[[Any], None], arg: Any = None) -> None:
         """Run ``fn(arg)`` at absolute time ``t_s`` (not before now)."""
-        if t_s < self.env._now:
+        if not t_s >= self.env._now:   # NaN too
             raise ValueError(f"call_at: time {t_s} s is in the past (now {self.env._now} s)")
         heappush(self.heap, (t_s, NORMAL, next(self.event_ids), _Call(fn, arg)))
 
@@ -152,10 +153,12 @@ class Sim:
     def run(self, until_s: float, *, progress: bool = False, desc: str = "simulating") -> "Sim":
         """Run until simulated time ``until_s`` (events at exactly ``until_s`` are not processed: [0, until_s)).
 
+        ``until_s`` must be finite, after now and at most ``emu.validate.MAX_DURATION_S`` (``sim.run(inf)`` is
+        refused: a run with periodic events would never end).
+
         With ``progress=True`` a tqdm bar advances in simulated seconds.
         """
-        if not until_s > self.env._now:
-            raise ValueError(f"until_s: must be after the current time {self.env._now} s, got {until_s!r}")
+        check_number("until_s", until_s, lo=self.env._now, lo_open=True, hi=MAX_DURATION_S, unit="s")
         self.check_wiring()
         # Packets are short-lived, acyclic objects: a larger first GC generation saves collector passes
         # during the run (thresholds restored afterwards).

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
 from emu.links.link import Link, LossConfig
-from emu.net import Host, Network, QueueSpec, dumbbell
+from emu.net import MAX_PAIRS, Host, Network, QueueSpec, dumbbell
 from emu.sim import Sim
-from emu.validate import check_int, check_number
+from emu.validate import check_int, check_number, parse_rate_field
 
 ACCESS_RATE = "1Gbps"
 
@@ -51,7 +51,9 @@ def access_bottleneck(sim: Sim, *, pairs: int = 1, rate: Any = None, trace: Any 
     if (rate is None) == (trace is None):
         raise ValueError("access_bottleneck: give exactly one of rate= or trace=")
     check_number("rtt_s", rtt_s, lo=0, hi=10)
-    check_int("pairs", pairs, lo=1, hi=100_000)
+    check_int("pairs", pairs, lo=1, hi=MAX_PAIRS)
+    if rate is not None:
+        parse_rate_field("rate", rate)
     net = dumbbell(sim, pairs, bottleneck_rate=rate, bottleneck_delay=rtt_s / 2, access_rate=ACCESS_RATE,
                    queue=queue, queue_params=queue_params, trace=trace, trace_offset=trace_offset,
                    reverse_rate=reverse_rate, loss=loss)

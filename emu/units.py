@@ -4,6 +4,7 @@ Write ``15 * MS`` or ``100 * MBPS`` in code; parse ``"20ms"`` or ``"10Mbps"`` on
 """
 from __future__ import annotations
 
+import math
 import re
 
 S = 1.0
@@ -36,16 +37,23 @@ def _parse(value: object, units: dict[str, float], field: str, kind: str) -> flo
     if isinstance(value, bool):
         raise ValueError(f"{field}: expected a {kind}, got {value!r}")
     if isinstance(value, (int, float)):
-        return float(value)
-    if not isinstance(value, str):
+        try:
+            number = float(value)
+        except OverflowError:   # an integer beyond any float
+            raise ValueError(f"{field}: expected a finite {kind}, got a {len(str(value))}-digit number") from None
+    elif not isinstance(value, str):
         raise ValueError(f"{field}: expected a {kind} (number or string), got {type(value).__name__}")
-    match = re.fullmatch(_NUMBER + r"([a-zA-Zµ/]*)\s*", value)
-    if match is None or match.group(2).lower() not in units:
-        raise ValueError(
-            f"{field}: cannot parse {value!r} as a {kind}; units allowed: "
-            + ", ".join(sorted(u for u in units if u))
-        )
-    return float(match.group(1)) * units[match.group(2).lower()]
+    else:
+        match = re.fullmatch(_NUMBER + r"([a-zA-Zµ/]*)\s*", value)
+        if match is None or match.group(2).lower() not in units:
+            raise ValueError(
+                f"{field}: cannot parse {value[:60]!r} as a {kind}; units allowed: "
+                + ", ".join(sorted(u for u in units if u))
+            )
+        number = float(match.group(1)) * units[match.group(2).lower()]
+    if not math.isfinite(number):
+        raise ValueError(f"{field}: expected a finite {kind}, got {value!r}")
+    return number
 
 
 def parse_time_s(value: object, field: str = "time") -> float:

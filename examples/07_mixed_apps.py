@@ -28,7 +28,7 @@ def build(trace: str, seed: int, duration_s: float, **overrides: dict):
     sim = Sim(seed=seed)
     installs = [  # (app, scheme, parameters)
         ("chatterbox", "chatterbox", {"n_responses": 2}),
-        ("grace", "grace", {"max_frames": 150}),
+        ("grace", "grace", {"max_frames": 120}),   # the whole carphone clip
         ("kvfetch", "cachegen", {"context_tokens": 1024}),
         ("swiftqueue", "swiftqueue", {"duration_s": duration_s - 1.0}),
         ("kvblend", "cacheblend", {"chunks": 4}),

@@ -52,13 +52,28 @@ def test_link_needs_rate_or_trace():
 
 
 def test_no_route_and_unbound_port_are_recorded_drops():
+    from emu.packet import NOT_ECT, Packet
+
+    sim = Sim()
+    net = Network(sim)
+    a, b = net.host("a"), net.host("b")
+    net.host("island")
+    net.link(a, b, rate="10Mbps")
+    lost = sim.flow("lost")   # a packet sent by hand, past every check, to a host with no route
+    sim.call_at(0.1, lambda _: a.send(Packet(next(sim.pkt_ids), lost, "a", "island", 100, 0.1, 0, 9, NOT_ECT, 0)))
+    CBRSource(sim, a, "b", flow="nobody", rate_bps=1e5, dport=9, stop_s=0.2)
+    sim.run(until_s=1)
+    drops = RunResult(sim).drops()
+    assert set(drops.groupby("flow")["reason"].first().items()) == {("lost", "no_route"), ("nobody", "unbound_port")}
+
+
+def test_a_source_towards_an_unreachable_host_fails_at_run_start_naming_it():
     sim = Sim()
     net = Network(sim)
     a, b = net.host("a"), net.host("b")
     net.host("island")
     net.link(a, b, rate="10Mbps")
     CBRSource(sim, a, "island", flow="lost", rate_bps=1e5, stop_s=0.2)
-    CBRSource(sim, a, "b", flow="nobody", rate_bps=1e5, dport=9, stop_s=0.2)
-    sim.run(until_s=1)
-    drops = RunResult(sim).drops()
-    assert set(drops.groupby("flow")["reason"].first().items()) == {("lost", "no_route"), ("nobody", "unbound_port")}
+    with pytest.raises(ValueError, match="flow 'lost': no route from 'a' to 'island'"):
+        sim.run(until_s=1)
+    assert sim.now_s == 0.0

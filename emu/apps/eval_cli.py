@@ -127,7 +127,14 @@ def config_from_args(spec: AppSpec, args: argparse.Namespace) -> Any:
         if name == "trace":
             value = str(resolve_trace_path(value))
         params[name] = value
-    return spec.make_config(params, evaluation=True)
+    try:
+        return spec.make_config(params, evaluation=True)
+    except ValueError as exc:   # "burst: must be ..., got 0.5" + " (flag --burst)": the flag as typed
+        text = str(exc)
+        for name in params:
+            if text.startswith(f"{name}:") or text.startswith(f"{name} ("):
+                raise ValueError(f"{text} (flag {_flag(name)})") from None
+        raise
 
 
 def parse_schemes(spec: AppSpec, text: Any) -> tuple[str, ...]:

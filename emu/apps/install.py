@@ -5,7 +5,7 @@ from typing import Any, Optional, Union
 
 from emu.apps.base import Endpoint, InstallContext, resolve_ref
 from emu.apps.registry import get
-from emu.validate import check_number
+from emu.validate import MAX_DURATION_S, check_number
 
 
 def install(net: Any, app: str, *, src: Union[str, Any], dst: Union[str, Any], name: Optional[str] = None,
@@ -24,7 +24,7 @@ def install(net: Any, app: str, *, src: Union[str, Any], dst: Union[str, Any], n
     src_host, dst_host = net.host_named(src), net.host_named(dst)
     if src_host is dst_host:
         raise ValueError(f"app {app!r}: src and dst are the same host {src_host.name!r}")
-    check_number(f"app {app!r}: start_s", start_s, lo=sim.now_s, hi=1e7)
+    check_number(f"app {app!r}: start_s", start_s, lo=sim.now_s, hi=MAX_DURATION_S, unit="s")
     taken = {ep.name for ep in sim.apps}
     if name is None:
         name, k = spec.name, 1
@@ -35,6 +35,8 @@ def install(net: Any, app: str, *, src: Union[str, Any], dst: Union[str, Any], n
         raise ValueError(f"app {app!r}: name must be a non-empty string without spaces, got {name!r}")
     elif name in taken:
         raise ValueError(f"app {app!r}: an app instance named {name!r} is installed already; names must differ")
+    src_host.need_route(dst_host.name, f"app {name!r}")
+    dst_host.need_route(src_host.name, f"app {name!r}")
     ctx = InstallContext(sim=sim, net=net, src=src_host, dst=dst_host, name=name, scheme=scheme,
                          start_s=float(start_s), config=config)
     endpoint = resolve_ref(spec.install, f"app {app!r}: install")(ctx)

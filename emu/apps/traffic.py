@@ -12,14 +12,18 @@ from simpy.events import NORMAL
 
 from emu.packet import NOT_ECT, Packet
 from emu.sim import Sim, _Wake
+from emu.validate import (
+    MAX_DURATION_S, MAX_PACKET_BYTES, MAX_RATE_BPS, MAX_TRANSFER_BYTES, check_int, check_number,
+)
 
 _BATCH = 4096
 
 
 def _check_positive(field: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{field}: must be > 0, got {value!r}")
-    return float(value)
+    """A rate (``rate_bps``) or a mean time (``*_s``): finite, > 0 and within the documented limits."""
+    if field.endswith("_bps"):
+        return check_number(field, value, lo=0, lo_open=True, hi=MAX_RATE_BPS, unit="bit/s")
+    return check_number(field, value, lo=0, lo_open=True, hi=MAX_DURATION_S, unit="s")
 
 
 class Sink:
@@ -57,21 +61,22 @@ class Source:
     def __init__(self, sim: Sim, host: Any, dst: str, *, flow: str, size_bytes: int = 1500, dport: int = 5000,
                  sport: int = 0, ecn: int = NOT_ECT, start_s: float = 0.0, stop_s: Optional[float] = None,
                  size_dist: str = "fixed") -> None:
-        if isinstance(size_bytes, bool) or not isinstance(size_bytes, int) or size_bytes < 1:
-            raise ValueError(f"size_bytes: must be an integer >= 1, got {size_bytes!r}")
+        check_int("size_bytes", size_bytes, lo=1, hi=MAX_PACKET_BYTES)
         if size_dist not in ("fixed", "exponential"):
             raise ValueError(f"size_dist: unknown {size_dist!r}; valid: exponential, fixed")
         self.size_dist = size_dist
         self._sizes: list[int] = []
         self._size_i = 0
-        if not start_s >= 0:
-            raise ValueError(f"start_s: must be >= 0, got {start_s!r}")
-        if stop_s is not None and not stop_s > start_s:
-            raise ValueError(f"stop_s: must be after start_s={start_s}, got {stop_s!r}")
+        check_number("start_s", start_s, lo=sim.now_s, hi=MAX_DURATION_S, unit="s")
+        if stop_s is not None:
+            check_number("stop_s", stop_s, lo=start_s, lo_open=True, hi=MAX_DURATION_S, unit="s")
         self.sim = sim
         self.host = host
         self.dst = dst
         self.flow = flow
+        need = getattr(host, "need_route", None)
+        if need is not None:
+            need(dst, f"flow {flow!r}")
         self.flow_id = sim.flow(flow)
         self.size_bytes = size_bytes
         self.dport = dport
@@ -116,7 +121,7 @@ class Source:
         send = self._send
         if send is None:
             # Resolve the first hop once (routes are built when the run starts).
-            link = self.host.routes.get(self.dst)
+            link = self.host.route(self.dst)
             send = self._send = link.receive if link is not None else self.host.send
         send(Packet(pid, self.flow_id, self._src, self.dst, size, now, self.sport, self.dport, self.ecn, seq))
         self.sent_pkts = seq + 1
@@ -189,8 +194,7 @@ class BulkSource(Source):
     """
 
     def __init__(self, sim: Sim, host: Any, dst: str, *, total_bytes: int, rate_bps: float, **kwargs: Any) -> None:
-        if isinstance(total_bytes, bool) or not isinstance(total_bytes, int) or total_bytes < 1:
-            raise ValueError(f"total_bytes: must be an integer >= 1, got {total_bytes!r}")
+        check_int("total_bytes", total_bytes, lo=1, hi=int(MAX_TRANSFER_BYTES))
         self.total_bytes = total_bytes
         self.rate_bps = _check_positive("rate_bps", rate_bps)
         super().__init__(sim, host, dst, **kwargs)

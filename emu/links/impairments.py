@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emu.validate import MAX_DELAY_S, check_bool, check_number
+
 _BATCH = 4096
 
 
@@ -37,7 +39,7 @@ class _UniformStream:
 
 
 def _check_prob(name: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
         raise ValueError(f"{name}: must be a probability in [0, 1], got {value!r}")
 
 
@@ -110,8 +112,8 @@ class JitterConfig:
     reorder: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.mean_s, (int, float)) or not self.mean_s >= 0:
-            raise ValueError(f"jitter.mean_s: must be >= 0 seconds, got {self.mean_s!r}")
+        check_number("jitter.mean_s", self.mean_s, lo=0, hi=MAX_DELAY_S, unit="s")
+        check_bool("jitter.reorder", self.reorder)
         if self.distribution not in ("uniform", "exponential"):
             raise ValueError(
                 f"jitter.distribution: unknown {self.distribution!r}; valid: exponential, uniform")

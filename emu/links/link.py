@@ -23,14 +23,15 @@ from emu.packet import Packet
 from emu.queues.base import Queue
 from emu.queues.droptail import DropTailQueue
 from emu.sim import Sim, _Wake
+from emu.validate import MAX_DELAY_S, MAX_PACKET_BYTES, MAX_RATE_BPS, check_int, check_number
 
 LOSS = "loss"  # drop reason of the loss stage
 MTU = "mtu"  # drop reason of packets larger than the link MTU
 
 
 def check_mtu(mtu_bytes: Optional[int]) -> None:
-    if mtu_bytes is not None and (isinstance(mtu_bytes, bool) or not isinstance(mtu_bytes, int) or mtu_bytes < 1):
-        raise ValueError(f"mtu_bytes: must be an integer >= 1 (or None for no limit), got {mtu_bytes!r}")
+    if mtu_bytes is not None:
+        check_int("mtu_bytes (None: no limit)", mtu_bytes, lo=1, hi=MAX_PACKET_BYTES)
 LossConfig = Union[BernoulliLossConfig, GilbertElliottLossConfig]
 
 
@@ -46,10 +47,8 @@ class LinkConfig:
 
     def __post_init__(self) -> None:
         check_mtu(self.mtu_bytes)
-        if isinstance(self.rate_bps, bool) or not isinstance(self.rate_bps, (int, float)) or not self.rate_bps > 0:
-            raise ValueError(f"rate_bps: must be a positive number of bits per second, got {self.rate_bps!r}")
-        if isinstance(self.delay_s, bool) or not isinstance(self.delay_s, (int, float)) or not self.delay_s >= 0:
-            raise ValueError(f"delay_s: must be >= 0 seconds, got {self.delay_s!r}")
+        check_number("rate_bps", self.rate_bps, lo=0, lo_open=True, hi=MAX_RATE_BPS, unit="bit/s")
+        check_number("delay_s", self.delay_s, lo=0, hi=MAX_DELAY_S, unit="s")
 
 
 class Link:

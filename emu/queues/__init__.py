@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from typing import Any, Optional
 
@@ -52,7 +53,8 @@ def make_queue(name: str, preset: str | None = None, rng: Any = None, **params: 
     """Build a queue by registry name, e.g. ``make_queue("codel", target_s=0.005)``.
 
     ``preset`` names a classmethod of the config (``make_queue("dualpi2", preset="linux")``); ``params``
-    that are keyword-only arguments of that classmethod go to it, the others override fields of its result. ``rng`` (a numpy Generator) goes to queues that draw random numbers.
+    that are keyword-only arguments of that classmethod go to it, the others override fields of its result. ``rng`` (a numpy Generator, or a
+    function returning one, called only for queues that draw random numbers) goes to queues that draw random numbers.
     """
     queue_cls, config_cls = queue_classes(name)
     if preset is not None:
@@ -72,9 +74,15 @@ def make_queue(name: str, preset: str | None = None, rng: Any = None, **params: 
         except TypeError as exc:
             valid = ", ".join(f.name for f in dataclasses.fields(config_cls))
             raise ValueError(f"queue {name!r}: {exc}; valid fields: {valid}") from None
-    if rng is not None and "rng" in inspect.signature(queue_cls.__init__).parameters:
-        return queue_cls(config, rng=rng)
+    if rng is not None and _takes_rng(queue_cls):
+        return queue_cls(config, rng=rng() if callable(rng) else rng)
     return queue_cls(config)
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_rng(queue_cls: type) -> bool:
+    """Whether a queue class's constructor takes ``rng`` (looked up once per class: networks build many queues)."""
+    return "rng" in inspect.signature(queue_cls.__init__).parameters
 
 
 __all__ = ["Queue", "FifoQueue", "QueueStats", "DropTailQueue", "DropTailConfig", "make_queue", "queue_names",

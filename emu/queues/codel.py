@@ -26,13 +26,13 @@ from typing import Optional
 
 from emu.packet import NOT_ECT, Packet
 from emu.queues.base import OVERFLOW, FifoQueue
+from emu.validate import check_number
 
 AQM = "aqm"
 
 
 def _check_positive(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value != value:
-        raise ValueError(f"{name}: must be a number > 0, got {value!r}")
+    check_number(name, value, lo=0, lo_open=True)
 
 
 @dataclass(frozen=True, kw_only=True)

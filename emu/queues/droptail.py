@@ -6,6 +6,7 @@ from typing import Optional
 
 from emu.packet import Packet
 from emu.queues.base import OVERFLOW, FifoQueue
+from emu.validate import MAX_COUNT, MAX_TRANSFER_BYTES, check_int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -20,10 +21,10 @@ class DropTailConfig:
     limit_bytes: Optional[int] = None
 
     def __post_init__(self) -> None:
-        if self.limit_pkts is not None and (not isinstance(self.limit_pkts, int) or self.limit_pkts < 1):
-            raise ValueError(f"limit_pkts: must be an integer >= 1 or None, got {self.limit_pkts!r}")
-        if self.limit_bytes is not None and (not isinstance(self.limit_bytes, int) or self.limit_bytes < 1):
-            raise ValueError(f"limit_bytes: must be an integer >= 1 or None, got {self.limit_bytes!r}")
+        if self.limit_pkts is not None:
+            check_int("limit_pkts (or None: no limit)", self.limit_pkts, lo=1, hi=MAX_COUNT)
+        if self.limit_bytes is not None:
+            check_int("limit_bytes (or None: no limit)", self.limit_bytes, lo=1, hi=int(MAX_TRANSFER_BYTES))
 
 
 class DropTailQueue(FifoQueue):

@@ -37,20 +37,14 @@ import numpy as np
 
 from emu.packet import NOT_ECT, Packet
 from emu.queues.base import OVERFLOW, FifoQueue
+from emu.validate import check_number
 
 AQM = "aqm"
 _RAND_BATCH = 256  # uniform draws taken from the generator at a time (hot path: no call per packet)
 
 
 def _check_number(name: str, value: object, *, lo: float, lo_open: bool, hi: float | None = None) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and value == value
-    if ok:
-        ok = value > lo if lo_open else value >= lo
-        if ok and hi is not None:
-            ok = value <= hi
-    if not ok:
-        rng = f"{'(' if lo_open else '['}{lo}, {hi if hi is not None else 'inf'}{']' if hi is not None else ')'}"
-        raise ValueError(f"{name}: must be a number in {rng}, got {value!r}")
+    check_number(name, value, lo=lo, lo_open=lo_open, hi=hi)
 
 
 @dataclass(frozen=True, kw_only=True)

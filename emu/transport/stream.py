@@ -333,7 +333,7 @@ class StreamSender:
         self._send_more()
 
     def _resolve_send(self) -> Callable[[Packet], None]:
-        link = self.host.routes.get(self.dst)
+        link = self.host.route(self.dst)
         self._send_fn = link.receive if link is not None else self.host.send
         return self._send_fn
 
@@ -894,7 +894,7 @@ class StreamReceiver:
         counters.sent_bytes += size
         send = self._send_fn
         if send is None:
-            link = self.host.routes.get(pkt.src)
+            link = self.host.route(pkt.src)
             send = self._send_fn = link.receive if link is not None else self.host.send
         send(ack)
 
@@ -923,4 +923,8 @@ def open_stream(sim: Any, src: Any, dst: Any, *, port: Optional[int] = None, cc:
     cfg = _make_config(config, cfg_over)
     receiver = StreamReceiver(sim, dst, port, on_data=on_data, config=cfg)
     sender = StreamSender(sim, src, dst, receiver.port, cc=cc, config=cfg, **kwargs)
+    who = f"stream {sender.flow!r}"
+    for a, b in ((src, dst), (dst, src)):   # data one way, ACKs the other
+        if hasattr(a, "need_route"):
+            a.need_route(b.name, who)
     return sender, receiver

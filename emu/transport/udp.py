@@ -83,7 +83,7 @@ class UdpSocket:
         counters.sent_bytes += size_bytes
         send = self._routes.get(dst_name)
         if send is None:
-            link = self.host.routes.get(dst_name)
+            link = self.host.route(dst_name)
             if link is None:
                 self.host.send(pkt)     # records a no_route drop
                 return pkt

@@ -16,7 +16,7 @@ from typing import Optional
 
 from emu.apps.abr.schemes import SCHEMES
 from emu.apps.abr.traces import Trace, load_trace, trace_files
-from emu.validate import check_int
+from emu.validate import check_int, check_number
 
 __all__ = ["AbrEvalConfig", "evaluate", "evaluate_detailed", "DEFAULT_TRACES"]
 
@@ -49,8 +49,7 @@ class AbrEvalConfig:
         check_int("queue_pkts", self.queue_pkts, lo=0, hi=10**7)
         if self.level not in ("chunk", "packet"):
             raise ValueError(f"level: must be 'chunk' or 'packet', got {self.level!r}")
-        if not (isinstance(self.rtt_s, (int, float)) and 0 <= self.rtt_s <= 10):
-            raise ValueError(f"rtt_s: must be in [0, 10] s, got {self.rtt_s!r}")
+        check_number("rtt_s", self.rtt_s, lo=0, hi=10, unit="s")
         if self.noise and self.level == "packet":
             raise ValueError("noise: applies to the chunk level only (the emulator has its own dynamics)")
 

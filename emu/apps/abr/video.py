@@ -13,6 +13,8 @@ from typing import Optional, Union
 
 import numpy as np
 
+from emu.validate import MAX_TRANSFER_BYTES
+
 __all__ = ["BITRATES_KBPS", "CHUNK_S", "N_CHUNKS", "N_LEVELS", "Video", "load_video", "default_video_dir"]
 
 BITRATES_KBPS = (300, 750, 1200, 1850, 2850, 4300)  # NetLLM baseline_special/utils/constants.py VIDEO_BIT_RATE
@@ -78,15 +80,20 @@ def load_video(path: Optional[Union[str, os.PathLike]] = None) -> Video:
         if not f.is_file():
             raise FileNotFoundError(f"{f}: chunk-size file missing (one size in bytes per line)")
         sizes = []
-        for line_no, line in enumerate(f.read_text().splitlines(), start=1):
+        try:
+            text = f.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{f}: not a text file (undecodable byte at offset {exc.start})") from None
+        for line_no, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             try:
                 value = int(line.split()[0])
             except ValueError:
                 raise ValueError(f"{f}:{line_no}: not an integer chunk size in bytes: {line!r}") from None
-            if value <= 0:
-                raise ValueError(f"{f}:{line_no}: chunk size must be > 0 bytes, got {value}")
+            if not 0 < value <= MAX_TRANSFER_BYTES:
+                raise ValueError(f"{f}:{line_no}: chunk size must be > 0 and <= {MAX_TRANSFER_BYTES:g} bytes, "
+                                 f"got {line.split()[0][:30]}")
             sizes.append(value)
         if len(sizes) < N_CHUNKS + 1:
             raise ValueError(f"{f}: {len(sizes)} chunk sizes; need at least {N_CHUNKS + 1} "

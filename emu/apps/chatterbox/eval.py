@@ -10,7 +10,6 @@ and loss draws.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -21,7 +20,9 @@ from emu.apps.chatterbox.app import ChatterboxSession
 from emu.apps.chatterbox.schemes import SCHEMES
 from emu.apps.chatterbox.tokens import TokenTimeline, TokenSourceConfig
 from emu.links.impairments import BernoulliLossConfig, GilbertElliottLossConfig
+from emu.validate import MAX_RATE_BPS, check_int, check_number
 
+MAX_BURST_PKTS = 10_000  # longer mean bursts would make the bad state a permanent outage within any run
 HORIZON_AFTER_LAST_TOKEN_S = 600.0  # RTO back-off through a long loss state can take minutes
 
 
@@ -42,18 +43,11 @@ class ChatterboxEvalConfig:
     models_dir: Optional[str] = None
 
     def __post_init__(self) -> None:
-        def number(name: str, ok, allowed: str) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                    or not ok(value):
-                raise ValueError(f"{name}: must be {allowed}, got {value!r}")
-
-        number("loss", lambda v: 0 <= v <= 0.5, "in [0, 0.5]")
-        number("burst", lambda v: v >= 1, "a mean burst length >= 1 packet")
-        number("rtt_s", lambda v: 0 < v <= 5, "in (0, 5] seconds")
-        number("rate_bps", lambda v: v > 0, "> 0")
-        if isinstance(self.n_responses, bool) or not isinstance(self.n_responses, int) or self.n_responses < 1:
-            raise ValueError(f"n_responses: must be an integer >= 1, got {self.n_responses!r}")
+        check_number("loss", self.loss, lo=0, hi=0.5)
+        check_number("burst", self.burst, lo=1, hi=MAX_BURST_PKTS, unit="packets (mean loss-burst length)")
+        check_number("rtt_s", self.rtt_s, lo=0, lo_open=True, hi=5, unit="s")
+        check_number("rate_bps", self.rate_bps, lo=0, lo_open=True, hi=MAX_RATE_BPS, unit="bit/s")
+        check_int("n_responses", self.n_responses, lo=1, hi=10_000)
         TokenSourceConfig(inter_token_s=self.inter_token_s, jitter_cv=self.jitter_cv)
         for name in ("trace", "timeline_file"):
             value = getattr(self, name)
@@ -117,6 +111,10 @@ def evaluate(config: ChatterboxEvalConfig, *, schemes: tuple[str, ...] = SCHEMES
     Metrics per scheme: ``stall_ratio`` (mean over responses), ``token_delay_p99_s`` and the other delay
     quantiles (over all tokens), ``ttft_s`` (mean), ``bytes_per_token``, ``text_ok`` (rendered == generated).
     """
+    if config.timeline_file is not None:   # a bad timeline fails before any session runs, naming the file
+        from emu.apps.chatterbox.tokens import load_timeline
+
+        load_timeline(config.timeline_file)
     out: dict[str, dict] = {}
     for scheme in schemes:
         stalls, ttfts, delays, wire, n_tokens, text_ok = [], [], [], 0, 0, True

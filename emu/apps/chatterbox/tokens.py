@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
+from emu.validate import MAX_COUNT, MAX_DURATION_S, check_int, check_number
+
+MAX_TIMELINE_BYTES = 64 << 20   # 64 MiB of time_s<TAB>"token" lines
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,12 +27,10 @@ class TokenSourceConfig:
     n_tokens: Optional[int] = None  # None: the corpus response's own length (200-800 tokens)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.inter_token_s, (int, float)) or not self.inter_token_s > 0:
-            raise ValueError(f"inter_token_s: must be > 0 seconds, got {self.inter_token_s!r}")
-        if not isinstance(self.jitter_cv, (int, float)) or not 0 <= self.jitter_cv <= 3:
-            raise ValueError(f"jitter_cv: must be in [0, 3], got {self.jitter_cv!r}")
-        if self.n_tokens is not None and (not isinstance(self.n_tokens, int) or self.n_tokens < 1):
-            raise ValueError(f"n_tokens: must be an integer >= 1 or None, got {self.n_tokens!r}")
+        check_number("inter_token_s", self.inter_token_s, lo=0, lo_open=True, hi=60, unit="s")
+        check_number("jitter_cv", self.jitter_cv, lo=0, hi=3)
+        if self.n_tokens is not None:
+            check_int("n_tokens (or None)", self.n_tokens, lo=1, hi=MAX_COUNT)
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,17 @@ def generate(config: TokenSourceConfig, rng: np.random.Generator, responses: Seq
 def load_timeline(path: str | Path) -> TokenTimeline:
     """Read ``time_s<TAB>"token"`` lines (token JSON-quoted); errors name the file and line."""
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise FileNotFoundError(f"{path}: token timeline file not found")
+    if path.stat().st_size > MAX_TIMELINE_BYTES:
+        raise ValueError(f"{path}: token timeline of {path.stat().st_size} bytes is larger than the limit of "
+                         f"{MAX_TIMELINE_BYTES} bytes")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a text timeline (undecodable byte at offset {exc.start})") from None
     times, tokens = [], []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.startswith("#"):
             continue
         parts = line.split("\t", 1)
@@ -85,6 +93,9 @@ def load_timeline(path: str | Path) -> TokenTimeline:
                 raise ValueError("token is not a JSON string")
         except (ValueError, IndexError) as exc:
             raise ValueError(f"{path}:{lineno}: expected 'time_s<TAB>\"token\"', got {line[:60]!r} ({exc})") from None
+        if not 0 <= t <= MAX_DURATION_S:   # NaN and inf too
+            raise ValueError(f"{path}:{lineno}: time must be a finite number of seconds in [0, {MAX_DURATION_S:g}], "
+                             f"got {parts[0][:30]!r}")
         if times and t < times[-1]:
             raise ValueError(f"{path}:{lineno}: time {t} is before the previous line's {times[-1]}")
         if t < 0:

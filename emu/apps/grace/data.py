@@ -91,14 +91,17 @@ def _read(path: Path, width: int, height: int, max_frames: int | None) -> tuple[
     import av
 
     frames = []
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        fps = float(stream.average_rate or stream.guessed_rate or 25)
-        for frame in container.decode(video=0):
-            frames.append(frame.reformat(width=width, height=height, format="rgb24",
-                                         interpolation="AREA").to_ndarray())
-            if max_frames is not None and len(frames) >= max_frames:
-                break
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate or stream.guessed_rate or 25)
+            for frame in container.decode(video=0):
+                frames.append(frame.reformat(width=width, height=height, format="rgb24",
+                                             interpolation="AREA").to_ndarray())
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+    except av.error.FFmpegError as exc:   # corrupt data after the first frame
+        raise ValueError(f"video: {path}: decoding failed after {len(frames)} frames ({exc})") from None
     if not frames:
         raise ValueError(f"video: {path} has no decodable frame")
     return np.stack(frames), fps

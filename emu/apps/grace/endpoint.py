@@ -82,12 +82,15 @@ def compute_times(card: Any, cards: Iterable[Any]) -> ComputeTimes:
 
 
 def load_frames(video: Optional[str], max_frames: int):
-    """The clip a call streams: ``video`` or the held-out carphone clip, first ``max_frames`` frames."""
+    """The clip a call streams: ``video`` or the held-out carphone clip, first ``max_frames`` frames (a video with
+    fewer decodable frames, e.g. a truncated file, is an error naming it)."""
     from emu.apps.grace.data import load_clip, load_video
 
     clip = load_clip("carphone", max_frames=max_frames) if video is None else load_video(video, max_frames=max_frames)
-    if len(clip) < 2:
-        raise ValueError(f"video: {video} has fewer than 2 frames")
+    if len(clip) < max_frames:   # a short or truncated file: never stream fewer frames than asked for, silently
+        raise ValueError(f"video: {video if video is not None else 'the carphone clip'} has {len(clip)} decodable "
+                         f"frames, fewer than max_frames = {max_frames}; set max_frames to at most {len(clip)} to "
+                         "stream it")
     return clip
 
 

@@ -72,10 +72,9 @@ def check_inputs(config: GraceEvalConfig, schemes: tuple[str, ...] = SCHEMES) ->
         from emu.links.tracefile import load_trace
 
         load_trace(config.trace)
-    if config.video is not None:
-        from emu.apps.grace.data import check_video
+    from emu.apps.grace.endpoint import load_frames
 
-        check_video(config.video)
+    load_frames(config.video, config.max_frames)   # decodable, and at least max_frames frames long
     for name in MODEL_NAMES:        # every call reads both cards (compute times)
         check_model(name, config.models_dir)
 
