@@ -1,0 +1,129 @@
+"""Deterministic figures quoted in README.md and docs/ that are cheap to recompute: each test recomputes the
+quantity in the configuration the text quotes and checks it rounds to the quoted value, and that the text still
+quotes it (so a change on either side fails here)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def quoted(doc: str, phrase: str) -> None:
+    text = " ".join((REPO / doc).read_text().split())
+    assert phrase in text, f"{doc} no longer says {phrase!r}"
+
+
+def test_kvfetch_card_metrics_quoted_in_readme():
+    card = json.loads((REPO / "emu/models/kvfetch/lm.card.json").read_text())
+    assert round(card["metrics"]["held_out_ppl"], 1) == 31.4
+    assert round(card["metrics"]["params"] / 1e6, 1) == 3.4
+    assert round(card["metrics"]["train_seconds"] / 60) == 27
+    quoted("README.md", "The model is a 3.4 M-parameter Transformer")
+    quoted("README.md", "held-out perplexity 31.4")
+    quoted("README.md", "rebuilds them in about 27 min")
+
+
+def test_kvfetch_connection_memory_constants_quoted_in_readme():
+    from emu.apps.kvfetch.controller import FORGET_S, HALF_LIFE_S, PRIOR_BPS
+
+    assert (PRIOR_BPS, HALF_LIFE_S, FORGET_S) == (20e6, 10.0, 60.0)
+    quoted("README.md", "20 Mbit/s prior, 10 s half-life, trusted for 60 s")
+
+
+def test_swiftqueue_card_margin_table_and_samples_quoted_in_docs():
+    card = json.loads((REPO / "emu/models/swiftqueue/swiftqueue.card.json").read_text())
+    policy = card["config"]["policy"]
+    assert (policy["margin_s"], policy["gate_s"]) == (0.005, 0.01)
+    means = [f"{policy['mean'][m]:.3f}" for m in ("0ms", "2ms", "5ms", "10ms")]
+    assert means == ["0.928", "0.936", "0.920", "0.954"]
+    quoted("docs/swiftqueue.md", "card `config.policy.p99_over_perflow_l4s`: 0.928, 0.936, 0.920, 0.954): 5 ms")
+    assert (card["data"]["train_samples"], card["data"]["val_samples"]) == (88_330, 11_407)
+    quoted("docs/swiftqueue.md", "88,330 training and 11,407 validation samples")
+
+
+def test_core_benchmark_heap_events_per_packet_hop():
+    """README "Performance" and docs/performance.md: 2.90 heap events per packet-hop in bench_core's scenario
+    (Poisson at 90 % of 100 Mbit/s, 10 s simulated, seed 1, about 75 k packets)."""
+    spec = importlib.util.spec_from_file_location("bench_core", REPO / "benchmarks" / "bench_core.py")
+    bench_core = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_core)
+    received_pkts, _ = bench_core.run_emu()
+    assert round(received_pkts / 1000) == 75
+    assert f"{bench_core.EMU_EVENTS['events_per_packet_hop']:.2f}" == "2.90"
+    quoted("README.md", "Heap events per packet-hop: 2.90")
+    quoted("docs/performance.md", "It costs 2.9 heap events per packet-hop")
+
+
+def test_l4s_example_table_seed_1():
+    """docs/l4s.md's first table: examples/04_l4s_coexistence.py's scenario (seed 1, rfc9332, 10 s, [3 s, 10 s))."""
+    from emu.experiments import l4s_coexistence
+
+    result = l4s_coexistence(duration_s=10.0, warmup_s=3.0, preset="rfc9332", seed=1)
+    assert f"{result['l_sojourn_p99_s'] * 1e3:.2f}" == "0.12"
+    assert f"{result['c_sojourn_mean_s'] * 1e3:.1f}" == "12.7"
+    assert 1.6 <= round(result["throughput_ratio"], 2) <= 1.75
+    assert round(result["utilisation"] * 100) == 100
+    quoted("docs/l4s.md", "| L-queue sojourn, p99 | 0.12 ms |")
+    quoted("docs/l4s.md", "| C-queue sojourn, mean | 12.7 ms |")
+    quoted("docs/l4s.md", "| throughput Prague / Cubic | 1.6–1.75 |")
+    quoted("docs/l4s.md", "| link utilisation | 100 % |")
+
+
+def test_dualpi2_parameter_table():
+    """docs/dualpi2.md's parameter table, the rows tests/queues/test_dualpi2.py does not already pin."""
+    from emu.queues.dualpi2 import DualPI2Config
+
+    rfc, linux = DualPI2Config.rfc9332(), DualPI2Config.linux()
+    for c in (rfc, linux):
+        assert (c.limit_pkts, c.limit_bytes, c.mtu_bytes, c.k, c.target_s, c.rtt_max_s) == (
+            10_000, None, 1500, 2, 0.015, 0.100)
+        assert (c.delay_estimate, c.l_min_qlen_step_pkts, c.drop_on_overload, c.classify) == (
+            "max_head", 0, True, "l4s_ect")
+    assert (rfc.tupdate_s, rfc.alpha_hz, rfc.beta_hz) == (None, None, None)
+    assert (rfc.l_aqm, rfc.l_marking, rfc.c_marking, rfc.scheduler, rfc.tshift_s) == (
+        "ramp", "recur", "recur", "tshift", 0.050)
+    assert (rfc.aqm_min_backlog_bytes, rfc.l_th_len_pkts) == (0, 1)
+    assert (linux.l_step_thresh_s, linux.l_step_thresh_pkts, linux.l_th_len_pkts) == (0.001, None, None)
+    assert (linux.l_marking, linux.c_marking, linux.c_protection_pct) == ("random", "random", 10)
+    quoted("docs/dualpi2.md", "| `tshift_s` | 0.050 | (unused) |")
+    quoted("docs/dualpi2.md", "| `l_step_thresh_s` / `l_step_thresh_pkts` | (unused) | 1 ms / None |")
+
+
+def test_errors_limits_table():
+    """docs/errors.md "Limits": the constants behind each row."""
+    from emu import validate
+    from emu.apps.chatterbox.tokens import MAX_TIMELINE_BYTES
+    from emu.links import tracefile
+    from emu.net import MAX_PAIRS
+    from emu.scenario import MAX_SCENARIO_BYTES
+
+    assert (validate.MAX_DURATION_S, validate.MAX_DELAY_S, validate.MAX_RATE_BPS) == (1e7, 3600, 1e12)
+    assert round(validate.MAX_DURATION_S / 86_400) == 116
+    assert (validate.MAX_PACKET_BYTES, validate.MAX_TRANSFER_BYTES, validate.MAX_COUNT) == (65_535, 1e12, 10**7)
+    assert MAX_PAIRS == 100_000
+    assert (tracefile.MAX_TRACE_FILE_BYTES, tracefile.MAX_TRACE_MS, tracefile.MAX_TRACE_HZ, tracefile.MAX_BINS) == (
+        256 * 2**20, 10**10, 1e6, 1e6)
+    assert (MAX_SCENARIO_BYTES, MAX_TIMELINE_BYTES) == (16 * 2**20, 64 * 2**20)
+    quoted("docs/errors.md", "| run duration, any start, stop or trace offset | 10^7 s (116 days) simulated")
+
+
+def test_fuzz_suite_counts():
+    """docs/errors.md "The fuzz suite": the size of each case list, and the 203 tests it collects."""
+    import subprocess
+    import sys
+
+    from tests.fuzz import test_cli_table, test_generated, test_scenario_table
+
+    assert len(test_scenario_table.CASES) == 93
+    assert (len(test_cli_table.RUN), len(test_cli_table.TRACE), len(test_cli_table.EVAL)) == (33, 23, 24)
+    assert len(test_cli_table.SUBPROCESS) == 3
+    assert test_generated.SETTINGS.max_examples == 120
+    collected = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "tests/fuzz"], cwd=REPO,
+                               capture_output=True, text=True, timeout=120)
+    assert "203 tests collected" in collected.stdout, collected.stdout[-500:]
+    quoted("docs/errors.md", "| 93 mutations of a valid table, 8 run ends |")
+    quoted("docs/errors.md", "| 33 run, 23 trace, 24 eval |")
+    quoted("docs/errors.md", "python -m pytest -q tests/fuzz # 203 tests")
