@@ -127,3 +127,44 @@ def test_fuzz_suite_counts():
     quoted("docs/errors.md", "| 93 mutations of a valid table, 8 run ends |")
     quoted("docs/errors.md", "| 33 run, 23 trace, 24 eval |")
     quoted("docs/errors.md", "python -m pytest -q tests/fuzz # 203 tests")
+
+
+def test_swiftqueue_predictor_sizes():
+    """docs/swiftqueue.md "Predictors": the parameter counts of the committed predictors."""
+    import numpy as np
+
+    torch = pytest.importorskip("torch")
+    models = REPO / "emu/models/swiftqueue"
+    assert np.load(models / "linear.npy", allow_pickle=False).shape == (277, 2)
+    counts = {name: sum(v.numel() for v in torch.load(models / f"{name}.pt", map_location="cpu",
+                                                       weights_only=True).values())
+              for name in ("gru", "transformer")}
+    assert counts == {"gru": 23_938, "transformer": 104_258}
+    quoted("docs/swiftqueue.md", "| `linear` | linear autoregression (ridge) over the flattened window + query, per queue | 2 x 277 |")
+    quoted("docs/swiftqueue.md", "2-layer head | 23,938 |")
+    quoted("docs/swiftqueue.md", "query token, 2 heads | 104,258 |")
+
+
+def test_trace_stats_example(shared_traces):
+    """docs/traces.md's `trace_stats` example, at the precision it prints."""
+    from emu.links.tracefile import trace_stats
+
+    path = shared_traces / "mahimahi/ATT-LTE-driving.down"
+    if not path.is_file():
+        pytest.skip(f"{path} is not in {shared_traces}")
+    st = trace_stats(path, opportunity_bytes=1500)
+    assert (st["format"], f"{st['duration_s']:.3f}") == ("mahimahi", "786.112")
+    assert [f"{st[k] / 1e6:.2f}" for k in ("mean_bps", "p5_bps", "p95_bps")] == ["5.17", "0.66", "9.53"]
+    quoted("docs/traces.md", "{'format': 'mahimahi', 'duration_s': 786.112, 'mean_bps': 5.17e6, 'p5_bps': 0.66e6, "
+                             "'p95_bps': 9.53e6, ...}")
+
+
+def test_full_records_cost_40_bytes_per_delivered_packet():
+    """docs/performance.md: `record="full"` keeps 40 bytes per delivered packet (six typed columns)."""
+    from emu.sim import Sim
+
+    records = Sim(seed=1).records
+    columns = [name for name in vars(records) if name.startswith("d_")]
+    assert sorted(columns) == ["d_arrived", "d_created", "d_flow", "d_pkt", "d_qdelay", "d_size"]
+    assert sum(getattr(records, name).itemsize for name in columns) == 40
+    quoted("docs/performance.md", "(`record=\"full\"`: 40 bytes per delivered packet)")

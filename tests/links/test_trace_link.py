@@ -107,6 +107,15 @@ def test_two_packets_share_the_opportunities_at_zero():
     assert sink.times == pytest.approx([0.010, 0.010, 0.010, 0.015])  # + 10 ms propagation
 
 
+def test_one_opportunity_finishes_four_small_packets():
+    """docs/traces.md: 4 x 376 B in one 1504-B opportunity, all at that instant; a fifth waits for the next."""
+    sim, link, sink = make(OpportunitySchedule([2, 7], 1504))
+    for _ in range(5):
+        send_at(sim, link, 0.0, 376)
+    sim.run(1.0)
+    assert sink.times == pytest.approx([0.002] * 4 + [0.007])
+
+
 def test_packet_between_opportunities_waits_in_the_queue():
     sim, link, sink = make(OpportunitySchedule([10, 20], 1504))
     send_at(sim, link, 0.0105, 1000)
