@@ -124,8 +124,10 @@ def test_fuzz_suite_counts():
     collected = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "tests/fuzz"], cwd=REPO,
                                capture_output=True, text=True, timeout=120)
     assert "203 tests collected" in collected.stdout, collected.stdout[-500:]
+    assert collected.stdout.count("tests/fuzz/test_app_inputs.py::") == 20
     quoted("docs/errors.md", "| 93 mutations of a valid table, 8 run ends |")
     quoted("docs/errors.md", "| 33 run, 23 trace, 24 eval |")
+    quoted("docs/errors.md", "| 20 tests (one of them: every numeric eval field x 7 bad values) |")
     quoted("docs/errors.md", "python -m pytest -q tests/fuzz # 203 tests")
 
 
