@@ -88,6 +88,10 @@ def test_dualpi2_parameter_table():
     assert (rfc.aqm_min_backlog_bytes, rfc.l_th_len_pkts) == (0, 1)
     assert (linux.l_step_thresh_s, linux.l_step_thresh_pkts, linux.l_th_len_pkts) == (0.001, None, None)
     assert (linux.l_marking, linux.c_marking, linux.c_protection_pct) == ("random", "random", 10)
+    from emu.queues.dualpi2 import _IDLE_EXACT_MAX, LOW_RATE_STEP_THRESH_PKTS
+
+    assert (_IDLE_EXACT_MAX, LOW_RATE_STEP_THRESH_PKTS) == (100_000, 8)
+    quoted("docs/dualpi2.md", "would take more than 100 000 updates, the rest is computed in closed form")
     quoted("docs/dualpi2.md", "| `tshift_s` | 0.050 | (unused) |")
     quoted("docs/dualpi2.md", "| `l_step_thresh_s` / `l_step_thresh_pkts` | (unused) | 1 ms / None |")
 
