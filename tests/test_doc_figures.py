@@ -174,3 +174,22 @@ def test_full_records_cost_40_bytes_per_delivered_packet():
     assert sorted(columns) == ["d_arrived", "d_created", "d_flow", "d_pkt", "d_qdelay", "d_size"]
     assert sum(getattr(records, name).itemsize for name in columns) == 40
     quoted("docs/performance.md", "(`record=\"full\"`: 40 bytes per delivered packet)")
+
+
+def test_swiftqueue_scenario_presets_table():
+    """docs/swiftqueue.md "Named scenarios": the presets table, column by column."""
+    from emu.apps.swiftqueue.scenario import SCENARIOS, ScenarioConfig
+
+    keys = ("app_rate_frac", "l4s_bulk", "l4s_onoff", "classic_onoff", "onoff_on_s", "onoff_off_s", "l4s_udp",
+            "udp_rate_frac", "udp_on_s", "udp_off_s", "episodes")
+    table = {
+        "mixed": (0.15, 1, 2, 2, 1.0, 2.0, 1, 0.5, 0.3, 1.5, "exponential"),
+        "household": (0.015, 1, 2, 1, 1.0, 4.0, 2, 0.3, 3.0, 3.0, "exponential"),
+        "alternating": (0.015, 1, 0, 1, 1.0, 4.0, 1, 0.6, 2.0, 4.0, "uniform"),
+    }
+    for name, row in table.items():
+        cfg = ScenarioConfig(trace="x", scenario=name)
+        assert tuple(getattr(cfg, k) for k in keys) == row, name
+    assert set(SCENARIOS) == set(table)
+    quoted("docs/swiftqueue.md", "| unresponsive ECT(1) UDP streams: count, rate while ON / mean, mean ON / OFF | "
+                                 "1, 0.5, 0.3 s / 1.5 s | 2, 0.3, 3 s / 3 s | 1, 0.6, 2 s / 4 s |")
