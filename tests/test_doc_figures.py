@@ -146,7 +146,7 @@ def test_swiftqueue_predictor_sizes():
                                                        weights_only=True).values())
               for name in ("gru", "transformer")}
     assert counts == {"gru": 23_938, "transformer": 104_258}
-    quoted("docs/swiftqueue.md", "| `linear` | linear autoregression (ridge) over the flattened window + query, per queue | 2 x 277 |")
+    quoted("docs/swiftqueue.md", "over the flattened window + query, per queue | 2 x 277 |")
     quoted("docs/swiftqueue.md", "2-layer head | 23,938 |")
     quoted("docs/swiftqueue.md", "query token, 2 heads | 104,258 |")
 
