@@ -40,28 +40,11 @@ def point_build(pairs: int) -> dict:
 
 
 def _bfs_per_host(net) -> None:
-    """Routes as one backwards BFS per destination host (ties to the smallest neighbour name)."""
-    from collections import deque
+    """Routes as one backwards BFS per destination host: the reference that tests/test_routes.py checks
+    ``Network.build_routes`` against (ties to the smallest neighbour name)."""
+    from tests.test_routes import reference_next_hops
 
-    from emu.net import Host
-
-    ins = {n: [] for n in net.nodes}
-    for (a, b) in net.links:
-        ins[b].append(a)
-    for dst, node in net.nodes.items():
-        if not isinstance(node, Host):
-            continue
-        dist, frontier = {dst: 0}, deque([dst])
-        while frontier:
-            cur = frontier.popleft()
-            for prev in ins[cur]:
-                if prev not in dist:
-                    dist[prev] = dist[cur] + 1
-                    frontier.append(prev)
-        for name, other in net.nodes.items():
-            if name != dst and name in dist:
-                other.routes[dst] = other.links_out[min(nb for nb in other.links_out
-                                                        if dist.get(nb) == dist[name] - 1)]
+    reference_next_hops(net)
 
 
 def point_routes(pairs: int) -> dict:

@@ -10,24 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from emu import Network, PoissonSource, RunResult, Sim, Sink
+from emu import RunResult
 from emu.cli import main
 from emu.outputs import MARKER, check_output_dir, clean_stale, has_marker, replace_dir, staging_dir
 from tests.conftest import REPO
+from tests.small_run import small_run
 
 EXAMPLE = REPO / "examples" / "dumbbell_codel.toml"
 
 
 @pytest.fixture(scope="module")
 def result() -> RunResult:
-    sim = Sim(seed=1, record="summary")
-    net = Network(sim)
-    a, b = net.host("a"), net.host("b")
-    net.link(a, b, rate="10Mbps", delay="5ms")
-    Sink(sim, b, 5000)
-    PoissonSource(sim, a, "b", flow="x", rate_bps=2e6, dport=5000)
-    sim.run(until_s=0.5)
-    return RunResult(sim)
+    return small_run("summary")
 
 
 def _write(result: RunResult, out: Path, **kw) -> Path:

@@ -11,13 +11,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from emu import Network, PoissonSource, RunResult, Sim, Sink
 from emu.cli import main
 from emu.outputs import MARKER
 from emu.plugins import import_ref
 from emu.sweep import Sweep, SweepError, SweepResult
 from emu.sweep.results import CorruptPart, read_part
 from emu.sweep.tasks import execute_task
+from tests.small_run import small_run
 
 N_TASKS = 4
 
@@ -127,14 +127,7 @@ def test_every_part_has_its_sha256_in_the_manifest_and_the_folder_its_marker(fin
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    sim = Sim(seed=1, record="full")
-    net = Network(sim)
-    a, b = net.host("a"), net.host("b")
-    net.link(a, b, rate="10Mbps", delay="5ms")
-    Sink(sim, b, 5000)
-    PoissonSource(sim, a, "b", flow="x", rate_bps=2e6, dport=5000)
-    sim.run(until_s=0.5)
-    return RunResult(sim).write(tmp_path_factory.mktemp("run") / "r", plots=False)
+    return small_run("full").write(tmp_path_factory.mktemp("run") / "r", plots=False)
 
 
 def _cut(path: Path) -> None:
