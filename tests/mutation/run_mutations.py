@@ -5,7 +5,8 @@
 
 Each mutation replaces one exact snippet in one file of a copy of the working tree (the checkout itself is never
 modified), then runs the tests named for it in that copy. "caught" means those tests failed. A snippet that is
-not found exactly once is reported as "stale" (the table needs updating), never as caught.
+not found exactly once is reported as "stale" (the table needs updating), tests that all skip as "SKIPPED", and
+tests still running at ``--timeout`` as "TIMEOUT": none of these counts as caught.
 """
 from __future__ import annotations
 
@@ -122,7 +123,9 @@ def run_one(m: Mutation, timeout_s: float) -> dict:
             if not caught and "skipped" in last and "passed" not in last:
                 return {"mutation": m.name, "mechanism": m.mechanism, "result": "SKIPPED", "detail": last}
         except subprocess.TimeoutExpired:
-            caught, last = True, f"timed out after {timeout_s:.0f} s"
+            # a hang is not a failing assertion: reported on its own, and the run exits non-zero
+            return {"mutation": m.name, "mechanism": m.mechanism, "result": "TIMEOUT",
+                    "detail": f"tests still running after {timeout_s:.0f} s", "wall_s": round(timeout_s, 1)}
         return {"mutation": m.name, "mechanism": m.mechanism, "result": "caught" if caught else "SURVIVED",
                 "detail": last, "wall_s": round(time.perf_counter() - start, 1)}
 
