@@ -77,3 +77,21 @@ def test_a_source_towards_an_unreachable_host_fails_at_run_start_naming_it():
     with pytest.raises(ValueError, match="flow 'lost': no route from 'a' to 'island'"):
         sim.run(until_s=1)
     assert sim.now_s == 0.0
+
+
+@pytest.mark.parametrize("direction", ["data", "acks"])
+def test_a_stream_sender_built_directly_checks_both_directions_at_run_start(direction):
+    from emu.transport.stream import StreamReceiver, StreamSender
+
+    sim = Sim()
+    net = Network(sim)
+    a, b = net.host("a"), net.host("b")
+    if direction == "data":
+        net.link(a, b, rate="10Mbps", duplex=False)   # data a -> b routable, ACKs b -> a not
+    else:
+        net.link(b, a, rate="10Mbps", duplex=False)
+    receiver = StreamReceiver(sim, b)
+    StreamSender(sim, a, b, receiver.port, flow="s", bulk=True)
+    missing = "from 'b' to 'a'" if direction == "data" else "from 'a' to 'b'"
+    with pytest.raises(ValueError, match=f"stream 's': no route {missing}"):
+        sim.run(until_s=1)

@@ -218,6 +218,11 @@ class StreamSender:
         self.dport = dport
         self.sport = host.bind(sport, self)
         self.flow = flow if flow is not None else f"tcp.{host.name}:{self.sport}-{self.dst}:{dport}"
+        who = f"stream {self.flow!r}"   # data one way, ACKs the other: both must be routable at run start
+        if hasattr(host, "need_route"):
+            host.need_route(self.dst, who)
+        if hasattr(dst, "need_route"):
+            dst.need_route(host.name, who)
         self.flow_id = sim.flow(self.flow)
         self.ack_flow_id = sim.flow(self.flow + ".ack")
         self.bulk = bool(bulk)
@@ -923,8 +928,4 @@ def open_stream(sim: Any, src: Any, dst: Any, *, port: Optional[int] = None, cc:
     cfg = _make_config(config, cfg_over)
     receiver = StreamReceiver(sim, dst, port, on_data=on_data, config=cfg)
     sender = StreamSender(sim, src, dst, receiver.port, cc=cc, config=cfg, **kwargs)
-    who = f"stream {sender.flow!r}"
-    for a, b in ((src, dst), (dst, src)):   # data one way, ACKs the other
-        if hasattr(a, "need_route"):
-            a.need_route(b.name, who)
     return sender, receiver
