@@ -31,6 +31,7 @@ from torch import nn
 
 from emu.apps.abr.player import Observation
 from emu.apps.abr.video import N_LEVELS
+from emu.validate import check_int
 
 __all__ = ["NetLLMConfig", "StateEncoder", "DecisionLM", "NetLLMPolicy", "ARMS", "build_model"]
 
@@ -52,9 +53,7 @@ class NetLLMConfig:
         if self.arm not in ARMS:
             raise ValueError(f"arm: must be one of {', '.join(ARMS)}, got {self.arm!r}")
         for name in ("state_feature_dim", "window", "max_timestep", "lora_rank"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
+            check_int(name, getattr(self, name), lo=1)
 
 
 class StateEncoder(nn.Module):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from emu.apps.artifacts import CardError, ModelCard, read_card
+from emu.validate import check_int
 
 APP = "droidspeak"
 BASE = "base"
@@ -36,9 +37,7 @@ class VariantRecipe:
 
     def __post_init__(self) -> None:
         for f in ("steps", "batch", "seq_len", "warmup"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{f}: must be an integer >= 1, got {v!r}")
+            check_int(f, getattr(self, f), lo=1)
         if not 0 < self.lr < 1:
             raise ValueError(f"lr: must be in (0, 1), got {self.lr!r}")
 

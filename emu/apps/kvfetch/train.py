@@ -32,6 +32,7 @@ import numpy as np
 
 from emu.apps.artifacts import PACKAGED_MODELS, write_card
 from emu.rng import SeedTree
+from emu.validate import check_int
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +52,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch", "seq_len", "warmup", "threads"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name}: must be an integer >= 1, got {v!r}")
+            check_int(name, getattr(self, name), lo=1)
         if not 0 <= self.copy_prob <= 1:
             raise ValueError(f"copy_prob: must be in [0, 1], got {self.copy_prob!r}")
 
