@@ -20,7 +20,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import Callable, Union
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,20 @@ MARKER = ".emu-results"
 FORMAT = "emu.results/1"
 KINDS = ("run", "sweep")
 STAGING_ROLES = ("partial", "old", "pcap")  # the hidden folders emu makes beside NAME
+
+
+def write_file_atomically(path: Union[str, Path], write: Callable[[Path], object]) -> Path:
+    """Write ``path`` whole or not at all: ``write(tmp)`` fills a hidden file beside it (``.NAME.tmp-PID``), which
+    then replaces ``path`` in one rename; if ``write`` fails the hidden file is removed and ``path`` is untouched."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def write_marker(folder: Union[str, Path], kind: str) -> Path:

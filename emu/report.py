@@ -17,7 +17,6 @@ import base64
 import datetime as _dt
 import html
 import json
-import os
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -221,8 +220,7 @@ def write_report(folder: Union[str, Path], out: Optional[Union[str, Path]] = Non
         raise IsADirectoryError(f"--out {path}: is a folder; give the HTML file to write, e.g. {path / 'report.html'}")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path}: folder {path.parent} does not exist")
+    from emu.outputs import write_file_atomically
+
     text = build_report(folder)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_file_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

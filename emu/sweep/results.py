@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -27,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from emu.apps.artifacts import sha256_file
+from emu.outputs import write_file_atomically
 from emu.sweep.common import SweepError
 
 log = logging.getLogger(__name__)
@@ -414,18 +414,10 @@ def write_outputs(out_dir: Union[str, Path], *, plots: bool = True,
     table = result.table()
     every = list(dict.fromkeys(result.metrics(table) + list(metrics or []))) if len(table) else None
     summary = result.summary(every)
-    path = result.out_dir / "summary.csv"
-    tmp = path.with_name(f".summary.csv.tmp-{os.getpid()}")
-    summary.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    made = [path]
+    made = [write_file_atomically(result.out_dir / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False))]
     if result.spec.get("paired_seeds") and len(table):
         paired = result.paired_differences(every)
-        ppath = result.out_dir / "paired.csv"
-        tmp = ppath.with_name(f".paired.csv.tmp-{os.getpid()}")
-        paired.to_csv(tmp, index=False)
-        os.replace(tmp, ppath)
-        made.append(ppath)
+        made.append(write_file_atomically(result.out_dir / "paired.csv", lambda tmp: paired.to_csv(tmp, index=False)))
     warning = result.identical_seed_warning(table) if len(table) else None
     if warning:
         log.warning("%s", warning)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from emu.sweep.common import SweepError, canonical, now_iso
 from emu.apps.artifacts import sha256_file
+from emu.outputs import write_file_atomically
 from emu.sweep.results import PARTS, SweepResult, write_outputs
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,12 +40,6 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 class Manifest:
@@ -83,16 +78,9 @@ def write_part(parts_dir: Path, task: "Task", rows: list[dict]) -> tuple[int, st
         front[key] = value if isinstance(value, (str, int, float, bool)) else canonical(value)
     for i, (key, value) in enumerate(front.items()):
         frame.insert(i, key, [value] * len(frame))
-    final = parts_dir / f"{task.task_id}.parquet"
-    tmp = parts_dir / f".{task.task_id}.parquet.tmp-{os.getpid()}"
-    try:
-        frame.to_parquet(tmp, index=False, write_page_checksum=True)
-        sha256 = sha256_file(tmp)
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return len(frame), sha256
+    final = write_file_atomically(parts_dir / f"{task.task_id}.parquet",
+                                  lambda tmp: frame.to_parquet(tmp, index=False, write_page_checksum=True))
+    return len(frame), sha256_file(final)
 
 
 def prepare_out(sweep: "Sweep", out: Path) -> None:
@@ -121,7 +109,8 @@ def prepare_out(sweep: "Sweep", out: Path) -> None:
     for stale in (out / PARTS).glob(".*.tmp-*"):  # a part being written when a run was killed
         stale.unlink(missing_ok=True)
     write_marker(out, "sweep")
-    _atomic_write_text(spec_path, json.dumps(spec, indent=2, default=str))
+    text = json.dumps(spec, indent=2, default=str)
+    write_file_atomically(spec_path, lambda tmp: tmp.write_text(text))
 
 
 def verified_finished(out: Path) -> set[str]:
